@@ -1,0 +1,1 @@
+"""The public API: Workflow, Pipeline, ParallelTask and the @task / @bubbles decorators."""

@@ -1,0 +1,84 @@
+"""One way to start a run, shared by Workflow, Pipeline and @bubbles.
+
+It picks the executor, checks the graph, gathers the hooks (the user's, the ones attached to
+single tasks, and the defaults that keep the run history) and hands everything to the Runner.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .._errors import ConfigError
+from ..engine.executors import Executor, make_executor
+from ..engine.graph import Graph
+from ..engine.hooks import HookSet
+from ..engine.result import RunResult
+from ..engine.runner import Runner, new_run_id
+
+__all__ = ["DEFAULT_HOOK_FACTORIES", "RunOptions", "start_run"]
+
+# Factories called once per run with (run_id, workflow, options) -> a hook or None. The observe
+# layer registers the run history here; keeping a list (not imports) keeps `import bubbles` light.
+DEFAULT_HOOK_FACTORIES: list[Callable[..., Any]] = []
+
+
+class RunOptions:
+    """How to run: executor, workers, failure policy, hooks. Validated once, up front."""
+
+    def __init__(
+        self,
+        executor: str | Executor | None = None,
+        max_workers: int | None = None,
+        *,
+        fail_fast: bool = True,
+        raise_on_error: bool = True,
+        hooks: Iterable[Any] = (),
+        keep_outputs: bool = False,
+        distributed: bool = False,
+        params: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        executor_options: dict[str, Any] | None = None,
+    ) -> None:
+        if distributed:
+            if executor not in (None, "dask"):
+                raise ConfigError(f"distributed=True runs on Dask; it cannot be combined with executor={executor!r}.")
+            executor = "dask"
+        self.executor = executor or os.environ.get("BUBBLES_EXECUTOR") or "threads"
+        self.max_workers = max_workers
+        self.fail_fast = fail_fast
+        self.raise_on_error = raise_on_error
+        self.hooks = list(hooks)
+        self.keep_outputs = keep_outputs
+        self.params = dict(params or {})
+        self.run_id = run_id
+        self.executor_options = dict(executor_options or {})
+
+
+def start_run(
+    graph: Graph,
+    options: RunOptions,
+    *,
+    scoped_hooks: Iterable[tuple[Any, frozenset[str]]] = (),
+    limits: dict[str, int] | None = None,
+    dynamic: bool = False,
+    on_runner: Callable[[Runner], None] | None = None,
+) -> RunResult:
+    """Validate ``graph``, run it, and return the RunResult (raising RunFailed if asked to)."""
+    executor = make_executor(options.executor, options.max_workers, **options.executor_options)
+    graph.validate()
+    executor.check([n.spec for n in graph.nodes.values() if n.spec is not None])
+    run_id = options.run_id or new_run_id()
+    defaults = [hook for make in DEFAULT_HOOK_FACTORIES if (hook := make(run_id=run_id, workflow=graph.name, options=options)) is not None]
+    hooks = HookSet([*defaults, *options.hooks], scoped_hooks)
+    runner = Runner(
+        graph, executor, run_id=run_id, fail_fast=options.fail_fast, hooks=hooks, limits=limits,
+        params=options.params, keep_outputs=options.keep_outputs, dynamic=dynamic,
+    )
+    if on_runner is not None:
+        on_runner(runner)
+    result = runner.run()
+    if options.raise_on_error or result.status == "cancelled":
+        result.raise_for_status()
+    return result

@@ -1,0 +1,1 @@
+"""The data plane: Arrow-based connectors, SQL transforms, quality checks, incremental state."""

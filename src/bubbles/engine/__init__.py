@@ -1,0 +1,1 @@
+"""The engine: task graph, runner and executors. Knows nothing about data formats."""

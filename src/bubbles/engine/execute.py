@@ -1,0 +1,121 @@
+"""The worker side of one task attempt: call the function, time it, and report an Outcome.
+
+This is the only code that runs where the task runs (a thread, a worker process, a Dask worker).
+It never raises: every failure becomes an :class:`Outcome` with ``ok=False``, the exception (or a
+picklable stand-in) and the formatted traceback.
+
+Probes extend what is measured per attempt (memory, captured logs, profiles): an object with
+``enter() -> state`` and ``exit(state, outcome)``; they must pickle to run in worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._context import TaskContext, _current
+from ..observe.sizes import measure
+
+__all__ = ["Call", "Outcome", "Probe", "execute"]
+
+
+class Probe(Protocol):
+    def enter(self) -> Any: ...
+
+    def exit(self, state: Any, outcome: Outcome) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """One attempt of one task, ready to run: function and resolved arguments."""
+
+    key: str
+    attempt: int
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    run_id: str
+    workflow: str
+    timeout: float | None = None
+    probes: tuple[Probe, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class Outcome:
+    """What an attempt produced: its value or its error, and what was measured."""
+
+    key: str
+    attempt: int
+    ok: bool
+    value: Any = None
+    error: BaseException | None = None
+    traceback: str = ""
+    started_at: float = 0.0  # epoch seconds
+    duration: float = 0.0  # wall seconds
+    metrics: dict[str, float] = field(default_factory=dict)
+    worker: str = ""
+    logs: list[dict[str, Any]] | None = None
+
+
+def _worker_name() -> str:
+    return f"{os.getpid()}:{threading.current_thread().name}"
+
+
+def execute(call: Call) -> Outcome:
+    """Run ``call`` and return its :class:`Outcome`; never raises (except to a KeyboardInterrupt)."""
+    ctx = TaskContext(call.run_id, call.key, call.attempt, call.workflow, {}, call.params)
+    token = _current.set(ctx)
+    probe_states = [probe.enter() for probe in call.probes] if call.probes else None
+    started_at = time.time()
+    t0 = time.perf_counter()
+    c0 = time.thread_time()
+    try:
+        value = call.fn(*call.args, **call.kwargs)
+        outcome = Outcome(call.key, call.attempt, True, value)
+    except Exception as exc:
+        outcome = Outcome(call.key, call.attempt, False, None, exc, traceback.format_exc())
+    finally:
+        _current.reset(token)
+    outcome.duration = time.perf_counter() - t0
+    outcome.started_at = started_at
+    metrics = outcome.metrics
+    metrics["execution_time"] = outcome.duration
+    metrics["cpu_time"] = time.thread_time() - c0
+    if outcome.ok:
+        rows, nbytes = measure(outcome.value)
+        if rows is not None:
+            metrics["rows_out"] = rows
+        if nbytes is not None:
+            metrics["bytes_out"] = nbytes
+    if call.args or call.kwargs:
+        _measure_inputs(call, metrics)
+    if ctx.metrics:
+        metrics.update(ctx.metrics)
+    outcome.worker = _worker_name()
+    if probe_states is not None:
+        for probe, state in zip(call.probes, probe_states, strict=True):
+            probe.exit(state, outcome)
+    return outcome
+
+
+def _measure_inputs(call: Call, metrics: dict[str, float]) -> None:
+    rows_in = bytes_in = 0
+    known_rows = known_bytes = False
+    for value in (*call.args, *call.kwargs.values()):
+        rows, nbytes = measure(value)
+        if rows is not None:
+            rows_in += rows
+            known_rows = True
+        if nbytes is not None:
+            bytes_in += nbytes
+            known_bytes = True
+    if known_rows:
+        metrics["rows_in"] = rows_in
+    if known_bytes:
+        metrics["bytes_in"] = bytes_in

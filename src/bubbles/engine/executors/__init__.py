@@ -1,0 +1,45 @@
+"""Executors: where tasks run. The runner drives them all through :class:`Executor`.
+
+======================  ===================================================================
+``"serial"``            the calling thread, one task at a time (debugging, tests)
+``"threads"``           a pool of threads (I/O-bound work; the default)
+``"processes"``         a pool of worker processes (CPU-bound work, hard timeouts)
+``"dask"``              a Dask distributed cluster (``pip install 'pybubbles[dask]'``)
+======================  ===================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._errors import ConfigError
+from .base import Executor, Post
+
+__all__ = ["EXECUTORS", "Executor", "Post", "make_executor"]
+
+EXECUTORS = ("serial", "threads", "processes", "dask")
+
+
+def make_executor(kind: str | Executor = "threads", max_workers: int | None = None, **options: Any) -> Executor:
+    """Build an executor by name (an executor object is returned as it is)."""
+    if not isinstance(kind, str):
+        return kind
+    if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+        raise ConfigError(f"max_workers must be a whole number >= 1, got {max_workers!r}.")
+    if kind == "serial":
+        from .local import SerialExecutor
+
+        return SerialExecutor()
+    if kind == "threads":
+        from .local import ThreadExecutor
+
+        return ThreadExecutor(max_workers)
+    if kind == "processes":
+        from .processes import ProcessExecutor
+
+        return ProcessExecutor(max_workers)
+    if kind == "dask":
+        from .dask import DaskExecutor
+
+        return DaskExecutor(max_workers=max_workers, **options)
+    raise ConfigError(f"Unknown executor {kind!r}. Choose one of: {', '.join(EXECUTORS)}.")

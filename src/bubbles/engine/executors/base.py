@@ -1,0 +1,46 @@
+"""The seam between the runner and whatever runs a task.
+
+The runner owns scheduling (what is ready, retries, timeouts, limits). An executor only runs
+the :class:`~bubbles.engine.execute.Call` it is given and, later, hands the
+:class:`~bubbles.engine.execute.Outcome` to the ``post`` callback it got in :meth:`start`
+(from any thread). The runner never has more than ``capacity`` calls in flight, so a submitted
+call starts at once on an idle worker; its timeout clock starts at submission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..execute import Call, Outcome
+from ..task import TaskSpec
+
+__all__ = ["Executor", "Post"]
+
+Post = Callable[[Outcome], None]
+
+
+class Executor(Protocol):
+    """What the runner needs from an executor."""
+
+    name: str
+    capacity: int
+    hard_timeouts: bool  # True: a timed-out task is stopped; False: abandoned and left running
+
+    def check(self, specs: list[TaskSpec]) -> None:
+        """Raise a GraphError if a task cannot run here (e.g. cannot be pickled)."""
+
+    def start(self, post: Post) -> None:
+        """Get ready to run; report every outcome through ``post``."""
+
+    def submit(self, call: Call) -> None:
+        """Start ``call``; its Outcome arrives through ``post``."""
+
+    def abandon(self, key: str, attempt: int) -> None:
+        """The attempt timed out: stop it if possible, never report it, keep capacity."""
+
+    def fetch(self, handle: Any) -> Any:
+        """Turn an output handle (an Outcome's value) into the value itself."""
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """Release workers; with ``cancel`` stop what is still running."""

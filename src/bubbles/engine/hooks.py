@@ -1,0 +1,78 @@
+"""Run events and the hooks that receive them.
+
+The runner announces what happens as five events. A *hook* is any object with some of these
+methods; each is called with keyword arguments only, so take what you need and end with
+``**future_kwargs`` — fields added later will not break your hook::
+
+    class Printer:
+        def on_task_end(self, *, task, status, duration, **future_kwargs):
+            print(task, status, f"{duration:.3f}s")
+
+    wf.run(hooks=[Printer()])
+
+=================  ===============================================================================
+``on_run_start``   run_id, workflow, tasks (names known at start), executor, started_at, params
+``on_task_start``  run_id, workflow, task, group, attempt, started_at, worker
+``on_task_retry``  run_id, workflow, task, group, attempt (the one that failed), error, traceback,
+                   delay (seconds until the next attempt), metrics, duration
+``on_task_end``    run_id, workflow, task, group, attempt, status (``succeeded``, ``failed``,
+                   ``upstream_failed``, ``skipped``, ``cancelled``), started_at, ended_at,
+                   duration, metrics, worker, error, traceback, logs
+``on_run_end``     run_id, workflow, status (``succeeded``, ``failed``, ``cancelled``),
+                   started_at, ended_at, duration, result (the RunResult)
+=================  ===============================================================================
+
+``group`` is the name of the ``map`` or ``ParallelTask`` a task belongs to (else ``None``).
+Events are delivered on the thread running the scheduler loop, in order. A hook that raises is
+logged and ignored: watching a run never breaks it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["EVENTS", "HookSet"]
+
+EVENTS = ("on_run_start", "on_task_start", "on_task_retry", "on_task_end", "on_run_end")
+_TASK_EVENTS = {"on_task_start", "on_task_retry", "on_task_end"}
+log = logging.getLogger("bubbles")
+
+
+def _scoped(method: Callable[..., Any], tasks: frozenset[str]) -> Callable[..., Any]:
+    def only_these(**fields: Any) -> None:
+        if fields.get("task") in tasks or fields.get("group") in tasks:
+            method(**fields)
+
+    return only_these
+
+
+class HookSet:
+    """The hooks of one run, resolved once into a list of callables per event."""
+
+    def __init__(self, hooks: Iterable[Any] = (), scoped: Iterable[tuple[Any, frozenset[str]]] = ()) -> None:
+        self._by_event: dict[str, list[Callable[..., Any]]] = {name: [] for name in EVENTS}
+        for hook in hooks:
+            self._add(hook, None)
+        for hook, tasks in scoped:
+            self._add(hook, tasks)
+
+    def _add(self, hook: Any, tasks: frozenset[str] | None) -> None:
+        for name in EVENTS:
+            method = getattr(hook, name, None)
+            if method is None:
+                continue
+            if tasks is not None and name in _TASK_EVENTS:
+                method = _scoped(method, tasks)
+            self._by_event[name].append(method)
+
+    def wants(self, event: str) -> bool:
+        return bool(self._by_event[event])
+
+    def emit(self, event: str, **fields: Any) -> None:
+        for method in self._by_event[event]:
+            try:
+                method(**fields)
+            except Exception:
+                log.warning("bubbles: hook %r raised on %s; ignored", method, event, exc_info=True)

@@ -1,0 +1,134 @@
+"""What a run leaves behind: a :class:`RunResult` with one :class:`TaskRun` per task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import BubblesError, RunCancelled, RunFailed
+
+__all__ = ["RunResult", "TaskRun", "TaskState"]
+
+
+class TaskState:
+    """The states a task ends in (plain strings, so they compare and serialize simply)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRY_WAIT = "retry_wait"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+_MISSING = object()
+
+
+@dataclass(eq=False)
+class TaskRun:
+    """One task of a finished run."""
+
+    name: str
+    state: str
+    attempts: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    duration: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    worker: str = ""
+    error: BaseException | None = None
+    traceback: str = ""
+    group: str | None = None
+    _output: Any = field(default=_MISSING, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == TaskState.SUCCEEDED
+
+    @property
+    def result(self) -> Any:
+        """The task's output. Kept for tasks nothing else consumed, or all with ``keep_outputs=True``."""
+        if self._output is _MISSING:
+            if self.state != TaskState.SUCCEEDED:
+                raise BubblesError(
+                    f"Task {self.name!r} has no result: it ended {self.state}"
+                    + (f" ({type(self.error).__name__}: {self.error})" if self.error else "")
+                    + ".",
+                    task=self.name,
+                )
+            raise BubblesError(
+                f"The output of task {self.name!r} was released once the tasks that consume it had "
+                "run, to keep memory flat. Run with keep_outputs=True to keep every task's output.",
+                task=self.name,
+            )
+        return self._output
+
+
+@dataclass(eq=False)
+class RunResult:
+    """Everything about one run: id, status, timings and each task's :class:`TaskRun`."""
+
+    run_id: str
+    workflow: str
+    status: str
+    executor: str
+    started_at: float
+    ended_at: float
+    tasks: dict[str, TaskRun]
+    output: Any = None
+    error: BaseException | None = None  # an error outside any task (e.g. in a @bubbles body)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def duration(self) -> float:
+        return self.ended_at - self.started_at
+
+    def __getitem__(self, name: str) -> TaskRun:
+        return self.tasks[name]
+
+    def states(self) -> dict[str, str]:
+        """``{task name: state}`` for every task."""
+        return {name: t.state for name, t in self.tasks.items()}
+
+    @property
+    def failed(self) -> list[TaskRun]:
+        return [t for t in self.tasks.values() if t.state == TaskState.FAILED]
+
+    def raise_for_status(self) -> RunResult:
+        """Raise :class:`RunFailed` (or :class:`RunCancelled`) unless the run succeeded."""
+        if self.status == "succeeded":
+            return self
+        cls = RunCancelled if self.status == "cancelled" else RunFailed
+        raise cls(self.describe_failure(), result=self, run_id=self.run_id, workflow=self.workflow)
+
+    def describe_failure(self) -> str:
+        counts: dict[str, int] = {}
+        for t in self.tasks.values():
+            counts[t.state] = counts.get(t.state, 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        lines = [f"Run {self.run_id} of workflow {self.workflow!r} {self.status} ({summary})."]
+        if self.error is not None:
+            lines.append(f"  the workflow body raised {type(self.error).__name__}: {self.error}")
+        for t in self.failed[:5]:
+            lines.append(f"  - task {t.name!r} failed after {t.attempts} attempt(s): {type(t.error).__name__}: {t.error}")
+            where = _last_frame(t.traceback)
+            if where:
+                lines.append(f"      at {where}")
+        if len(self.failed) > 5:
+            lines.append(f"  ... and {len(self.failed) - 5} more failed tasks")
+        if self.failed:
+            first = self.failed[0].name
+            lines.append(
+                f"Full traceback: err.result.tasks[{first!r}].traceback, or `bubbles show {self.run_id}`."
+            )
+        return "\n".join(lines)
+
+
+def _last_frame(tb: str) -> str:
+    frames = [line.strip() for line in tb.splitlines() if line.strip().startswith('File "')]
+    return frames[-1] if frames else ""

@@ -1,0 +1,599 @@
+"""The runner: one scheduling loop for every executor.
+
+Design
+------
+A run is a :class:`~bubbles.engine.graph.Graph` of nodes plus an executor. The runner keeps, per
+node, a small record (:class:`_Slot`): how many dependencies are unfinished, who waits for it, its
+state, its attempt number and its output handle. Everything happens on one thread, the thread
+that called :meth:`Runner.run`, in one loop::
+
+    ready ──dispatch──▶ executor ──post(Outcome)──▶ inbox ──▶ handle ──▶ dependents ready
+      ▲                                                          │
+      └──────────── retry timer (backoff + jitter) ◀── failed ───┘
+
+* **Dispatch** takes ready nodes while fewer than ``executor.capacity`` calls are in flight (and
+  while their concurrency group — a ``ParallelTask`` or ``map`` limit — has room), substitutes
+  upstream outputs for the :class:`Ref` placeholders and submits a
+  :class:`~bubbles.engine.execute.Call`. The executor needs no queue of its own: a submitted call
+  starts at once, so its timeout clock starts at submission.
+* **The inbox** is one ``SimpleQueue``. Executors put Outcomes in it from any thread; the
+  ``@bubbles`` driver puts new nodes in it. The loop blocks on it, waking early only for the
+  nearest retry timer or timeout deadline.
+* **Success** stores the output once, hands it to dependents, and drops it as soon as its last
+  consumer has succeeded (so a 10,000-task fan-out does not keep 10,000 intermediates alive).
+  Outputs nobody consumes are kept for the :class:`RunResult` (``keep_outputs=True`` keeps all).
+* **Failure** is retried while the task's :class:`RetryPolicy` allows; otherwise every transitive
+  dependent becomes ``upstream_failed``. With ``fail_fast`` nothing new is started (running
+  tasks finish, the rest are ``skipped``); without it every branch that can still run does.
+* **Timeouts**: at the deadline the runner records :class:`TaskTimeout` and asks the executor to
+  ``abandon`` the attempt (killed in a worker process; left behind, ignored, in a thread).
+* **Ctrl-C** (``KeyboardInterrupt`` on this thread) or :meth:`Runner.cancel`: the executor stops
+  what runs, every unfinished task is ``cancelled``, and the run ends ``cancelled``.
+* **Events** go to hooks (:mod:`bubbles.engine.hooks`) as they happen; with no hook for an event
+  the runner does not even build its arguments.
+
+Example: ``a -> b``, ``a -> c``, ``(b, c) -> d`` with 2 workers. ``a`` is dispatched; its Outcome
+arrives; ``b`` and ``c`` become ready and both are dispatched; ``b`` fails and is retried after
+its backoff while ``c`` finishes; ``b`` succeeds on attempt 2; ``d`` gets ``(out_b, out_c)``; ``a``'s
+output was freed when ``c`` (its last consumer) succeeded.
+"""
+
+from __future__ import annotations
+
+import heapq
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from .._errors import BubblesError, RunCancelled, TaskTimeout, UpstreamFailed
+from .execute import Call, Outcome, Probe
+from .executors.base import Executor
+from .graph import Graph, Node, Ref, substitute
+from .hooks import HookSet
+from .result import _MISSING, RunResult, TaskRun, TaskState
+
+__all__ = ["Future", "Runner", "new_run_id"]
+
+S = TaskState
+_TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.UPSTREAM_FAILED, S.SKIPPED, S.CANCELLED})
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id: ``20261122-031502-4f9a2c``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+class Future:
+    """The eventual output of a task submitted inside a running ``@bubbles`` function."""
+
+    __slots__ = ("key", "_event", "_handle", "_error", "_fetch")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._event = threading.Event()
+        self._handle: Any = _MISSING
+        self._error: BaseException | None = None
+        self._fetch: Callable[[Any], Any] | None = None
+
+    def __repr__(self) -> str:
+        state = "done" if self._event.is_set() else "pending"
+        return f"<bubbles.Future {self.key!r} {state}>"
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the task and return its output; raise its error if it failed."""
+        if not self._event.wait(timeout):
+            raise TimeoutError(f"Task {self.key!r} did not finish within {timeout} s.")
+        if self._error is not None:
+            raise self._error
+        return self._fetch(self._handle) if self._fetch else self._handle
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if not self._event.wait(timeout):
+            raise TimeoutError(f"Task {self.key!r} did not finish within {timeout} s.")
+        return self._error
+
+    def _resolve(self, handle: Any, fetch: Callable[[Any], Any] | None) -> None:
+        self._handle, self._fetch = handle, fetch
+        self._event.set()
+
+    def _fail(self, error: BaseException) -> None:
+        self._error = error
+        self._event.set()
+
+
+class _Slot:
+    """The runner's record of one node."""
+
+    __slots__ = (
+        "node", "state", "waiting", "dependents", "attempt", "output", "consumers", "started_at",
+        "ended_at", "duration", "metrics", "worker", "error", "traceback", "future", "children",
+        "group", "logs",
+    )
+
+    def __init__(self, node: Node, group: str | None = None) -> None:
+        self.node = node
+        self.state = S.PENDING
+        self.waiting = 0
+        self.dependents: list[str] = []
+        self.attempt = 0
+        self.output: Any = _MISSING
+        self.consumers = 0
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.duration: float | None = None
+        self.metrics: dict[str, float] = {}
+        self.worker = ""
+        self.error: BaseException | None = None
+        self.traceback = ""
+        self.future: Future | None = None
+        self.children: list[str] | None = None
+        self.group = group
+        self.logs: list[dict[str, Any]] | None = None
+
+
+class Runner:
+    """Runs one graph once. Use :meth:`run`; see the module docstring for the design."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        executor: Executor,
+        *,
+        run_id: str | None = None,
+        fail_fast: bool = True,
+        hooks: HookSet | None = None,
+        limits: dict[str, int] | None = None,
+        params: dict[str, Any] | None = None,
+        probes: tuple[Probe, ...] = (),
+        keep_outputs: bool = False,
+        dynamic: bool = False,
+    ) -> None:
+        self.graph = graph
+        self.executor = executor
+        self.run_id = run_id or new_run_id()
+        self.workflow = graph.name
+        self.fail_fast = fail_fast
+        self.hooks = hooks or HookSet()
+        self.limits = dict(limits or {})
+        self.params = dict(params or {})
+        self.probes = probes
+        self.keep_outputs = keep_outputs
+        self.inbox: SimpleQueue[Any] = SimpleQueue()
+        self._slots: dict[str, _Slot] = {}
+        self._ready: deque[str] = deque()
+        self._group_running: dict[str, int] = {}
+        self._group_waiting: dict[str, deque[str]] = {}
+        self._timers: list[tuple[float, int, str]] = []  # (when, seq, key): retries
+        self._deadlines: list[tuple[float, str, int]] = []  # (when, key, attempt): timeouts
+        self._seq = 0
+        self._running = 0
+        self._open = 0  # nodes not yet in a terminal state
+        self._closed = not dynamic
+        self._stopping = False
+        self._cancelled = False
+        self._body_error: BaseException | None = None
+        self._output: Any = None
+
+    # -- public -----------------------------------------------------------------------------
+    def submit_node(self, node: Node, future: Future) -> None:
+        """Add a node while the run is going (thread-safe; used by ``@bubbles``)."""
+        self.inbox.put(("add", node, future))
+
+    def close(self, output: Any = None, error: BaseException | None = None) -> None:
+        """No more nodes will be added (thread-safe); ``output`` becomes the run's output."""
+        self.inbox.put(("close", output, error))
+
+    def cancel(self) -> None:
+        """Cancel the run from another thread, as Ctrl-C would."""
+        self.inbox.put(("cancel",))
+
+    def run(self) -> RunResult:
+        """Run the graph to the end and return its :class:`RunResult` (never raises for task failures)."""
+        started = time.time()
+        for node in self.graph.nodes.values():
+            self._slots[node.key] = _Slot(node)
+        self._open = len(self._slots)
+        for slot in self._slots.values():
+            self._link(slot)
+        if self.hooks.wants("on_run_start"):
+            self.hooks.emit(
+                "on_run_start", run_id=self.run_id, workflow=self.workflow, tasks=list(self._slots),
+                executor=self.executor.name, started_at=started, params=self.params,
+            )
+        self.executor.start(self.inbox.put)
+        try:
+            for slot in list(self._slots.values()):
+                if slot.waiting == 0 and slot.state == S.PENDING:
+                    self._make_ready(slot)
+            self._loop()
+        except KeyboardInterrupt:
+            self._cancel()
+        finally:
+            self.executor.shutdown(cancel=self._cancelled)
+        return self._finish(started)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        inbox = self.inbox
+        while True:
+            self._dispatch()
+            if self._closed and (self._open == 0 or (self._running == 0 and not self._ready and not self._timers)):
+                break
+            timeout = self._next_wakeup()
+            try:
+                message = inbox.get(timeout=timeout) if timeout is not None else inbox.get()
+            except Empty:
+                message = None
+            while message is not None:
+                if type(message) is Outcome:
+                    self._on_outcome(message)
+                else:
+                    self._on_message(message)
+                    if self._cancelled:
+                        return
+                try:
+                    message = inbox.get_nowait()
+                except Empty:
+                    message = None
+            if self._timers or self._deadlines:
+                self._fire_timers()
+
+    def _next_wakeup(self) -> float | None:
+        when = None
+        if self._timers:
+            when = self._timers[0][0]
+        if self._deadlines and (when is None or self._deadlines[0][0] < when):
+            when = self._deadlines[0][0]
+        return None if when is None else max(0.0, when - time.monotonic())
+
+    def _on_message(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "add":
+            _, node, future = message
+            self._add_dynamic(node, future)
+        elif kind == "close":
+            self._closed = True
+            self._output, self._body_error = message[1], message[2]
+            if self._body_error is not None and self.fail_fast:
+                self._stop()
+        elif kind == "cancel":
+            self._cancel()
+
+    # -- graph bookkeeping ------------------------------------------------------------------
+    def _link(self, slot: _Slot) -> None:
+        for dep in slot.node.deps:
+            parent = self._slots[dep]
+            parent.dependents.append(slot.node.key)
+            parent.consumers += 1
+            if parent.state != S.SUCCEEDED:
+                slot.waiting += 1
+        if slot.node.kind == "gather":
+            for dep in slot.node.input_keys():
+                self._slots[dep].group = slot.node.key
+
+    def _add_dynamic(self, node: Node, future: Future) -> None:
+        self.graph.add(node)
+        slot = _Slot(node)
+        slot.future = future
+        self._slots[node.key] = slot
+        self._open += 1
+        blocked = any(self._slots[d].state in _TERMINAL and self._slots[d].state != S.SUCCEEDED for d in node.deps)
+        self._link(slot)
+        if blocked:
+            self._end(slot, S.UPSTREAM_FAILED, error=self._upstream_error(slot))
+        elif self._stopping:
+            self._end(slot, S.SKIPPED, error=self._stopped_error(slot))
+        elif slot.waiting == 0:
+            self._make_ready(slot)
+
+    def _make_ready(self, slot: _Slot) -> None:
+        node = slot.node
+        if self._stopping:
+            self._end(slot, S.SKIPPED, error=self._stopped_error(slot))
+        elif node.kind == "task":
+            self._ready.append(node.key)
+        elif node.kind == "gather" or slot.children is not None:
+            keys = slot.children if slot.children is not None else [r.key for r in node.args]
+            self._succeed(slot, [self._slots[k].output for k in keys])
+        else:
+            self._expand(slot)
+
+    def _expand(self, slot: _Slot) -> None:
+        """A ``map`` node's input is ready: add one child task per item."""
+        node = slot.node
+        source = node.args[0]
+        try:
+            items = list(self.executor.fetch(self._slots[source.key].output) if isinstance(source, Ref) else source)
+        except TypeError as exc:
+            err = BubblesError(
+                f"map task {node.key!r} needs an iterable of items, got {type(source).__name__}: {exc}",
+                task=node.key,
+            )
+            self._end(slot, S.FAILED, error=err)
+            self._fail_downstream(slot)
+            return
+        slot.children = []
+        slot.started_at = time.time()
+        for i, item in enumerate(items):
+            child = Node(f"{node.key}[{i}]", node.spec, (item, *node.map_extra), dict(node.kwargs), limit=node.limit)
+            self.graph.add(child)
+            cslot = _Slot(child, group=node.key)
+            cslot.dependents.append(node.key)
+            cslot.consumers = 1
+            self._slots[child.key] = cslot
+            slot.children.append(child.key)
+            self._open += 1
+            self._ready.append(child.key)
+        slot.waiting = len(items)
+        if not items:
+            self._succeed(slot, [])
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        ready, slots, capacity = self._ready, self._slots, self.executor.capacity
+        while ready and self._running < capacity:
+            key = ready.popleft()
+            slot = slots[key]
+            if slot.state not in (S.PENDING, S.RETRY_WAIT):
+                continue
+            limit = slot.node.limit
+            if limit is not None:
+                if self._group_running.get(limit, 0) >= self.limits.get(limit, capacity):
+                    self._group_waiting.setdefault(limit, deque()).append(key)
+                    continue
+                self._group_running[limit] = self._group_running.get(limit, 0) + 1
+            self._submit(slot)
+
+    def _submit(self, slot: _Slot) -> None:
+        node = slot.node
+        spec = node.spec
+        assert spec is not None
+        slot.attempt += 1
+        slot.state = S.RUNNING
+        args, kwargs = node.args, node.kwargs
+        if node.deps:
+            outputs = {k: self._slots[k].output for k in node.input_keys()}
+            nested = node.nested_refs
+            args = tuple([substitute(a, outputs, nested) for a in args])
+            if kwargs:
+                kwargs = {k: substitute(v, outputs, nested) for k, v in kwargs.items()}
+        call = Call(node.key, slot.attempt, spec.fn, args, kwargs, self.run_id, self.workflow, spec.timeout, self.probes, self.params)
+        self._running += 1
+        if spec.timeout is not None:
+            heapq.heappush(self._deadlines, (time.monotonic() + spec.timeout, node.key, slot.attempt))
+        if self.hooks.wants("on_task_start"):
+            self.hooks.emit(
+                "on_task_start", run_id=self.run_id, workflow=self.workflow, task=node.key, group=slot.group,
+                attempt=slot.attempt, started_at=time.time(), worker="",
+            )
+        try:
+            self.executor.submit(call)
+        except Exception as exc:  # e.g. a function or argument that cannot be shipped
+            import traceback
+
+            self.inbox.put(Outcome(node.key, slot.attempt, False, None, exc, traceback.format_exc(), started_at=time.time()))
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def _on_outcome(self, outcome: Outcome) -> None:
+        slot = self._slots.get(outcome.key)
+        if slot is None or slot.state != S.RUNNING or slot.attempt != outcome.attempt:
+            return  # a late answer from an abandoned (timed-out or cancelled) attempt
+        self._running -= 1
+        self._release_group(slot)
+        slot.started_at = slot.started_at if slot.attempt > 1 and slot.started_at else outcome.started_at
+        slot.duration = outcome.duration
+        slot.metrics = outcome.metrics
+        slot.worker = outcome.worker
+        slot.logs = outcome.logs
+        if outcome.ok:
+            self._succeed(slot, outcome.value)
+        else:
+            self._failed_attempt(slot, outcome.error or BubblesError("unknown failure"), outcome.traceback)
+
+    def _release_group(self, slot: _Slot) -> None:
+        limit = slot.node.limit
+        if limit is None:
+            return
+        self._group_running[limit] -= 1
+        waiting = self._group_waiting.get(limit)
+        if waiting:
+            self._ready.appendleft(waiting.popleft())
+
+    def _succeed(self, slot: _Slot, value: Any) -> None:
+        node = slot.node
+        slot.state = S.SUCCEEDED
+        slot.ended_at = time.time()
+        slot.output = value
+        self._open -= 1
+        spec = node.spec
+        if node.kind == "task" and (self.hooks.wants("on_task_end") or (spec is not None and spec.on_success)):
+            self._emit_end(slot, S.SUCCEEDED)
+        if slot.future is not None:
+            slot.future._resolve(value, self.executor.fetch)
+        for dep in node.deps:
+            self._release(self._slots[dep])
+        if slot.children:
+            for child in slot.children:
+                self._release(self._slots[child])
+        for key in slot.dependents:
+            child = self._slots[key]
+            if child.state == S.PENDING:  # (an expanded map stays PENDING until its children end)
+                child.waiting -= 1
+                if child.waiting == 0:
+                    self._make_ready(child)
+
+    def _release(self, slot: _Slot) -> None:
+        slot.consumers -= 1
+        if slot.consumers <= 0 and not self.keep_outputs and slot.future is None:
+            slot.output = _MISSING
+
+    def _failed_attempt(self, slot: _Slot, error: BaseException, tb: str) -> None:
+        spec = slot.node.spec
+        assert spec is not None
+        if not self._stopping and spec.retry.should_retry(error, slot.attempt):
+            delay = spec.retry.delay(slot.attempt)
+            slot.state = S.RETRY_WAIT
+            self._seq += 1
+            heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, slot.node.key))
+            if self.hooks.wants("on_task_retry"):
+                self.hooks.emit(
+                    "on_task_retry", run_id=self.run_id, workflow=self.workflow, task=slot.node.key,
+                    group=slot.group, attempt=slot.attempt, error=error, traceback=tb, delay=delay,
+                    metrics=slot.metrics, duration=slot.duration,
+                )
+            return
+        self._end(slot, S.FAILED, error=error, tb=tb)
+        self._fail_downstream(slot)
+        if self.fail_fast:
+            self._stop()
+
+    def _fail_downstream(self, slot: _Slot) -> None:
+        stack = list(slot.dependents)
+        while stack:
+            child = self._slots[stack.pop()]
+            if child.state in _TERMINAL:
+                continue
+            self._end(child, S.UPSTREAM_FAILED, error=self._upstream_error(child))
+            stack.extend(child.dependents)
+
+    def _end(self, slot: _Slot, state: str, *, error: BaseException | None = None, tb: str = "") -> None:
+        slot.state = state
+        slot.ended_at = time.time()
+        slot.error = error
+        slot.traceback = tb
+        self._open -= 1
+        if slot.future is not None and error is not None:
+            slot.future._fail(error)
+        spec = slot.node.spec
+        if self.hooks.wants("on_task_end") or (spec is not None and spec.on_failure and state == S.FAILED):
+            self._emit_end(slot, state)
+
+    def _emit_end(self, slot: _Slot, state: str) -> None:
+        fields = dict(
+            run_id=self.run_id, workflow=self.workflow, task=slot.node.key, group=slot.group,
+            attempt=slot.attempt, status=state, started_at=slot.started_at, ended_at=slot.ended_at,
+            duration=slot.duration, metrics=slot.metrics, worker=slot.worker, error=slot.error,
+            traceback=slot.traceback, logs=slot.logs,
+        )
+        self.hooks.emit("on_task_end", **fields)
+        spec = slot.node.spec
+        callback = None if spec is None else spec.on_success if state == S.SUCCEEDED else spec.on_failure if state == S.FAILED else None
+        if callback is not None:
+            try:
+                callback(**fields)
+            except Exception:
+                import logging
+
+                logging.getLogger("bubbles").warning(
+                    "bubbles: callback of task %r raised; ignored", slot.node.key, exc_info=True
+                )
+
+    def _upstream_error(self, slot: _Slot) -> UpstreamFailed:
+        failed = [d for d in slot.node.deps if self._slots[d].state not in (S.SUCCEEDED, S.PENDING, S.RUNNING)]
+        if slot.children:
+            failed += [c for c in slot.children if self._slots[c].state in (S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED)]
+        return UpstreamFailed(
+            f"Task {slot.node.key!r} did not run because {', '.join(map(repr, failed)) or 'an upstream task'} failed.",
+            task=slot.node.key,
+            upstream=failed,
+            run_id=self.run_id,
+        )
+
+    def _stopped_error(self, slot: _Slot) -> BubblesError:
+        return BubblesError(
+            f"Task {slot.node.key!r} was not started: another task failed and the run is fail_fast. "
+            "Run with fail_fast=False to run every branch that can still run.",
+            task=slot.node.key,
+        )
+
+    def _stop(self) -> None:
+        """fail_fast: start nothing new; what runs may finish."""
+        self._stopping = True
+        while self._ready:
+            slot = self._slots[self._ready.popleft()]
+            if slot.state in (S.PENDING, S.RETRY_WAIT):
+                self._end(slot, S.SKIPPED, error=self._stopped_error(slot))
+        for waiting in self._group_waiting.values():
+            while waiting:
+                slot = self._slots[waiting.popleft()]
+                if slot.state == S.PENDING:
+                    self._end(slot, S.SKIPPED, error=self._stopped_error(slot))
+
+    # -- timers -----------------------------------------------------------------------------
+    def _fire_timers(self) -> None:
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, key, attempt = heapq.heappop(self._deadlines)
+            slot = self._slots[key]
+            if slot.state != S.RUNNING or slot.attempt != attempt:
+                continue
+            spec = slot.node.spec
+            assert spec is not None
+            self.executor.abandon(key, attempt)
+            how = "killed" if self.executor.hard_timeouts else "abandoned (threads cannot be stopped; its result will be ignored)"
+            error = TaskTimeout(
+                f"Task {key!r} ran past its timeout of {spec.timeout:g} s on attempt {attempt} and was {how}.",
+                task=key,
+                attempt=attempt,
+                run_id=self.run_id,
+            )
+            self._on_outcome(
+                Outcome(key, attempt, False, None, error, "", started_at=time.time() - (spec.timeout or 0),
+                        duration=spec.timeout or 0.0, metrics={"execution_time": spec.timeout or 0.0})
+            )
+        while self._timers and self._timers[0][0] <= now:
+            _, _, key = heapq.heappop(self._timers)
+            slot = self._slots[key]
+            if slot.state == S.RETRY_WAIT:
+                if self._stopping:
+                    self._end(slot, S.FAILED, error=slot.error)
+                else:
+                    self._ready.append(key)
+
+    # -- cancel and finish ------------------------------------------------------------------
+    def _cancel(self) -> None:
+        self._cancelled = True
+        self._stopping = True
+        for slot in self._slots.values():
+            if slot.state not in _TERMINAL:
+                self._end(slot, S.CANCELLED, error=RunCancelled(f"Task {slot.node.key!r} was cancelled with the run.", task=slot.node.key))
+        self._timers.clear()
+        self._ready.clear()
+
+    def _finish(self, started: float) -> RunResult:
+        for slot in self._slots.values():  # anything never reached (fail_fast)
+            if slot.state not in _TERMINAL:
+                self._end(slot, S.SKIPPED, error=self._stopped_error(slot))
+        tasks: dict[str, TaskRun] = {}
+        for key, slot in self._slots.items():
+            run = TaskRun(
+                name=key, state=slot.state, attempts=slot.attempt, started_at=slot.started_at,
+                ended_at=slot.ended_at, duration=slot.duration, metrics=slot.metrics, worker=slot.worker,
+                error=slot.error, traceback=slot.traceback, group=slot.group,
+            )
+            if slot.output is not _MISSING:
+                run._output = self.executor.fetch(slot.output) if slot.node.kind == "task" else slot.output
+            tasks[key] = run
+        if self._cancelled:
+            status = "cancelled"
+        elif self._body_error is not None or any(t.state != S.SUCCEEDED for t in tasks.values()):
+            status = "failed"
+        else:
+            status = "succeeded"
+        result = RunResult(
+            run_id=self.run_id, workflow=self.workflow, status=status, executor=self.executor.name,
+            started_at=started, ended_at=time.time(), tasks=tasks, output=self._output, error=self._body_error,
+        )
+        if self.hooks.wants("on_run_end"):
+            self.hooks.emit(
+                "on_run_end", run_id=self.run_id, workflow=self.workflow, status=status, started_at=started,
+                ended_at=result.ended_at, duration=result.duration, result=result,
+            )
+        return result

@@ -1,0 +1,104 @@
+"""Moving Python objects between processes: pickle protocol 5, Arrow data by Arrow IPC.
+
+Large buffers travel out of band (no copy into the pickle stream). Arrow tables and record
+batches above ``SPILL_BYTES`` are written once as an Arrow IPC file into a spill directory
+(``/dev/shm`` when it exists, i.e. shared memory) and memory-mapped by the receiver, which
+unlinks the file as soon as it is mapped: no per-row pickling, no second copy in RAM.
+
+Functions go through cloudpickle, so closures and functions defined in ``__main__`` or in a
+script run by ``bubbles run`` reach worker processes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+import tempfile
+import uuid
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = ["SPILL_BYTES", "dumps_function", "recv", "send", "spill_dir"]
+
+SPILL_BYTES = 4 * 1024 * 1024
+_ARROW_SPILLABLE = ("Table", "RecordBatch")
+
+
+def spill_dir() -> str:
+    """Directory for spilled Arrow data: ``BUBBLES_SPILL_DIR``, else ``/dev/shm``, else temp."""
+    base = os.environ.get("BUBBLES_SPILL_DIR")
+    if not base:
+        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    path = os.path.join(base, f"bubbles-spill-{os.getuid() if hasattr(os, 'getuid') else 'u'}")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _load_spilled(path: str) -> Any:
+    import pyarrow as pa
+
+    source = pa.memory_map(path)
+    try:
+        reader = pa.ipc.open_file(source)
+        meta = dict(reader.schema.metadata or {})
+        kind = meta.pop(b"bubbles.kind", b"Table")
+        data = reader.get_batch(0) if kind == b"RecordBatch" else reader.read_all()
+    finally:
+        os.unlink(path)  # the mapping stays valid; the name is no longer needed
+    return data.replace_schema_metadata(meta or None)
+
+
+def _spill(obj: Any) -> str:
+    import pyarrow as pa
+
+    kind = type(obj).__name__
+    path = os.path.join(spill_dir(), f"{os.getpid()}-{uuid.uuid4().hex}.arrow")
+    schema = obj.schema.with_metadata({**(obj.schema.metadata or {}), b"bubbles.kind": kind.encode()})
+    tmp = path + ".tmp"
+    with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        if kind == "Table":
+            writer.write_table(obj.replace_schema_metadata(schema.metadata))
+        else:
+            writer.write_batch(obj.replace_schema_metadata(schema.metadata))
+    os.rename(tmp, path)
+    return path
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind.__name__ in _ARROW_SPILLABLE and kind.__module__.startswith("pyarrow"):
+            if obj.nbytes >= SPILL_BYTES:
+                return _load_spilled, (_spill(obj),)
+        return NotImplemented
+
+
+def send(conn: Connection, obj: Any) -> None:
+    """Send ``obj`` over ``conn``: a header frame, then one frame per out-of-band buffer."""
+    buffers: list[pickle.PickleBuffer] = []
+    stream = io.BytesIO()
+    stream.write(b"\0\0\0\0")
+    _Pickler(stream, protocol=5, buffer_callback=buffers.append).dump(obj)
+    view = stream.getbuffer()
+    struct.pack_into("<I", view, 0, len(buffers))
+    conn.send_bytes(view)
+    del view
+    for buf in buffers:
+        conn.send_bytes(buf.raw())
+
+
+def recv(conn: Connection) -> Any:
+    """Receive one object sent by :func:`send`."""
+    head = conn.recv_bytes()
+    (count,) = struct.unpack_from("<I", head, 0)
+    buffers = [conn.recv_bytes() for _ in range(count)]
+    return pickle.loads(memoryview(head)[4:], buffers=buffers)
+
+
+def dumps_function(fn: Any) -> bytes:
+    """Pickle a task function with cloudpickle (by value when it is not importable)."""
+    import cloudpickle
+
+    return cloudpickle.dumps(fn, protocol=5)

@@ -1,0 +1,90 @@
+"""What one task is: a function, its name, and how it is retried and timed out.
+
+A :class:`TaskSpec` is immutable once the run starts. Its ``name`` is its identity: stable across
+runs (the run history and resuming key on it), unique within a workflow.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .._errors import ConfigError
+
+__all__ = ["RetryPolicy", "TaskSpec", "task_name_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a failed task is tried again.
+
+    The wait before attempt ``n + 1`` is ``retry_delay * backoff ** (n - 1)``, capped at
+    ``max_delay``; with ``jitter`` it is drawn uniformly from the upper half of that, so many
+    tasks failing together do not retry in lockstep.
+    """
+
+    retries: int = 0
+    retry_delay: float = 1.0
+    backoff: float = 2.0
+    max_delay: float = 300.0
+    jitter: bool = True
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigError(f"retries must be a whole number >= 0, got {self.retries!r}.")
+        if self.retry_delay < 0 or self.backoff < 1 or self.max_delay < 0:
+            raise ConfigError(
+                "retry_delay and max_delay must be >= 0 and backoff >= 1, got "
+                f"retry_delay={self.retry_delay!r}, backoff={self.backoff!r}, max_delay={self.max_delay!r}."
+            )
+        for exc in self.retry_on:
+            if not (isinstance(exc, type) and issubclass(exc, BaseException)):
+                raise ConfigError(f"retry_on must hold exception classes, got {exc!r}.")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        base = min(self.max_delay, self.retry_delay * self.backoff ** (attempt - 1))
+        return base / 2 + random.uniform(0, base / 2) if self.jitter else base
+
+    def should_retry(self, error: BaseException | None, attempt: int) -> bool:
+        """Whether failed attempt ``attempt`` deserves another try."""
+        if attempt > self.retries or error is None:
+            return False
+        if getattr(error, "transient", None) is False:
+            return False
+        return isinstance(error, self.retry_on)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TaskSpec:
+    """A task as the engine sees it: the function plus its run options."""
+
+    fn: Callable[..., Any]
+    name: str
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    on_success: Callable[..., Any] | None = None
+    on_failure: Callable[..., Any] | None = None
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise ConfigError(f"Task {self.name!r}: {self.fn!r} is not callable; pass a function.")
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"A task name must be a non-empty string, got {self.name!r}.")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"Task {self.name!r}: timeout must be a positive number of seconds, got {self.timeout!r}.")
+
+    def renamed(self, name: str) -> TaskSpec:
+        return replace(self, name=name)
+
+
+def task_name_of(fn: Callable[..., Any]) -> str:
+    """The default task name of a function: its ``__name__`` (``functools.partial`` unwrapped)."""
+    inner = getattr(fn, "func", fn)
+    inner = getattr(inner, "__wrapped__", inner)
+    name = getattr(inner, "__name__", None) or type(inner).__name__
+    return "lambda" if name == "<lambda>" else name

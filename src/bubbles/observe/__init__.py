@@ -1,0 +1,1 @@
+"""Observing runs: metrics, history, logs, Prometheus, reports. Subscribes to runner events."""
