@@ -79,6 +79,20 @@ def start_run(
     if on_runner is not None:
         on_runner(runner)
     result = runner.run()
+    _settle_watermarks(result)
     if options.raise_on_error or result.status == "cancelled":
         result.raise_for_status()
     return result
+
+
+def _settle_watermarks(result: RunResult) -> None:
+    """Commit the watermarks this run proposed if it succeeded; drop them if it did not."""
+    from ..data.state import StateStore, bubbles_home
+
+    if not (bubbles_home() / "state.db").exists():
+        return
+    store = StateStore()
+    if result.ok:
+        store.commit_run(result.run_id)
+    else:
+        store.discard_run(result.run_id)
