@@ -17,12 +17,7 @@ from ..engine.hooks import HookSet
 from ..engine.result import RunResult
 from ..engine.runner import Runner, new_run_id
 
-__all__ = ["DEFAULT_HOOK_FACTORIES", "RunOptions", "start_run"]
-
-# Factories called once per run with (run_id, workflow, options) -> a hook or None. The observe
-# layer registers the run history here; keeping a list (not imports) keeps `import bubbles` light.
-DEFAULT_HOOK_FACTORIES: list[Callable[..., Any]] = []
-
+__all__ = ["RunOptions", "start_run"]
 
 class RunOptions:
     """How to run: executor, workers, failure policy, hooks. Validated once, up front."""
@@ -40,6 +35,7 @@ class RunOptions:
         params: dict[str, Any] | None = None,
         run_id: str | None = None,
         executor_options: dict[str, Any] | None = None,
+        probes: Iterable[Any] = (),
     ) -> None:
         if distributed:
             if executor not in (None, "dask"):
@@ -54,6 +50,7 @@ class RunOptions:
         self.params = dict(params or {})
         self.run_id = run_id
         self.executor_options = dict(executor_options or {})
+        self.probes = tuple(probes)
 
 
 def start_run(
@@ -70,11 +67,13 @@ def start_run(
     graph.validate()
     executor.check([n.spec for n in graph.nodes.values() if n.spec is not None])
     run_id = options.run_id or new_run_id()
-    defaults = [hook for make in DEFAULT_HOOK_FACTORIES if (hook := make(run_id=run_id, workflow=graph.name, options=options)) is not None]
-    hooks = HookSet([*defaults, *options.hooks], scoped_hooks)
+    from ..observe import defaults
+
+    hooks = HookSet([*defaults.hooks_for_run(run_id=run_id, workflow=graph.name, options=options), *options.hooks], scoped_hooks)
+    probes = (*defaults.probes_for_run(options=options), *options.probes)
     runner = Runner(
         graph, executor, run_id=run_id, fail_fast=options.fail_fast, hooks=hooks, limits=limits,
-        params=options.params, keep_outputs=options.keep_outputs, dynamic=dynamic,
+        params=options.params, probes=probes, keep_outputs=options.keep_outputs, dynamic=dynamic,
     )
     if on_runner is not None:
         on_runner(runner)

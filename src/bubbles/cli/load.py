@@ -1,0 +1,71 @@
+"""Find the workflow, pipeline or ``@bubbles`` flow defined in a Python file.
+
+``FILE[:NAME]``: the file is executed as a script named ``__bubbles__`` (so its
+``if __name__ == "__main__":`` block does not run), then NAME picks the object; without NAME the
+file must define exactly one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._errors import ConfigError
+
+__all__ = ["load_target", "parse_params"]
+
+
+def _runnable_types() -> tuple[type, ...]:
+    from ..api.decorators import FlowFunction
+    from ..api.pipeline import Pipeline
+    from ..api.workflow import Workflow
+
+    return (Workflow, Pipeline, FlowFunction)
+
+
+def load_target(spec: str) -> tuple[str, Any]:
+    """Load ``FILE[:NAME]`` and return ``(name, object)``."""
+    path, _, name = spec.partition(":") if not os.path.exists(spec) else (spec, "", "")
+    file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"No such file: {path!r}. Pass the Python file that defines your workflow: bubbles run etl.py")
+    sys.path.insert(0, str(file.resolve().parent))
+    try:
+        namespace = runpy.run_path(str(file), run_name="__bubbles__")
+    except SyntaxError as exc:
+        raise ConfigError(f"{path}, line {exc.lineno}: syntax error: {exc.msg}", source=path, line=exc.lineno) from None
+    kinds = _runnable_types()
+    found = {k: v for k, v in namespace.items() if isinstance(v, kinds) and not k.startswith("_")}
+    if name:
+        if name not in namespace:
+            raise ConfigError(f"{path} defines no {name!r}. Runnable objects in it: {', '.join(found) or 'none'}.", source=path)
+        if not isinstance(namespace[name], kinds):
+            raise ConfigError(f"{path}:{name} is a {type(namespace[name]).__name__}, not a Workflow, Pipeline or @bubbles function.")
+        return name, namespace[name]
+    if len(found) == 1:
+        return next(iter(found.items()))
+    if not found:
+        raise ConfigError(
+            f"{path} defines no Workflow, Pipeline or @bubbles function at module level. "
+            "Define one (e.g. `wf = Workflow('etl')`), or name it: bubbles run FILE:NAME.",
+            source=path,
+        )
+    raise ConfigError(f"{path} defines several runnable objects ({', '.join(found)}); pick one: bubbles run {path}:NAME", source=path)
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` pairs; values that parse as JSON (numbers, true, lists...) are decoded."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--param {pair!r}: expected key=value with a Python identifier as key, e.g. --param day=2024-01-31")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params

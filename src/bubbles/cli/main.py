@@ -1,0 +1,196 @@
+"""The ``bubbles`` command: run, validate and draw workflows; history, reports and data tools.
+
+Exit codes: 0 success, 1 the run failed, 2 bad usage or configuration, 130 cancelled (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from .._errors import BubblesError, ConfigError, GraphError, RunCancelled, RunFailed
+from .._version import __version__
+from .load import load_target, parse_params
+
+# Modules adding commands for their area; each has a list `commands` of click commands.
+_COMMAND_MODULES = ("bubbles.cli.demo",)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="bubbles")
+def cli() -> None:
+    """bubbles: ETL steps as plain Python functions, run as a workflow."""
+
+
+def _fail(exc: BaseException, code: int) -> None:
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("-e", "--executor", type=click.Choice(["threads", "processes", "serial", "dask"]), default=None,
+              help="Where tasks run (default: threads, or BUBBLES_EXECUTOR).")
+@click.option("-w", "--workers", type=click.IntRange(min=1), default=None, help="Tasks running at once.")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Run parameter (repeatable); values are parsed as JSON when they can be.")
+@click.option("--keep-going", is_flag=True, help="After a failure, run every branch that does not depend on it.")
+@click.option("--distributed", is_flag=True, help="Run on Dask (address from --address or BUBBLES_DASK_ADDRESS).")
+@click.option("--address", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None, help="Console log format.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on this port during the run.")
+@click.option("--pushgateway", default=None, metavar="URL", help="Push metrics to a Prometheus Pushgateway at the end.")
+@click.option("--profile", is_flag=True, help="Profile each task and keep the profiles with the run.")
+@click.option("--progress/--no-progress", default=None, help="Live progress display (default: on a terminal).")
+def run(target: str, executor: str | None, workers: int | None, params: tuple[str, ...], keep_going: bool,
+        distributed: bool, address: str | None, log_format: str | None, metrics_port: int | None,
+        pushgateway: str | None, profile: bool, progress: bool | None) -> None:
+    """Run the workflow, pipeline or @bubbles function in TARGET (FILE or FILE:NAME)."""
+    _observe_env(log_format=log_format, metrics_port=metrics_port, pushgateway=pushgateway, profile=profile, progress=progress)
+    if distributed:
+        executor = "dask"
+    options: dict[str, Any] = {"executor": executor, "max_workers": workers, "fail_fast": not keep_going}
+    if address:
+        options["address"] = address
+    try:
+        values = parse_params(params)
+        name, obj = load_target(target)
+        result = _run_object(obj, values, options)
+    except RunCancelled as exc:
+        click.secho(f"cancelled: {exc}", fg="yellow", err=True)
+        sys.exit(130)
+    except RunFailed as exc:
+        _print_result(exc.result)  # type: ignore[attr-defined]
+        _fail(exc, 1)
+    except KeyboardInterrupt:
+        click.secho("cancelled", fg="yellow", err=True)
+        sys.exit(130)
+    except BubblesError as exc:
+        _fail(exc, 2)
+    else:
+        _print_result(result)
+
+
+def _observe_env(**flags: Any) -> None:
+    """Hand the observability flags to the run's default hooks (they read BUBBLES_*)."""
+    names = {"log_format": "BUBBLES_LOG_FORMAT", "metrics_port": "BUBBLES_METRICS_PORT",
+             "pushgateway": "BUBBLES_PUSHGATEWAY", "profile": "BUBBLES_PROFILE", "progress": "BUBBLES_PROGRESS"}
+    for key, value in flags.items():
+        if value is None or value is False and key == "profile":
+            continue
+        os.environ[names[key]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def _run_object(obj: Any, params: dict[str, Any], options: dict[str, Any]) -> Any:
+    from ..api.decorators import FlowFunction
+    from ..api.pipeline import Pipeline
+
+    executor_options = {k: options.pop(k) for k in list(options) if k not in ("executor", "max_workers", "fail_fast")}
+    if isinstance(obj, FlowFunction):
+        return obj.options(**options, **executor_options).run(**params)
+    if isinstance(obj, Pipeline):
+        data = params.pop("data", None)
+        return obj.run(data, options["executor"], options["max_workers"], fail_fast=options["fail_fast"],
+                       params=params, **executor_options)
+    return obj.run(options["executor"], options["max_workers"], fail_fast=options["fail_fast"], params=params,
+                   **executor_options)
+
+
+def _print_result(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    table = Table(title=f"run {result.run_id} · {result.workflow} · {result.status} in {result.duration:.2f}s",
+                  title_justify="left")
+    for column in ("task", "state", "attempts", "seconds", "rows out"):
+        table.add_column(column, justify="right" if column in ("attempts", "seconds", "rows out") else "left")
+    shown = list(result.tasks.values())
+    for t in shown[:50]:
+        colour = {"succeeded": "green", "failed": "red"}.get(t.state, "yellow")
+        rows = t.metrics.get("rows_out")
+        table.add_row(t.name, f"[{colour}]{t.state}[/]", str(t.attempts),
+                      f"{t.duration:.3f}" if t.duration is not None else "",
+                      f"{int(rows):,}" if rows is not None else "")
+    if len(shown) > 50:
+        table.add_row(f"... {len(shown) - 50} more", "", "", "", "")
+    console.print(table)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("-e", "--executor", type=click.Choice(["threads", "processes", "serial", "dask"]), default=None,
+              help="Also check that every task can run on this executor (e.g. can be pickled for processes).")
+def validate(target: str, executor: str | None) -> None:
+    """Check TARGET's graph without running it: cycles, unknown or duplicate tasks, signatures."""
+    from ..api.decorators import FlowFunction
+
+    try:
+        name, obj = load_target(target)
+        if isinstance(obj, FlowFunction):
+            click.echo(f"{name}: a @bubbles flow; its tasks are known when it runs (each call is checked then).")
+            return
+        graph = obj.validate()
+        if executor:
+            from ..engine.executors import make_executor
+
+            ex = make_executor(executor)
+            ex.check([n.spec for n in graph.nodes.values() if n.spec is not None])
+    except GraphError as exc:
+        _fail(exc, 1)
+    except BubblesError as exc:
+        _fail(exc, 2)
+    edges = sum(len(n.deps) for n in graph.nodes.values())
+    click.echo(f"ok: {name} ({graph.name}): {len(graph)} tasks, {edges} dependencies")
+
+
+@cli.command()
+@click.argument("target")
+@click.option("-f", "--format", "fmt", type=click.Choice(["mermaid", "dot", "png"]), default="mermaid")
+@click.option("-o", "--output", default=None, help="Write to this file (required for png).")
+def graph(target: str, fmt: str, output: str | None) -> None:
+    """Print TARGET's task graph as Mermaid or DOT text, or draw a PNG (needs Graphviz)."""
+    from ..api.decorators import FlowFunction
+    from . import render
+
+    try:
+        name, obj = load_target(target)
+        if isinstance(obj, FlowFunction):
+            raise ConfigError(f"{name} is a @bubbles flow: its graph exists only while it runs. "
+                              "Run it, then see its tasks with `bubbles show RUN_ID`.")
+        g = obj.validate()
+        if fmt == "png":
+            if not output:
+                raise ConfigError("--format png needs --output FILE.png")
+            render.to_png(g, output)
+            click.echo(f"wrote {output}")
+            return
+        text = render.to_mermaid(g) if fmt == "mermaid" else render.to_dot(g)
+    except BubblesError as exc:
+        _fail(exc, 2)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+def _register() -> None:
+    for module_name in _COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        for command in module.commands:
+            cli.add_command(command)
+
+
+def main() -> None:
+    _register()
+    cli(prog_name="bubbles")
+
+
+if __name__ == "__main__":
+    main()
