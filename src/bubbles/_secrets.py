@@ -95,7 +95,7 @@ def get_secret(name: str, *, purpose: str = "") -> str:
         where = f" (needed for {purpose})" if purpose else ""
         raise ConfigError(
             f"Secret {name!r} is not set{where}. Set the environment variable {name}, or add "
-            f"`{name} = \"...\"` to {_secrets_file()} (BUBBLES_SECRETS_FILE moves it).",
+            f'`{name} = "..."` to {_secrets_file()} (BUBBLES_SECRETS_FILE moves it).',
             secret=name,
         )
     register_secret(value)

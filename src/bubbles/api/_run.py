@@ -19,6 +19,7 @@ from ..engine.runner import Runner, new_run_id
 
 __all__ = ["RunOptions", "start_run"]
 
+
 class RunOptions:
     """How to run: executor, workers, failure policy, hooks. Validated once, up front."""
 
@@ -72,8 +73,16 @@ def start_run(
     hooks = HookSet([*defaults.hooks_for_run(run_id=run_id, workflow=graph.name, options=options), *options.hooks], scoped_hooks)
     probes = (*defaults.probes_for_run(options=options), *options.probes)
     runner = Runner(
-        graph, executor, run_id=run_id, fail_fast=options.fail_fast, hooks=hooks, limits=limits,
-        params=options.params, probes=probes, keep_outputs=options.keep_outputs, dynamic=dynamic,
+        graph,
+        executor,
+        run_id=run_id,
+        fail_fast=options.fail_fast,
+        hooks=hooks,
+        limits=limits,
+        params=options.params,
+        probes=probes,
+        keep_outputs=options.keep_outputs,
+        dynamic=dynamic,
     )
     if on_runner is not None:
         on_runner(runner)

@@ -154,9 +154,15 @@ class TaskFunction(Generic[P, R]):
     def options(self, **options: Any) -> TaskFunction[P, R]:
         """A copy with other options (``name``, ``retries``, ``timeout``, ...)."""
         merged = dict(
-            retries=self.spec.retry.retries, retry_delay=self.spec.retry.retry_delay, backoff=self.spec.retry.backoff,
-            max_delay=self.spec.retry.max_delay, jitter=self.spec.retry.jitter, retry_on=self.spec.retry.retry_on,
-            timeout=self.spec.timeout, on_success=self.spec.on_success, on_failure=self.spec.on_failure,
+            retries=self.spec.retry.retries,
+            retry_delay=self.spec.retry.retry_delay,
+            backoff=self.spec.retry.backoff,
+            max_delay=self.spec.retry.max_delay,
+            jitter=self.spec.retry.jitter,
+            retry_on=self.spec.retry.retry_on,
+            timeout=self.spec.timeout,
+            on_success=self.spec.on_success,
+            on_failure=self.spec.on_failure,
         )
         name = options.pop("name", self.spec.name)
         requires = options.pop("requires", self.requires)
@@ -168,9 +174,18 @@ class TaskFunction(Generic[P, R]):
 def task(fn: Callable[P, R], /) -> TaskFunction[P, R]: ...
 @overload
 def task(
-    *, name: str | None = None, requires: Iterable[Any] = (), retries: int | None = None, retry_delay: float | None = None,
-    backoff: float | None = None, max_delay: float | None = None, jitter: bool | None = None,
-    retry_on: Any = None, timeout: float | None = None, on_success: Any = None, on_failure: Any = None,
+    *,
+    name: str | None = None,
+    requires: Iterable[Any] = (),
+    retries: int | None = None,
+    retry_delay: float | None = None,
+    backoff: float | None = None,
+    max_delay: float | None = None,
+    jitter: bool | None = None,
+    retry_on: Any = None,
+    timeout: float | None = None,
+    on_success: Any = None,
+    on_failure: Any = None,
 ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
 def task(fn: Any = None, /, **options: Any) -> Any:
     """Mark a function as a task, bare (``@task``) or with options (``@task(retries=3)``).
@@ -240,8 +255,13 @@ class FlowFunction(Generic[P, R]):
         """
         opts = self._run_options
         options = RunOptions(
-            opts["executor"], opts["max_workers"], fail_fast=opts["fail_fast"], hooks=self._hooks,
-            raise_on_error=False, params=dict(kwargs), executor_options=self._executor_options,
+            opts["executor"],
+            opts["max_workers"],
+            fail_fast=opts["fail_fast"],
+            hooks=self._hooks,
+            raise_on_error=False,
+            params=dict(kwargs),
+            executor_options=self._executor_options,
         )
         state = _FlowRun(self.name)
         driver: list[threading.Thread] = []
@@ -286,8 +306,13 @@ def _resolve(value: Any, result: RunResult) -> Any:
 def flow(fn: Callable[P, R], /) -> FlowFunction[P, R]: ...
 @overload
 def flow(
-    *, name: str | None = None, executor: str | Any | None = None, max_workers: int | None = None,
-    fail_fast: bool = True, hooks: Iterable[Any] = (), **executor_options: Any,
+    *,
+    name: str | None = None,
+    executor: str | Any | None = None,
+    max_workers: int | None = None,
+    fail_fast: bool = True,
+    hooks: Iterable[Any] = (),
+    **executor_options: Any,
 ) -> Callable[[Callable[P, R]], FlowFunction[P, R]]: ...
 def flow(fn: Any = None, /, **options: Any) -> Any:
     """Mark a function as a workflow (exported as both ``bubbles`` and ``flow``).

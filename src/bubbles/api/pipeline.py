@@ -88,9 +88,15 @@ class Pipeline:
         if not self._steps:
             raise ConfigError(f"Pipeline {self.name!r} has no tasks; add some with add_task() before run().")
         options = RunOptions(
-            executor, max_workers, fail_fast=fail_fast, raise_on_error=raise_on_error,
-            hooks=[*self._workflow._hooks, *hooks], keep_outputs=keep_outputs, distributed=distributed,
-            params=params, executor_options=executor_options,
+            executor,
+            max_workers,
+            fail_fast=fail_fast,
+            raise_on_error=raise_on_error,
+            hooks=[*self._workflow._hooks, *hooks],
+            keep_outputs=keep_outputs,
+            distributed=distributed,
+            params=params,
+            executor_options=executor_options,
         )
         graph, limits = self.graph(params, data)
         result = start_run(graph, options, scoped_hooks=self._workflow._scoped_hooks(), limits=limits)
@@ -98,4 +104,3 @@ class Pipeline:
         if last is not None and last.ok:
             result.output = last.result
         return result
-

@@ -129,7 +129,7 @@ class TaskHandle:
 
 
 class _Entry:
-    __slots__ = ("spec", "requires", "named", "after", "kwargs", "kind", "children", "limit", "items", "extra")
+    __slots__ = ("after", "children", "extra", "items", "kind", "kwargs", "limit", "named", "requires", "spec")
 
     def __init__(self, spec: TaskSpec | None, kind: str = "task") -> None:
         self.spec = spec
@@ -208,12 +208,25 @@ class Workflow:
             on_success, on_failure: callbacks called with the ``on_task_end`` event fields.
         """
         options = dict(
-            retries=retries, retry_delay=retry_delay, backoff=backoff, max_delay=max_delay, jitter=jitter,
-            retry_on=retry_on, timeout=timeout, on_success=on_success, on_failure=on_failure,
+            retries=retries,
+            retry_delay=retry_delay,
+            backoff=backoff,
+            max_delay=max_delay,
+            jitter=jitter,
+            retry_on=retry_on,
+            timeout=timeout,
+            on_success=on_success,
+            on_failure=on_failure,
         )
         if isinstance(fn, ParallelTask):
             return self._add_parallel(fn, requires, after, name, options)
-        spec = fn.renamed(name) if isinstance(fn, TaskSpec) and name else fn if isinstance(fn, TaskSpec) else make_spec(fn, name, **options)
+        spec = (
+            fn.renamed(name)
+            if isinstance(fn, TaskSpec) and name
+            else fn
+            if isinstance(fn, TaskSpec)
+            else make_spec(fn, name, **options)
+        )
         entry = _Entry(spec)
         self._set_deps(entry, requires, after)
         if requires is None:
@@ -255,14 +268,18 @@ class Workflow:
             try:
                 entry.items = list(items)  # type: ignore[arg-type]
             except TypeError:
-                raise ConfigError(f"map({spec.name!r}): items must be an iterable or a task, got {type(items).__name__}.") from None
+                raise ConfigError(
+                    f"map({spec.name!r}): items must be an iterable or a task, got {type(items).__name__}."
+                ) from None
         if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
             raise ConfigError(f"max_concurrent must be a whole number >= 1, got {max_concurrent!r}.")
         entry.limit = max_concurrent
         entry.kwargs = dict(kwargs or {})
         return self._register(spec.name, entry)
 
-    def _add_parallel(self, group: ParallelTask, requires: Any, after: Sequence[Any], name: str | None, options: dict[str, Any]) -> TaskHandle:
+    def _add_parallel(
+        self, group: ParallelTask, requires: Any, after: Sequence[Any], name: str | None, options: dict[str, Any]
+    ) -> TaskHandle:
         group_name = name or group.name or f"parallel-{next(self._groups)}"
         entry = _Entry(None, kind="gather")
         entry.limit = group.max_concurrent_tasks
@@ -311,7 +328,11 @@ class Workflow:
         if isinstance(ref, str):
             return ref
         if callable(ref):
-            matches = [n for n, e in self._entries.items() if e.spec is not None and (e.spec.fn is ref or e.spec.fn is getattr(ref, "__wrapped__", None))]
+            matches = [
+                n
+                for n, e in self._entries.items()
+                if e.spec is not None and (e.spec.fn is ref or e.spec.fn is getattr(ref, "__wrapped__", None))
+            ]
             if len(matches) == 1:
                 return matches[0]
             name = task_name_of(ref)
@@ -350,8 +371,15 @@ class Workflow:
                 source = Ref(self._resolve(items, name)) if isinstance(items, (TaskHandle, str)) else items
                 if entry.limit:
                     limits[name] = entry.limit
-                node = Node(name, spec, (source,), kwargs, after=tuple(r.key for r in deps) + after, kind="map",
-                            limit=name if entry.limit else None)
+                node = Node(
+                    name,
+                    spec,
+                    (source,),
+                    kwargs,
+                    after=tuple(r.key for r in deps) + after,
+                    kind="map",
+                    limit=name if entry.limit else None,
+                )
                 node.map_extra = tuple(deps)
                 graph.add(node)
                 continue
@@ -401,9 +429,15 @@ class Workflow:
             **executor_options: passed to the executor (e.g. ``address=`` for Dask).
         """
         options = RunOptions(
-            executor, max_workers, fail_fast=fail_fast, raise_on_error=raise_on_error,
-            hooks=[*self._hooks, *hooks], keep_outputs=keep_outputs, distributed=distributed,
-            params=dict(params or {}), executor_options=executor_options,
+            executor,
+            max_workers,
+            fail_fast=fail_fast,
+            raise_on_error=raise_on_error,
+            hooks=[*self._hooks, *hooks],
+            keep_outputs=keep_outputs,
+            distributed=distributed,
+            params=dict(params or {}),
+            executor_options=executor_options,
         )
         graph, limits = self.graph(params)
         self._check_maps(graph)

@@ -9,8 +9,13 @@ __all__ = ["commands"]
 
 @click.command()
 @click.option("--rows", type=click.IntRange(min=100), default=200_000, show_default=True, help="Orders to generate.")
-@click.option("--workdir", type=click.Path(file_okay=False), default=".bubbles/demo", show_default=True,
-              help="Where the demo writes its source files, warehouse and deliveries.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    default=".bubbles/demo",
+    show_default=True,
+    help="Where the demo writes its source files, warehouse and deliveries.",
+)
 @click.option("-e", "--executor", type=click.Choice(["threads", "processes", "serial", "dask"]), default="threads")
 def demo(rows: int, workdir: str, executor: str) -> None:
     """Run the demo ETL: extract in parallel, transform in DuckDB, load DuckDB + SQLite, report metrics."""

@@ -1,15 +1,15 @@
 """Find the workflow, pipeline or ``@bubbles`` flow defined in a Python file.
 
-``FILE[:NAME]``: the file is executed as a script named ``__bubbles__`` (so its
+``FILE[:NAME]``: the file is executed as a module named ``__bubbles__`` (so its
 ``if __name__ == "__main__":`` block does not run), then NAME picks the object; without NAME the
 file must define exactly one.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
-import runpy
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,12 @@ def load_target(spec: str) -> tuple[str, Any]:
     if not file.exists():
         raise ConfigError(f"No such file: {path!r}. Pass the Python file that defines your workflow: bubbles run etl.py")
     sys.path.insert(0, str(file.resolve().parent))
+    # Executed in a module that is never in sys.modules, so cloudpickle ships its functions
+    # by value to worker processes (runpy would register it while the file runs).
+    namespace: dict[str, Any] = {"__name__": "__bubbles__", "__file__": str(file.resolve()), "__builtins__": builtins}
     try:
-        namespace = runpy.run_path(str(file), run_name="__bubbles__")
+        code = compile(file.read_bytes(), str(file), "exec")
+        exec(code, namespace)
     except SyntaxError as exc:
         raise ConfigError(f"{path}, line {exc.lineno}: syntax error: {exc.msg}", source=path, line=exc.lineno) from None
     kinds = _runnable_types()
@@ -44,7 +48,9 @@ def load_target(spec: str) -> tuple[str, Any]:
         if name not in namespace:
             raise ConfigError(f"{path} defines no {name!r}. Runnable objects in it: {', '.join(found) or 'none'}.", source=path)
         if not isinstance(namespace[name], kinds):
-            raise ConfigError(f"{path}:{name} is a {type(namespace[name]).__name__}, not a Workflow, Pipeline or @bubbles function.")
+            raise ConfigError(
+                f"{path}:{name} is a {type(namespace[name]).__name__}, not a Workflow, Pipeline or @bubbles function."
+            )
         return name, namespace[name]
     if len(found) == 1:
         return next(iter(found.items()))
@@ -54,7 +60,9 @@ def load_target(spec: str) -> tuple[str, Any]:
             "Define one (e.g. `wf = Workflow('etl')`), or name it: bubbles run FILE:NAME.",
             source=path,
         )
-    raise ConfigError(f"{path} defines several runnable objects ({', '.join(found)}); pick one: bubbles run {path}:NAME", source=path)
+    raise ConfigError(
+        f"{path} defines several runnable objects ({', '.join(found)}); pick one: bubbles run {path}:NAME", source=path
+    )
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -63,7 +71,9 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise ConfigError(f"--param {pair!r}: expected key=value with a Python identifier as key, e.g. --param day=2024-01-31")
+            raise ConfigError(
+                f"--param {pair!r}: expected key=value with a Python identifier as key, e.g. --param day=2024-01-31"
+            )
         try:
             params[key] = json.loads(value)
         except ValueError:

@@ -33,11 +33,22 @@ def _fail(exc: BaseException, code: int) -> None:
 
 @cli.command()
 @click.argument("target")
-@click.option("-e", "--executor", type=click.Choice(["threads", "processes", "serial", "dask"]), default=None,
-              help="Where tasks run (default: threads, or BUBBLES_EXECUTOR).")
+@click.option(
+    "-e",
+    "--executor",
+    type=click.Choice(["threads", "processes", "serial", "dask"]),
+    default=None,
+    help="Where tasks run (default: threads, or BUBBLES_EXECUTOR).",
+)
 @click.option("-w", "--workers", type=click.IntRange(min=1), default=None, help="Tasks running at once.")
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Run parameter (repeatable); values are parsed as JSON when they can be.")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Run parameter (repeatable); values are parsed as JSON when they can be.",
+)
 @click.option("--keep-going", is_flag=True, help="After a failure, run every branch that does not depend on it.")
 @click.option("--distributed", is_flag=True, help="Run on Dask (address from --address or BUBBLES_DASK_ADDRESS).")
 @click.option("--address", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")
@@ -46,9 +57,20 @@ def _fail(exc: BaseException, code: int) -> None:
 @click.option("--pushgateway", default=None, metavar="URL", help="Push metrics to a Prometheus Pushgateway at the end.")
 @click.option("--profile", is_flag=True, help="Profile each task and keep the profiles with the run.")
 @click.option("--progress/--no-progress", default=None, help="Live progress display (default: on a terminal).")
-def run(target: str, executor: str | None, workers: int | None, params: tuple[str, ...], keep_going: bool,
-        distributed: bool, address: str | None, log_format: str | None, metrics_port: int | None,
-        pushgateway: str | None, profile: bool, progress: bool | None) -> None:
+def run(
+    target: str,
+    executor: str | None,
+    workers: int | None,
+    params: tuple[str, ...],
+    keep_going: bool,
+    distributed: bool,
+    address: str | None,
+    log_format: str | None,
+    metrics_port: int | None,
+    pushgateway: str | None,
+    profile: bool,
+    progress: bool | None,
+) -> None:
     """Run the workflow, pipeline or @bubbles function in TARGET (FILE or FILE:NAME)."""
     _observe_env(log_format=log_format, metrics_port=metrics_port, pushgateway=pushgateway, profile=profile, progress=progress)
     if distributed:
@@ -58,7 +80,7 @@ def run(target: str, executor: str | None, workers: int | None, params: tuple[st
         options["address"] = address
     try:
         values = parse_params(params)
-        name, obj = load_target(target)
+        _name, obj = load_target(target)
         result = _run_object(obj, values, options)
     except RunCancelled as exc:
         click.secho(f"cancelled: {exc}", fg="yellow", err=True)
@@ -77,10 +99,15 @@ def run(target: str, executor: str | None, workers: int | None, params: tuple[st
 
 def _observe_env(**flags: Any) -> None:
     """Hand the observability flags to the run's default hooks (they read BUBBLES_*)."""
-    names = {"log_format": "BUBBLES_LOG_FORMAT", "metrics_port": "BUBBLES_METRICS_PORT",
-             "pushgateway": "BUBBLES_PUSHGATEWAY", "profile": "BUBBLES_PROFILE", "progress": "BUBBLES_PROGRESS"}
+    names = {
+        "log_format": "BUBBLES_LOG_FORMAT",
+        "metrics_port": "BUBBLES_METRICS_PORT",
+        "pushgateway": "BUBBLES_PUSHGATEWAY",
+        "profile": "BUBBLES_PROFILE",
+        "progress": "BUBBLES_PROGRESS",
+    }
     for key, value in flags.items():
-        if value is None or value is False and key == "profile":
+        if value is None or (value is False and key == "profile"):
             continue
         os.environ[names[key]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
 
@@ -94,10 +121,10 @@ def _run_object(obj: Any, params: dict[str, Any], options: dict[str, Any]) -> An
         return obj.options(**options, **executor_options).run(**params)
     if isinstance(obj, Pipeline):
         data = params.pop("data", None)
-        return obj.run(data, options["executor"], options["max_workers"], fail_fast=options["fail_fast"],
-                       params=params, **executor_options)
-    return obj.run(options["executor"], options["max_workers"], fail_fast=options["fail_fast"], params=params,
-                   **executor_options)
+        return obj.run(
+            data, options["executor"], options["max_workers"], fail_fast=options["fail_fast"], params=params, **executor_options
+        )
+    return obj.run(options["executor"], options["max_workers"], fail_fast=options["fail_fast"], params=params, **executor_options)
 
 
 def _print_result(result: Any) -> None:
@@ -105,17 +132,22 @@ def _print_result(result: Any) -> None:
     from rich.table import Table
 
     console = Console(stderr=True)
-    table = Table(title=f"run {result.run_id} · {result.workflow} · {result.status} in {result.duration:.2f}s",
-                  title_justify="left")
+    table = Table(
+        title=f"run {result.run_id} · {result.workflow} · {result.status} in {result.duration:.2f}s", title_justify="left"
+    )
     for column in ("task", "state", "attempts", "seconds", "rows out"):
         table.add_column(column, justify="right" if column in ("attempts", "seconds", "rows out") else "left")
     shown = list(result.tasks.values())
     for t in shown[:50]:
         colour = {"succeeded": "green", "failed": "red"}.get(t.state, "yellow")
         rows = t.metrics.get("rows_out")
-        table.add_row(t.name, f"[{colour}]{t.state}[/]", str(t.attempts),
-                      f"{t.duration:.3f}" if t.duration is not None else "",
-                      f"{int(rows):,}" if rows is not None else "")
+        table.add_row(
+            t.name,
+            f"[{colour}]{t.state}[/]",
+            str(t.attempts),
+            f"{t.duration:.3f}" if t.duration is not None else "",
+            f"{int(rows):,}" if rows is not None else "",
+        )
     if len(shown) > 50:
         table.add_row(f"... {len(shown) - 50} more", "", "", "", "")
     console.print(table)
@@ -123,8 +155,13 @@ def _print_result(result: Any) -> None:
 
 @cli.command()
 @click.argument("target")
-@click.option("-e", "--executor", type=click.Choice(["threads", "processes", "serial", "dask"]), default=None,
-              help="Also check that every task can run on this executor (e.g. can be pickled for processes).")
+@click.option(
+    "-e",
+    "--executor",
+    type=click.Choice(["threads", "processes", "serial", "dask"]),
+    default=None,
+    help="Also check that every task can run on this executor (e.g. can be pickled for processes).",
+)
 def validate(target: str, executor: str | None) -> None:
     """Check TARGET's graph without running it: cycles, unknown or duplicate tasks, signatures."""
     from ..api.decorators import FlowFunction
@@ -160,8 +197,10 @@ def graph(target: str, fmt: str, output: str | None) -> None:
     try:
         name, obj = load_target(target)
         if isinstance(obj, FlowFunction):
-            raise ConfigError(f"{name} is a @bubbles flow: its graph exists only while it runs. "
-                              "Run it, then see its tasks with `bubbles show RUN_ID`.")
+            raise ConfigError(
+                f"{name} is a @bubbles flow: its graph exists only while it runs. "
+                "Run it, then see its tasks with `bubbles show RUN_ID`."
+            )
         g = obj.validate()
         if fmt == "png":
             if not output:

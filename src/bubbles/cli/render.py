@@ -61,6 +61,8 @@ def to_dot(graph: Graph) -> str:
 def to_png(graph: Graph, path: str) -> None:
     dot = shutil.which("dot")
     if dot is None:
-        raise ConfigError("A PNG needs Graphviz's `dot` program, which is not installed (apt-get install graphviz). "
-                          "Use --format mermaid or --format dot for text.")
+        raise ConfigError(
+            "A PNG needs Graphviz's `dot` program, which is not installed (apt-get install graphviz). "
+            "Use --format mermaid or --format dot for text."
+        )
     subprocess.run([dot, "-Tpng", "-o", path], input=to_dot(graph).encode(), check=True)

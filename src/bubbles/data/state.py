@@ -107,9 +107,7 @@ class StateStore:
             db.execute("BEGIN IMMEDIATE")
             rows = db.execute("SELECT name, value FROM pending_watermarks WHERE run_id = ?", (run_id or "",)).fetchall()
             for name, value in rows:
-                db.execute(
-                    "INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?, ?)", (name, value, time.time(), run_id)
-                )
+                db.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?, ?)", (name, value, time.time(), run_id))
             db.execute("DELETE FROM pending_watermarks WHERE run_id = ?", (run_id or "",))
             db.execute("COMMIT")
         return [name for name, _ in rows]

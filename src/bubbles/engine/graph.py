@@ -179,7 +179,7 @@ class Graph:
                     continue
                 state = color.get(dep)
                 if state == 1:
-                    loop = path[path.index(dep):] + [dep]
+                    loop = [*path[path.index(dep) :], dep]
                     return list(reversed(loop))  # dependency order: upstream first
                 if state is None:
                     color[dep] = 1
@@ -235,17 +235,24 @@ def check_signature(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any
         sig.bind(*args, **kwargs)
     except TypeError as exc:
         given = [a.key if isinstance(a, Ref) else type(a).__name__ for a in args]
-        params = ", ".join(str(p) for p in sig.parameters.values())
+        params = ", ".join(_param_text(p) for p in sig.parameters.values())
+        fn_name = getattr(spec.fn, "__name__", spec.name)
         hint = (
             "A task receives the outputs of its `requires=[...]` tasks as positional arguments, in "
             "that order. For a dependency that only orders (runs before, passes nothing), use "
             "`after=[...]` instead; or add a parameter to receive the output."
         )
         raise SignatureError(
-            f"Task {spec.name!r} cannot be called as declared: {spec.name}({params}) was given "
+            f"Task {spec.name!r} cannot be called as declared: {fn_name}({params}) was given "
             f"{len(args)} positional input(s) {given}"
             + (f" and keywords {sorted(kwargs)}" if kwargs else "")
             + (f" (ordering-only after={list(after)})" if after else "")
             + f" — {exc}. {hint}",
             task=spec.name,
         ) from None
+
+
+def _param_text(param: inspect.Parameter) -> str:
+    prefix = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "")
+    default = "" if param.default is param.empty else f"={param.default!r}"
+    return f"{prefix}{param.name}{default}"

@@ -123,9 +123,7 @@ class RunResult:
             lines.append(f"  ... and {len(self.failed) - 5} more failed tasks")
         if self.failed:
             first = self.failed[0].name
-            lines.append(
-                f"Full traceback: err.result.tasks[{first!r}].traceback, or `bubbles show {self.run_id}`."
-            )
+            lines.append(f"Full traceback: err.result.tasks[{first!r}].traceback, or `bubbles show {self.run_id}`.")
         return "\n".join(lines)
 
 

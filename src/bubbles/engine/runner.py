@@ -70,7 +70,7 @@ def new_run_id() -> str:
 class Future:
     """The eventual output of a task submitted inside a running ``@bubbles`` function."""
 
-    __slots__ = ("key", "_event", "_handle", "_error", "_fetch")
+    __slots__ = ("_error", "_event", "_fetch", "_handle", "key")
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -112,9 +112,24 @@ class _Slot:
     """The runner's record of one node."""
 
     __slots__ = (
-        "node", "state", "waiting", "dependents", "attempt", "output", "consumers", "started_at",
-        "ended_at", "duration", "metrics", "worker", "error", "traceback", "future", "children",
-        "group", "logs",
+        "attempt",
+        "children",
+        "consumers",
+        "dependents",
+        "duration",
+        "ended_at",
+        "error",
+        "future",
+        "group",
+        "logs",
+        "metrics",
+        "node",
+        "output",
+        "started_at",
+        "state",
+        "traceback",
+        "waiting",
+        "worker",
     )
 
     def __init__(self, node: Node, group: str | None = None) -> None:
@@ -204,8 +219,13 @@ class Runner:
             self._link(slot)
         if self.hooks.wants("on_run_start"):
             self.hooks.emit(
-                "on_run_start", run_id=self.run_id, workflow=self.workflow, tasks=list(self._slots),
-                executor=self.executor.name, started_at=started, params=self.params,
+                "on_run_start",
+                run_id=self.run_id,
+                workflow=self.workflow,
+                tasks=list(self._slots),
+                executor=self.executor.name,
+                started_at=started,
+                params=self.params,
             )
         self.executor.start(self.inbox.put)
         try:
@@ -364,14 +384,22 @@ class Runner:
             args = tuple([substitute(a, outputs, nested) for a in args])
             if kwargs:
                 kwargs = {k: substitute(v, outputs, nested) for k, v in kwargs.items()}
-        call = Call(node.key, slot.attempt, spec.fn, args, kwargs, self.run_id, self.workflow, spec.timeout, self.probes, self.params)
+        call = Call(
+            node.key, slot.attempt, spec.fn, args, kwargs, self.run_id, self.workflow, spec.timeout, self.probes, self.params
+        )
         self._running += 1
         if spec.timeout is not None:
             heapq.heappush(self._deadlines, (time.monotonic() + spec.timeout, node.key, slot.attempt))
         if self.hooks.wants("on_task_start"):
             self.hooks.emit(
-                "on_task_start", run_id=self.run_id, workflow=self.workflow, task=node.key, group=slot.group,
-                attempt=slot.attempt, started_at=time.time(), worker="",
+                "on_task_start",
+                run_id=self.run_id,
+                workflow=self.workflow,
+                task=node.key,
+                group=slot.group,
+                attempt=slot.attempt,
+                started_at=time.time(),
+                worker="",
             )
         try:
             self.executor.submit(call)
@@ -444,9 +472,17 @@ class Runner:
             heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, slot.node.key))
             if self.hooks.wants("on_task_retry"):
                 self.hooks.emit(
-                    "on_task_retry", run_id=self.run_id, workflow=self.workflow, task=slot.node.key,
-                    group=slot.group, attempt=slot.attempt, error=error, traceback=tb, delay=delay,
-                    metrics=slot.metrics, duration=slot.duration,
+                    "on_task_retry",
+                    run_id=self.run_id,
+                    workflow=self.workflow,
+                    task=slot.node.key,
+                    group=slot.group,
+                    attempt=slot.attempt,
+                    error=error,
+                    traceback=tb,
+                    delay=delay,
+                    metrics=slot.metrics,
+                    duration=slot.duration,
                 )
             return
         self._end(slot, S.FAILED, error=error, tb=tb)
@@ -477,23 +513,33 @@ class Runner:
 
     def _emit_end(self, slot: _Slot, state: str) -> None:
         fields = dict(
-            run_id=self.run_id, workflow=self.workflow, task=slot.node.key, group=slot.group,
-            attempt=slot.attempt, status=state, started_at=slot.started_at, ended_at=slot.ended_at,
-            duration=slot.duration, metrics=slot.metrics, worker=slot.worker, error=slot.error,
-            traceback=slot.traceback, logs=slot.logs,
+            run_id=self.run_id,
+            workflow=self.workflow,
+            task=slot.node.key,
+            group=slot.group,
+            attempt=slot.attempt,
+            status=state,
+            started_at=slot.started_at,
+            ended_at=slot.ended_at,
+            duration=slot.duration,
+            metrics=slot.metrics,
+            worker=slot.worker,
+            error=slot.error,
+            traceback=slot.traceback,
+            logs=slot.logs,
         )
         self.hooks.emit("on_task_end", **fields)
         spec = slot.node.spec
-        callback = None if spec is None else spec.on_success if state == S.SUCCEEDED else spec.on_failure if state == S.FAILED else None
+        callback = (
+            None if spec is None else spec.on_success if state == S.SUCCEEDED else spec.on_failure if state == S.FAILED else None
+        )
         if callback is not None:
             try:
                 callback(**fields)
             except Exception:
                 import logging
 
-                logging.getLogger("bubbles").warning(
-                    "bubbles: callback of task %r raised; ignored", slot.node.key, exc_info=True
-                )
+                logging.getLogger("bubbles").warning("bubbles: callback of task %r raised; ignored", slot.node.key, exc_info=True)
 
     def _upstream_error(self, slot: _Slot) -> UpstreamFailed:
         failed = [d for d in slot.node.deps if self._slots[d].state not in (S.SUCCEEDED, S.PENDING, S.RUNNING)]
@@ -545,8 +591,17 @@ class Runner:
                 run_id=self.run_id,
             )
             self._on_outcome(
-                Outcome(key, attempt, False, None, error, "", started_at=time.time() - (spec.timeout or 0),
-                        duration=spec.timeout or 0.0, metrics={"execution_time": spec.timeout or 0.0})
+                Outcome(
+                    key,
+                    attempt,
+                    False,
+                    None,
+                    error,
+                    "",
+                    started_at=time.time() - (spec.timeout or 0),
+                    duration=spec.timeout or 0.0,
+                    metrics={"execution_time": spec.timeout or 0.0},
+                )
             )
         while self._timers and self._timers[0][0] <= now:
             _, _, key = heapq.heappop(self._timers)
@@ -563,7 +618,11 @@ class Runner:
         self._stopping = True
         for slot in self._slots.values():
             if slot.state not in _TERMINAL:
-                self._end(slot, S.CANCELLED, error=RunCancelled(f"Task {slot.node.key!r} was cancelled with the run.", task=slot.node.key))
+                self._end(
+                    slot,
+                    S.CANCELLED,
+                    error=RunCancelled(f"Task {slot.node.key!r} was cancelled with the run.", task=slot.node.key),
+                )
         self._timers.clear()
         self._ready.clear()
 
@@ -574,9 +633,17 @@ class Runner:
         tasks: dict[str, TaskRun] = {}
         for key, slot in self._slots.items():
             run = TaskRun(
-                name=key, state=slot.state, attempts=slot.attempt, started_at=slot.started_at,
-                ended_at=slot.ended_at, duration=slot.duration, metrics=slot.metrics, worker=slot.worker,
-                error=slot.error, traceback=slot.traceback, group=slot.group,
+                name=key,
+                state=slot.state,
+                attempts=slot.attempt,
+                started_at=slot.started_at,
+                ended_at=slot.ended_at,
+                duration=slot.duration,
+                metrics=slot.metrics,
+                worker=slot.worker,
+                error=slot.error,
+                traceback=slot.traceback,
+                group=slot.group,
             )
             if slot.output is not _MISSING:
                 run._output = self.executor.fetch(slot.output) if slot.node.kind == "task" else slot.output
@@ -588,12 +655,25 @@ class Runner:
         else:
             status = "succeeded"
         result = RunResult(
-            run_id=self.run_id, workflow=self.workflow, status=status, executor=self.executor.name,
-            started_at=started, ended_at=time.time(), tasks=tasks, output=self._output, error=self._body_error,
+            run_id=self.run_id,
+            workflow=self.workflow,
+            status=status,
+            executor=self.executor.name,
+            started_at=started,
+            ended_at=time.time(),
+            tasks=tasks,
+            output=self._output,
+            error=self._body_error,
         )
         if self.hooks.wants("on_run_end"):
             self.hooks.emit(
-                "on_run_end", run_id=self.run_id, workflow=self.workflow, status=status, started_at=started,
-                ended_at=result.ended_at, duration=result.duration, result=result,
+                "on_run_end",
+                run_id=self.run_id,
+                workflow=self.workflow,
+                status=status,
+                started_at=started,
+                ended_at=result.ended_at,
+                duration=result.duration,
+                result=result,
             )
         return result

@@ -39,17 +39,37 @@ class MetricsCollector:
         return f"<MetricsCollector: {len(self.records)} attempts of {len(self.tasks)} tasks>"
 
     # -- hook API ---------------------------------------------------------------------------
-    def on_task_retry(self, *, run_id: str, workflow: str, task: str, attempt: int, metrics: dict[str, float],
-                      duration: float | None, error: BaseException | None = None, **future_kwargs: Any) -> None:
-        self._record(run_id=run_id, workflow=workflow, task=task, attempt=attempt, status="retrying",
-                     metrics=metrics, error=error, **future_kwargs)
+    def on_task_retry(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        task: str,
+        attempt: int,
+        metrics: dict[str, float],
+        duration: float | None,
+        error: BaseException | None = None,
+        **future_kwargs: Any,
+    ) -> None:
+        self._record(
+            run_id=run_id,
+            workflow=workflow,
+            task=task,
+            attempt=attempt,
+            status="retrying",
+            metrics=metrics,
+            error=error,
+            **future_kwargs,
+        )
 
-    def on_task_end(self, *, run_id: str, workflow: str, task: str, attempt: int, status: str,
-                    metrics: dict[str, float], **future_kwargs: Any) -> None:
+    def on_task_end(
+        self, *, run_id: str, workflow: str, task: str, attempt: int, status: str, metrics: dict[str, float], **future_kwargs: Any
+    ) -> None:
         if status not in ("succeeded", "failed") and not attempt:
             return  # never ran (upstream failed, skipped): no attempt to measure
-        self._record(run_id=run_id, workflow=workflow, task=task, attempt=attempt, status=status,
-                     metrics=metrics, **future_kwargs)
+        self._record(
+            run_id=run_id, workflow=workflow, task=task, attempt=attempt, status=status, metrics=metrics, **future_kwargs
+        )
 
     def _record(self, *, metrics: dict[str, float], error: BaseException | None = None, **fields: Any) -> None:
         record = {name: fields.get(name) for name in _FIELDS}

@@ -13,11 +13,12 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ..._errors import NotPicklableError, RemoteTaskError
-from ..execute import Call, Outcome, execute
+from ..execute import Outcome, execute
 from ..serialize import recv, send
 
 
@@ -53,16 +54,19 @@ def main(in_fd: int, out_fd: int) -> None:
     while True:
         try:
             message = recv(conn_in)
+            if message is not None and message[0] == "call" and message[2] is not None:
+                functions[message[1]] = pickle.loads(message[2])
         except (EOFError, OSError):
             return
+        except Exception as exc:  # the call or its function cannot be loaded here
+            send(conn_out, ("broken", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            continue
         if message is None:
             return
         if message[0] == "path":
             sys.path[:] = message[1]
             continue
-        _, fid, fn_bytes, call = message
-        if fn_bytes is not None:
-            functions[fid] = pickle.loads(fn_bytes)
+        _, fid, _, call = message
         call.fn = functions[fid]
         outcome = execute(call)
         try:

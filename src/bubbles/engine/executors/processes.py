@@ -37,15 +37,13 @@ class WorkerDied(TaskError):
 
 
 class _Worker:
-    __slots__ = ("proc", "to_child", "from_child", "call", "fids", "ready", "killed", "number")
+    __slots__ = ("call", "fids", "from_child", "killed", "number", "proc", "ready", "to_child")
 
     def __init__(self, number: int) -> None:
         child_in, parent_out = os.pipe()
         parent_in, child_out = os.pipe()
         code = f"from bubbles.engine.executors._procworker import main; main({child_in}, {child_out})"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code], pass_fds=(child_in, child_out), close_fds=True
-        )
+        self.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(child_in, child_out), close_fds=True)
         os.close(child_in)
         os.close(child_out)
         self.to_child = Connection(parent_out, readable=False)
@@ -182,6 +180,25 @@ class ProcessExecutor:
                     worker.ready = True
                     with self._lock:
                         self._idle.append(worker)
+                elif message[0] == "broken" and worker.call is not None:
+                    call, worker.call = worker.call, None
+                    with self._lock:
+                        self._idle.append(worker)
+                    self._post(
+                        Outcome(
+                            call.key,
+                            call.attempt,
+                            False,
+                            error=NotPicklableError(
+                                f"Task {call.key!r} could not be loaded in a worker process: {message[1]}. "
+                                "Its function and inputs must be importable there (define them in a module on "
+                                "sys.path or in the script itself), or use executor='threads'.",
+                                task=call.key,
+                            ),
+                            traceback=message[2],
+                            started_at=time.time(),
+                        )
+                    )
                 elif message[0] == "done":
                     outcome: Outcome = message[1]
                     worker.call = None

@@ -1,0 +1,179 @@
+"""Runner behaviour beyond the conformance suite: memory release, cancel, params, results."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bubbles import BubblesError, RunCancelled, Workflow
+
+from . import tasks as t
+
+
+class Blob:
+    """A big-ish, weak-referenceable output."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(1024)
+
+
+def test_outputs_are_freed_after_their_last_consumer() -> None:
+    refs: dict[str, weakref.ref[Blob]] = {}
+    alive_at_end: dict[str, bool] = {}
+
+    def make() -> Blob:
+        blob = Blob()
+        refs["first"] = weakref.ref(blob)
+        return blob
+
+    def consume(blob: Blob) -> int:
+        return len(blob.data)
+
+    class Probe:
+        def on_task_end(self, *, task: str, **kw: Any) -> None:
+            if task == "last":
+                gc.collect()
+                alive_at_end["first"] = refs["first"]() is not None
+
+    wf = Workflow("release")
+    first = wf.add_task(make, name="first")
+    mid = wf.add_task(consume, requires=[first], name="mid")
+    wf.add_task(t.double, requires=[mid], name="last")
+    result = wf.run(executor="serial", hooks=[Probe()])
+    assert alive_at_end == {"first": False}
+    assert result.tasks["last"].result == 2048
+    with pytest.raises(BubblesError, match=r"released.*keep_outputs=True"):
+        _ = result.tasks["first"].result
+    kept = wf.run(executor="serial", keep_outputs=True)
+    assert isinstance(kept.tasks["first"].result, Blob)
+
+
+def test_params_fill_parameters_by_name() -> None:
+    def extract(day: str, limit: int = 10) -> str:
+        return f"{day}:{limit}"
+
+    wf = Workflow("params")
+    e = wf.add_task(extract)
+    wf.add_task(lambda s, day: f"{s}@{day}", requires=[e], name="load")
+    result = wf.run(params={"day": "2024-01-31", "unused": 1}, keep_outputs=True)
+    assert result.tasks["extract"].result == "2024-01-31:10"
+    assert result.tasks["load"].result == "2024-01-31:10@2024-01-31"
+
+
+def test_run_ids_are_unique_and_sortable() -> None:
+    wf = Workflow("ids")
+    wf.add_task(t.one)
+    ids = [wf.run(executor="serial").run_id for _ in range(3)]
+    assert len(set(ids)) == 3
+    assert ids[0][:8].isdigit()
+
+
+def test_failing_hook_never_breaks_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def on_task_end(self, **kw: Any) -> None:
+            raise RuntimeError("hook bug")
+
+    wf = Workflow("hook")
+    wf.add_task(t.one)
+    assert wf.run(hooks=[Broken()]).ok
+    assert "hook bug" in caplog.text
+
+
+def test_task_callbacks_receive_event_fields() -> None:
+    seen: list[tuple[str, str]] = []
+    wf = Workflow("cb")
+    wf.add_task(t.one, on_success=lambda *, task, status, **kw: seen.append((task, status)))
+    wf.add_task(t.boom, on_failure=lambda *, task, error, **kw: seen.append((task, type(error).__name__)))
+    wf.run(fail_fast=False, raise_on_error=False, executor="serial")
+    assert sorted(seen) == [("boom", "ValueError"), ("one", "succeeded")]
+
+
+def test_cancel_from_another_thread_records_a_cancelled_run() -> None:
+    import threading
+
+    from bubbles.api._run import RunOptions, start_run
+
+    wf = Workflow("cancel")
+    wf.add_task(t.sleepy, kwargs={"seconds": 30}, name="long")
+    graph, _limits = wf.graph()
+    holder: dict[str, Any] = {}
+
+    def on_runner(runner: Any) -> None:
+        threading.Timer(0.3, runner.cancel).start()
+
+    started = time.monotonic()
+    with pytest.raises(RunCancelled) as info:
+        start_run(graph, RunOptions("threads"), on_runner=on_runner)
+    holder["result"] = info.value.result
+    assert time.monotonic() - started < 5
+    assert holder["result"].status == "cancelled"
+    assert holder["result"].tasks["long"].state == "cancelled"
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_ctrl_c_cancels_cleanly(tmp_path: Path, executor: str) -> None:
+    script = tmp_path / "etl.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+        from bubbles import Workflow, RunCancelled
+        from tests.engine import tasks as t
+        wf = Workflow("ctrl-c")
+        wf.add_task(t.sleepy, kwargs={{"seconds": 60}}, name="long")
+        wf.add_task(t.sleepy, kwargs={{"seconds": 60}}, name="long2")
+        print("ready", flush=True)
+        try:
+            wf.run(executor={executor!r})
+        except RunCancelled as exc:
+            print("STATUS", exc.result.status, sorted(exc.result.states().values()), flush=True)
+            sys.exit(130)
+    """)
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 130, err
+    assert "STATUS cancelled ['cancelled', 'cancelled']" in out
+    if executor == "processes":  # no orphaned worker is left sleeping
+        leftover = subprocess.run(["pgrep", "-f", "_procworker import main"], capture_output=True, text=True).stdout.split()
+        assert str(proc.pid) not in leftover and all(int(p) != proc.pid for p in leftover)
+        for p in leftover:
+            with open(f"/proc/{p}/status") as fh:
+                assert f"PPid:\t{proc.pid}\n" not in fh.read()
+
+
+def test_worker_threads_do_not_hold_up_exit_after_a_soft_timeout(tmp_path: Path) -> None:
+    script = tmp_path / "soft.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+        from bubbles import Workflow
+        from tests.engine import tasks as t
+        wf = Workflow("soft")
+        wf.add_task(t.sleepy, kwargs={{"seconds": 60}}, timeout=0.3, name="hang")
+        r = wf.run(executor="threads", raise_on_error=False)
+        print(r.tasks["hang"].state)
+    """)
+    )
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "failed", out.stderr
+    assert time.monotonic() - started < 10
+    assert os.getpid()  # the parent is unaffected
