@@ -14,8 +14,8 @@ that called :meth:`Runner.run`, in one loop::
 * **Dispatch** takes ready nodes while fewer than ``executor.capacity`` calls are in flight (and
   while their concurrency group — a ``ParallelTask`` or ``map`` limit — has room), substitutes
   upstream outputs for the :class:`Ref` placeholders and submits a
-  :class:`~bubbles.engine.execute.Call`. The executor needs no queue of its own: a submitted call
-  starts at once, so its timeout clock starts at submission.
+  :class:`~bubbles.engine.execute.Call`. A call's timeout clock starts at submission, or, for an
+  executor that keeps a short queue (``reports_start``), when it posts ``("started", ...)``.
 * **The inbox** is one ``SimpleQueue``. Executors put Outcomes in it from any thread; the
   ``@bubbles`` driver puts new nodes in it. The loop blocks on it, waking early only for the
   nearest retry timer or timeout deadline.
@@ -195,6 +195,8 @@ class Runner:
         self._cancelled = False
         self._body_error: BaseException | None = None
         self._output: Any = None
+        # Executors that queue calls tell when a call with a timeout actually starts.
+        self._reports_start = bool(getattr(executor, "reports_start", False))
 
     # -- public -----------------------------------------------------------------------------
     def submit_node(self, node: Node, future: Future) -> None:
@@ -285,6 +287,12 @@ class Runner:
                 self._stop()
         elif kind == "cancel":
             self._cancel()
+        elif kind == "started":  # a queued call with a timeout began running: its clock starts now
+            _, key, attempt, at = message
+            slot = self._slots.get(key)
+            spec = slot.node.spec if slot is not None else None
+            if slot is not None and spec is not None and spec.timeout and slot.state == S.RUNNING and slot.attempt == attempt:
+                heapq.heappush(self._deadlines, (at + spec.timeout, key, attempt))
 
     # -- graph bookkeeping ------------------------------------------------------------------
     def _link(self, slot: _Slot) -> None:
@@ -388,7 +396,7 @@ class Runner:
             node.key, slot.attempt, spec.fn, args, kwargs, self.run_id, self.workflow, spec.timeout, self.probes, self.params
         )
         self._running += 1
-        if spec.timeout is not None:
+        if spec.timeout is not None and not self._reports_start:
             heapq.heappush(self._deadlines, (time.monotonic() + spec.timeout, node.key, slot.attempt))
         if self.hooks.wants("on_task_start"):
             self.hooks.emit(

@@ -3,8 +3,10 @@
 The runner owns scheduling (what is ready, retries, timeouts, limits). An executor only runs
 the :class:`~bubbles.engine.execute.Call` it is given and, later, hands the
 :class:`~bubbles.engine.execute.Outcome` to the ``post`` callback it got in :meth:`start`
-(from any thread). The runner never has more than ``capacity`` calls in flight, so a submitted
-call starts at once on an idle worker; its timeout clock starts at submission.
+(from any thread). The runner never has more than ``capacity`` calls in flight. If that is more
+than the executor runs at once (a short queue keeps workers busy), the executor sets
+``reports_start = True`` and posts ``("started", key, attempt, time.monotonic())`` when a call with
+a timeout really starts, so its timeout clock starts then and not at submission.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..execute import Call, Outcome
+from ..execute import Call
 from ..task import TaskSpec
 
 __all__ = ["Executor", "Post"]
 
-Post = Callable[[Outcome], None]
+Post = Callable[[Any], None]  # an Outcome, or a ("started", key, attempt, monotonic_time) tuple
 
 
 class Executor(Protocol):

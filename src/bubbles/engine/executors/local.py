@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from queue import SimpleQueue
 from typing import Any
 
@@ -83,8 +84,13 @@ class ThreadExecutor:
     name = "threads"
     hard_timeouts = False
 
+    reports_start = True
+
     def __init__(self, max_workers: int | None = None) -> None:
-        self.capacity = max_workers or default_threads()
+        self.max_workers = max_workers or default_threads()
+        # A short queue ahead of the threads keeps them busy while the scheduler catches up;
+        # calls with a timeout report when they really start (see the runner).
+        self.capacity = self.max_workers * 4
         self._inbox: SimpleQueue[Call | None] = SimpleQueue()
         self._abandoned: set[tuple[str, int]] = set()
         self._threads = 0
@@ -108,6 +114,8 @@ class ThreadExecutor:
             call = inbox.get()
             if call is None:
                 return
+            if call.timeout:
+                post(("started", call.key, call.attempt, time.monotonic()))  # type: ignore[arg-type]
             outcome = execute(call)
             if abandoned and (call.key, call.attempt) in abandoned:
                 return  # a replacement thread took this one's place
@@ -115,7 +123,7 @@ class ThreadExecutor:
 
     def submit(self, call: Call) -> None:
         # threads start lazily, one per call in flight, so short runs create few
-        if self._threads - len(self._abandoned) < self.capacity:
+        if self._threads - len(self._abandoned) < self.max_workers:
             self._spawn()
         self._inbox.put(call)
 

@@ -1,0 +1,235 @@
+"""Scheduler overhead of the engine against bare pools, dask.delayed and a plain loop, in one run.
+
+    python benchmarks/engine_overhead.py [--tasks 10000] [--chain 1000] [--repeat 3] [--cpu]
+
+Prints µs per task for each contender and the ratios the engine issue targets:
+threads ≤ 1.5× a bare ThreadPoolExecutor, processes ≤ 1.5× a bare ProcessPoolExecutor (same
+no-op functions submitted the same way), and with --cpu the speedup of 8 × 0.5 s pure-Python
+tasks on the processes executor ≥ 0.9× that of a bare ProcessPoolExecutor. The best of
+``--repeat`` runs is kept (the machine is shared; the best run is the least disturbed one).
+Peak RSS for the 10,000-task fan-out is measured in a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import bubbles
+from bubbles import Workflow
+
+
+def noop() -> None:
+    return None
+
+
+def noop_x(x: object) -> object:
+    return x
+
+
+def burn(seconds: float = 0.5) -> int:
+    """Pure-Python CPU work for about ``seconds`` (calibrated once)."""
+    n = 0
+    for i in range(int(seconds * LOOPS_PER_SECOND)):
+        n += i % 7
+    return n
+
+
+LOOPS_PER_SECOND = 20_000_000
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def fanout_workflow(n: int) -> Workflow:
+    wf = Workflow("fanout")
+    for i in range(n):
+        wf.add_task(noop, name=f"t{i}")
+    return wf
+
+
+def chain_workflow(n: int) -> Workflow:
+    wf = Workflow("chain")
+    prev = wf.add_task(noop_x, kwargs={"x": 0}, name="t0")
+    for i in range(1, n):
+        prev = wf.add_task(noop_x, requires=[prev], name=f"t{i}")
+    return wf
+
+
+def bare_fanout(pool: cf.Executor, n: int) -> None:
+    futures = [pool.submit(noop) for _ in range(n)]
+    for f in futures:
+        f.result()
+
+
+def bare_chain(pool: cf.Executor, n: int) -> None:
+    value: object = 0
+    for _ in range(n):
+        value = pool.submit(noop_x, value).result()
+
+
+def dask_fanout(n: int) -> None:
+    import dask
+
+    parts = [dask.delayed(noop)(dask_key_name=f"t{i}") for i in range(n)]
+    dask.compute(*parts, scheduler="threads")
+
+
+def dask_chain(n: int) -> None:
+    import dask
+
+    value = dask.delayed(noop_x)(0)
+    for _ in range(n - 1):
+        value = dask.delayed(noop_x)(value)
+    value.compute(scheduler="threads")
+
+
+def measure_overhead(tasks: int, chain: int, repeat: int) -> dict[str, dict[str, float]]:
+    workers = min(32, (os.cpu_count() or 1) + 4)
+    out: dict[str, dict[str, float]] = {"fanout": {}, "chain": {}}
+    wf_fan, wf_chain = fanout_workflow(tasks), chain_workflow(chain)
+
+    out["fanout"]["plain loop"] = best(lambda: [noop() for _ in range(tasks)], repeat) / tasks
+    out["chain"]["plain loop"] = best(lambda: [noop_x(0) for _ in range(chain)], repeat) / chain
+
+    with cf.ThreadPoolExecutor(workers) as pool:
+        out["fanout"]["bare ThreadPoolExecutor"] = best(lambda: bare_fanout(pool, tasks), repeat) / tasks
+        out["chain"]["bare ThreadPoolExecutor"] = best(lambda: bare_chain(pool, chain), repeat) / chain
+    for executor in ("serial", "threads"):
+        out["fanout"][f"bubbles {executor}"] = best(lambda ex=executor: wf_fan.run(executor=ex), repeat) / tasks
+        out["chain"][f"bubbles {executor}"] = best(lambda ex=executor: wf_chain.run(executor=ex), repeat) / chain
+
+    procs = os.cpu_count() or 1
+    with cf.ProcessPoolExecutor(procs) as pool:
+        pool.submit(noop).result()  # workers up before timing, as bubbles' pool start is timed separately
+        out["fanout"]["bare ProcessPoolExecutor"] = best(lambda: bare_fanout(pool, tasks), repeat) / tasks
+        out["chain"]["bare ProcessPoolExecutor"] = best(lambda: bare_chain(pool, chain), repeat) / chain
+    out["fanout"]["bubbles processes"] = best(lambda: wf_fan.run(executor="processes"), repeat) / tasks
+    out["chain"]["bubbles processes"] = best(lambda: wf_chain.run(executor="processes"), repeat) / chain
+
+    try:
+        out["fanout"]["dask.delayed threads"] = best(lambda: dask_fanout(tasks), max(1, repeat - 1)) / tasks
+        out["chain"]["dask.delayed threads"] = best(lambda: dask_chain(chain), max(1, repeat - 1)) / chain
+    except ImportError:
+        pass
+    return out
+
+
+def measure_cpu(repeat: int) -> dict[str, float]:
+    global LOOPS_PER_SECOND
+    started = time.perf_counter()
+    burn(0.05)
+    LOOPS_PER_SECOND = int(LOOPS_PER_SECOND * 0.05 / (time.perf_counter() - started))
+    serial = best(lambda: [burn() for _ in range(8)], 1)
+    procs = os.cpu_count() or 1
+
+    def bare() -> None:
+        with cf.ProcessPoolExecutor(procs) as pool:
+            list(pool.map(burn, [0.5] * 8))
+
+    def ours() -> None:
+        wf = Workflow("cpu")
+        wf.map(burn, [0.5] * 8, name="burn")
+        wf.run(executor="processes", max_workers=procs)
+
+    bare_t, ours_t = best(bare, repeat), best(ours, repeat)
+    return {
+        "serial s": serial,
+        "bare pool s": bare_t,
+        "bubbles s": ours_t,
+        "bare speedup": serial / bare_t,
+        "bubbles speedup": serial / ours_t,
+    }
+
+
+RSS_SCRIPT = """
+import resource, sys
+sys.path.insert(0, {path!r})
+from engine_overhead import fanout_workflow
+fanout_workflow({n}).run(executor="threads")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def measure_rss(tasks: int) -> float:
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT.format(path=here, n=tasks)], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip()) / 2**20
+
+
+def measure_import(repeat: int = 7) -> float:
+    times = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-c", "import time; t=time.perf_counter(); import bubbles; print(time.perf_counter()-t)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        times.append(float(out.stdout))
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--chain", type=int, default=1_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cpu", action="store_true", help="also run the CPU-bound fan-out (about 15 s)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    print(
+        f"bubbles {bubbles.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    results: dict[str, object] = {"overhead_us": measure_overhead(args.tasks, args.chain, args.repeat)}
+    for shape, rows in results["overhead_us"].items():  # type: ignore[union-attr]
+        n = args.tasks if shape == "fanout" else args.chain
+        print(f"\n{shape} of {n:,} no-op tasks: µs per task (best of {args.repeat})")
+        for name, seconds in sorted(rows.items(), key=lambda kv: kv[1]):
+            print(f"  {name:28s} {seconds * 1e6:10.1f}")
+    o = results["overhead_us"]
+    ratios = {
+        "threads / bare thread pool (fan-out)": o["fanout"]["bubbles threads"] / o["fanout"]["bare ThreadPoolExecutor"],
+        "threads / bare thread pool (chain)": o["chain"]["bubbles threads"] / o["chain"]["bare ThreadPoolExecutor"],
+        "processes / bare process pool (fan-out)": o["fanout"]["bubbles processes"] / o["fanout"]["bare ProcessPoolExecutor"],
+        "processes / bare process pool (chain)": o["chain"]["bubbles processes"] / o["chain"]["bare ProcessPoolExecutor"],
+    }
+    print("\nratios (target ≤ 1.5):")
+    for name, ratio in ratios.items():
+        print(f"  {name:42s} {ratio:6.2f}  {'ok' if ratio <= 1.5 else 'MISSED'}")
+    rss = measure_rss(args.tasks)
+    print(f"\npeak RSS running {args.tasks:,} tasks (threads): {rss:.0f} MB (target < 200 MB)")
+    imp = measure_import()
+    print(f"python -c 'import bubbles': {imp * 1000:.0f} ms of import (median of 7; target < 150 ms)")
+    results.update(ratios=ratios, rss_mb=rss, import_ms=imp * 1000)
+    if args.cpu:
+        cpu = measure_cpu(1)
+        ratio = cpu["bubbles speedup"] / cpu["bare speedup"]
+        print(
+            f"\nCPU-bound 8 × 0.5 s: serial {cpu['serial s']:.2f} s; bare ProcessPoolExecutor {cpu['bare pool s']:.2f} s "
+            f"(speedup {cpu['bare speedup']:.2f}×); bubbles processes {cpu['bubbles s']:.2f} s "
+            f"(speedup {cpu['bubbles speedup']:.2f}×) → {ratio:.2f} of the bare speedup (target ≥ 0.9)"
+        )
+        results["cpu"] = cpu
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

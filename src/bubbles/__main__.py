@@ -1,0 +1,5 @@
+"""``python -m bubbles`` is the ``bubbles`` command."""
+
+from .cli.main import main
+
+main()
