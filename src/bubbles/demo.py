@@ -128,7 +128,7 @@ def load_warehouse(clean: Any, warehouse: str) -> int:
 def load_reporting(clean: Any, database: str) -> int:
     import duckdb
 
-    summary = duckdb.sql(
+    summary = duckdb.sql(  # type: ignore[union-attr]
         "SELECT country, count(*) AS orders, round(sum(amount_eur), 2) AS revenue_eur "
         "FROM clean GROUP BY country ORDER BY country"
     ).fetchall()

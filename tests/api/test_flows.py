@@ -154,3 +154,33 @@ def test_flow_params_and_options() -> None:
 
     assert process(1, offset=2) == 3
     assert process.options(executor="serial").run(4).output == 4
+
+
+def test_task_requires_in_a_workflow_and_in_a_flow(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "log"
+
+    @task
+    def create() -> str:
+        return t.append_line(str(log), "create")
+
+    @task(requires=[create])
+    def load(created: str) -> str:
+        return t.append_line(str(log), f"load-after-{created}")
+
+    wf = bubbles.Workflow("declared")
+    wf.add_task(create)
+    wf.add_task(load)  # no requires= here: the decorator's requires= applies
+    assert wf.run(executor="serial").tasks["load"].result == "load-after-create"
+
+    @task(requires=[create])
+    def load_only() -> str:  # in a flow, requires= orders after earlier calls of `create`
+        return t.append_line(str(log), "load-only")
+
+    @flow
+    def process() -> str:
+        create()
+        return load_only()  # type: ignore[return-value]
+
+    log.unlink()
+    assert process() == "load-only"
+    assert log.read_text().split() == ["create", "load-only"]

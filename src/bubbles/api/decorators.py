@@ -148,7 +148,7 @@ class TaskFunction(Generic[P, R]):
             raise ConfigError(f"max_concurrent must be a whole number >= 1, got {max_concurrent!r}.")
         flow = _current_flow.get()
         if flow is None:
-            return [self.fn(item, *extra) for item in items]  # type: ignore[union-attr, arg-type]
+            return [self.fn(item, *extra) for item in items]  # type: ignore[union-attr, arg-type, call-arg]
         return flow.submit_map(self, items, extra, max_concurrent)
 
     def options(self, **options: Any) -> TaskFunction[P, R]:
@@ -230,7 +230,7 @@ class FlowFunction(Generic[P, R]):
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or fn.__name__
-        self._run_options = dict(executor=executor, max_workers=max_workers, fail_fast=fail_fast)
+        self._run_options: dict[str, Any] = dict(executor=executor, max_workers=max_workers, fail_fast=fail_fast)
         self._hooks = list(hooks)
         self._executor_options = executor_options
 

@@ -253,6 +253,6 @@ def check_signature(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any
 
 
 def _param_text(param: inspect.Parameter) -> str:
-    prefix = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "")
+    prefix = "*" if param.kind is param.VAR_POSITIONAL else "**" if param.kind is param.VAR_KEYWORD else ""
     default = "" if param.default is param.empty else f"={param.default!r}"
     return f"{prefix}{param.name}{default}"

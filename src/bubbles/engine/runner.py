@@ -456,14 +456,14 @@ class Runner:
         for dep in node.deps:
             self._release(self._slots[dep])
         if slot.children:
-            for child in slot.children:
-                self._release(self._slots[child])
+            for child_key in slot.children:
+                self._release(self._slots[child_key])
         for key in slot.dependents:
-            child = self._slots[key]
-            if child.state == S.PENDING:  # (an expanded map stays PENDING until its children end)
-                child.waiting -= 1
-                if child.waiting == 0:
-                    self._make_ready(child)
+            dependent = self._slots[key]
+            if dependent.state == S.PENDING:  # (an expanded map stays PENDING until its children end)
+                dependent.waiting -= 1
+                if dependent.waiting == 0:
+                    self._make_ready(dependent)
 
     def _release(self, slot: _Slot) -> None:
         slot.consumers -= 1

@@ -172,7 +172,7 @@ class ProcessExecutor:
                     continue
                 worker = conns[conn]
                 try:
-                    message = recv(conn)
+                    message = recv(conn)  # type: ignore[arg-type]
                 except (EOFError, OSError):
                     self._replace(worker)
                     continue
