@@ -92,12 +92,23 @@ class ThreadExecutor:
         # calls with a timeout report when they really start (see the runner).
         self.capacity = self.max_workers * 4
         self._inbox: SimpleQueue[Call | None] = SimpleQueue()
-        self._abandoned: set[tuple[str, int]] = set()
+        self._abandoned: set[tuple[str, str, int]] = set()  # (run_id, key, attempt)
+        self._run_id = ""
         self._threads = 0
         self._lock = threading.Lock()
+        self._persistent = False
 
     def check(self, specs: list[TaskSpec]) -> None:
         return None
+
+    def __enter__(self) -> ThreadExecutor:
+        """Keep the threads across runs: ``with ThreadExecutor(8) as pool: wf.run(executor=pool)``."""
+        self._persistent = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._persistent = False
+        self.shutdown()
 
     def start(self, post: Post) -> None:
         self._post = post
@@ -109,30 +120,33 @@ class ThreadExecutor:
         threading.Thread(target=self._work, name=f"bubbles-worker-{number}", daemon=True).start()
 
     def _work(self) -> None:
-        inbox, post, abandoned = self._inbox, self._post, self._abandoned
+        inbox, abandoned = self._inbox, self._abandoned
         while True:
             call = inbox.get()
             if call is None:
                 return
             if call.timeout:
-                post(("started", call.key, call.attempt, time.monotonic()))  # type: ignore[arg-type]
+                self._post(("started", call.key, call.attempt, time.monotonic()))
             outcome = execute(call)
-            if abandoned and (call.key, call.attempt) in abandoned:
+            if abandoned and (call.run_id, call.key, call.attempt) in abandoned:
                 return  # a replacement thread took this one's place
-            post(outcome)
+            self._post(outcome)
 
     def submit(self, call: Call) -> None:
+        self._run_id = call.run_id
         # threads start lazily, one per call in flight, so short runs create few
         if self._threads - len(self._abandoned) < self.max_workers:
             self._spawn()
         self._inbox.put(call)
 
     def abandon(self, key: str, attempt: int) -> None:
-        self._abandoned.add((key, attempt))  # the next submit starts a thread in its place
+        self._abandoned.add((self._run_id, key, attempt))  # the next submit starts a thread in its place
 
     def fetch(self, handle: Any) -> Any:
         return handle
 
     def shutdown(self, *, cancel: bool = False) -> None:
+        if self._persistent:
+            return
         for _ in range(self._threads):
             self._inbox.put(None)

@@ -76,6 +76,7 @@ class ProcessExecutor:
         self._pending: deque[Call] = deque()
         self._functions: dict[int, tuple[Any, bytes]] = {}  # id(fn) -> (fn, cloudpickled)
         self._closing = False
+        self._persistent = False
         self._count = 0
         self._wake_r, self._wake_w = os.pipe()
 
@@ -101,8 +102,19 @@ class ProcessExecutor:
         return data
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> ProcessExecutor:
+        """Keep the pool alive across runs: ``with ProcessExecutor(4) as pool: wf.run(executor=pool)``."""
+        self._persistent = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._persistent = False
+        self.shutdown()
+
     def start(self, post: Post) -> None:
         self._post = post
+        if self._workers:  # a persistent pool, already running
+            return
         for _ in range(self.capacity):
             self._workers.append(self._new_worker())
         self._reader = threading.Thread(target=self._read, name="bubbles-process-reader", daemon=True)
@@ -249,6 +261,14 @@ class ProcessExecutor:
         return handle
 
     def shutdown(self, *, cancel: bool = False) -> None:
+        if self._persistent:  # the pool outlives this run: only stop what still runs
+            if cancel:
+                for worker in list(self._workers):
+                    if worker.call is not None:
+                        worker.kill()
+            with self._lock:
+                self._pending.clear()
+            return
         self._closing = True
         self._wake()
         for worker in self._workers:
