@@ -143,3 +143,9 @@ def test_graph_mermaid_and_dot(etl_file: Path) -> None:
 def test_missing_file_is_a_clear_usage_error() -> None:
     out = bubbles_cli("run", "no_such_file.py")
     assert out.returncode == 2 and "No such file" in out.stderr
+
+
+def test_graph_png_with_graphviz(etl_file: Path, tmp_path: Path) -> None:
+    out = bubbles_cli("graph", str(etl_file), "--format", "png", "-o", str(tmp_path / "g.png"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
