@@ -100,6 +100,7 @@ class FaultServer:
 def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go in two writes: don't wait for delayed ACKs
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
@@ -118,6 +119,7 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             route = parts.path.strip("/").split("/")[0]
             handler = getattr(self, f"route_{route}", None)
             if handler is None:
+                server.log(Hit(arrived, route, query, 0, "404"))
                 self.send_json({"error": "not found"}, status=404)
                 return
             page = self.page_of(route, query)

@@ -76,7 +76,7 @@ class HttpStats:
     throttled_seconds: float = 0.0
     breaker_trips: int = 0
     breaker_rejections: int = 0
-    pages: int = 0
+    pages: int = 0  # pages delivered (not speculative fetches past the end)
     records: int = 0
     bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -160,7 +160,12 @@ class PageFetcher:
         self.records_path = records_path
         self.check_content_type = check_content_type
         self.stats = stats
-        self._backoff = tenacity.wait_exponential_jitter(initial=retry.backoff, max=retry.max_backoff, jitter=retry.backoff)
+        # backoff, 2*backoff, 4*backoff ... up to max_backoff, plus up to `backoff` of jitter so that
+        # clients failing together do not retry together. (Spelled with the basic waits, which every
+        # tenacity 8.x/9.x has; wait_exponential_jitter renamed its arguments.)
+        self._backoff = tenacity.wait_exponential(multiplier=retry.backoff, max=retry.max_backoff) + tenacity.wait_random(
+            0, retry.backoff
+        )
 
     # -- the retry loop -------------------------------------------------------------------------
     def fetch(self, request: PageRequest) -> Page:
@@ -313,7 +318,7 @@ class PageFetcher:
         records = self._records(body, shown, page_no, response.status_code)
         digest = hashlib.blake2b(content, digest_size=16).hexdigest()
         links = {rel: info["url"] for rel, info in response.links.items() if "url" in info}
-        self.stats.add(pages=1, bytes=len(content))
+        self.stats.add(bytes=len(content))
         return Page(request, body, records, dict(response.headers), links, digest, len(content))
 
     def _records(self, body: Any, shown: str, page_no: int, status: int) -> list[dict[str, Any]]:

@@ -156,6 +156,15 @@ class ApiSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __del__(self) -> None:
+        # A source dropped without close() must not leak its sockets (or their ResourceWarnings).
+        client = self.__dict__.get("_client")
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # interpreter shutdown: nothing left to tidy
+                pass
+
     def __getstate__(self) -> dict[str, Any]:
         # Ship settings to a worker process, not the connection pool or the lock.
         state = self.__dict__.copy()
@@ -237,7 +246,7 @@ class ApiSource:
             else:
                 walk = self._sequential(pager, first, fetcher, max_pages)
             for page in walk:
-                stats.add(records=len(page.records))
+                stats.add(pages=1, records=len(page.records))
                 if incremental is not None:
                     mark = incremental.highest(page.records, mark)
                 yield page
@@ -315,8 +324,7 @@ class ApiSource:
                     return
                 page = pending.pop(expect).result()
                 self._check_repeat(page, previous)
-                if page.records:
-                    yield page
+                yield page
                 if pager.is_last(page):
                     return
                 previous, expect = page, expect + 1
@@ -454,7 +462,8 @@ def _unify(schemas: list[tuple[int, pa.Schema]], shown: str) -> None:
                     f"but {fld.type} on page {number} ({exc}). Declare schema= with the type to use.",
                     source=shown, page=number, column=fld.name,
                 ) from None
-            seen[fld.name] = (known[0], merged.field(fld.name).type)
+            widened = merged.field(fld.name).type
+            seen[fld.name] = (known[0] if widened == known[1] else number, widened)
 
 
 def read_api(
