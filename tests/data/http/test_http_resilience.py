@@ -15,6 +15,7 @@ from bubbles.data.http import (
     Breaker,
     CircuitOpenError,
     Cursor,
+    LinkHeader,
     PageNumber,
     RateLimit,
     Retry,
@@ -167,7 +168,7 @@ def test_429_slows_down_every_user_of_the_host(api: FaultServer) -> None:
         time.sleep(0.005)
     got_429 = api.hits[0].at
     # Another source on the same host and limit, started after the 429, waits out the Retry-After too.
-    other = read_api(api.url + "/link", rate_limit=limit, retry=FAST_RETRY, max_pages=2)
+    other = read_api(api.url + "/link", paginate=LinkHeader(), rate_limit=limit, retry=FAST_RETRY, max_pages=2)
     reader.join()
     assert other.num_rows == 50
     assert min(h.at for h in api.hits_for("link")) - got_429 >= 0.95
