@@ -221,6 +221,9 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
         def route_stuck(self, query: dict[str, str]) -> None:  # ignores ?page=
             self.send_json({"data": server.records[:25]})
 
+        def route_scalars(self, query: dict[str, str]) -> None:
+            self.send_json({"data": [1, 2, 3]})
+
         def route_notjson(self, query: dict[str, str]) -> None:
             self.send_raw(b"OK: 42 records", "application/json")
 
