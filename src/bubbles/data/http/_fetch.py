@@ -317,7 +317,7 @@ class PageFetcher:
             ) from None
         records = self._records(body, shown, page_no, response.status_code)
         digest = hashlib.blake2b(content, digest_size=16).hexdigest()
-        links = {rel: info["url"] for rel, info in response.links.items() if "url" in info}
+        links = {str(rel): info["url"] for rel, info in response.links.items() if rel and "url" in info}
         self.stats.add(bytes=len(content))
         return Page(request, body, records, dict(response.headers), links, digest, len(content))
 
