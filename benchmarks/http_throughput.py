@@ -28,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bubbles.data.http import PageNumber, RateLimit, read_api  # noqa: E402
 from tests.data.http.fault_server import FaultServer  # noqa: E402
+
+from bubbles.data.http import PageNumber, RateLimit, read_api  # noqa: E402
 
 PAGES, SIZE, LATENCY = 200, 25, 0.020
 
