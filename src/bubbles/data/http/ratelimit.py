@@ -27,7 +27,7 @@ from ..._errors import ConfigError
 __all__ = ["RateLimit", "RateLimiter", "limiter_for"]
 
 _UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
-_SPEC = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([a-z]+?)s?\s*$")
+_SPEC = r"^\s*(\d+(?:\.\d+)?)\s*/\s*([a-z]+?)s?\s*$"
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class RateLimit:
             return spec
         if isinstance(spec, int | float) and not isinstance(spec, bool):
             return cls(float(spec))
-        match = _SPEC.match(str(spec).lower())
+        match = re.match(_SPEC, str(spec).lower())
         if not match or match.group(2) not in _UNITS:
             raise ConfigError(
                 f"Rate limit {spec!r} is not understood. Write e.g. '10/s', '600/min' or '5000/hour', or a number per second."

@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..._errors import ConfigError, DataError
+from ..._errors import ConfigError
 from ..._secrets import mask
 from ._fetch import HttpStats, PageFetcher, Retry
 from .auth import Auth
@@ -457,10 +457,10 @@ def _unify(schemas: list[tuple[int, pa.Schema]], shown: str) -> None:
                 before = pa.schema([pa.field(fld.name, known[1])])
                 merged = pa.unify_schemas([before, pa.schema([fld])], promote_options="permissive")
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise DataError(
+                raise ApiResponseError(
                     f"The schema of {shown} changes between pages: column {fld.name!r} is {known[1]} on page {known[0]} "
                     f"but {fld.type} on page {number} ({exc}). Declare schema= with the type to use.",
-                    source=shown, page=number, column=fld.name,
+                    source=shown, page=number, column=fld.name, reason=f"column {fld.name!r} changed type",
                 ) from None
             widened = merged.field(fld.name).type
             seen[fld.name] = (known[0] if widened == known[1] else number, widened)
