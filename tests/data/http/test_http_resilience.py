@@ -11,6 +11,7 @@ import pytest
 from bubbles import Workflow
 from bubbles.data.http import (
     ApiRequestError,
+    ApiResponseError,
     ApiSource,
     Breaker,
     CircuitOpenError,
@@ -176,7 +177,7 @@ def test_429_slows_down_every_user_of_the_host(api: FaultServer) -> None:
 
 def test_breaker_opens_fails_fast_and_recovers(api: FaultServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="bubbles.http")
-    source = ApiSource(api.url, retry=Retry(attempts=6, backoff=0.01), breaker=Breaker(failures=3, cooldown=0.5, key=_key()))
+    source = ApiSource(api.url, retry=Retry(attempts=6, backoff=0.01), breaker=Breaker(failures=3, cooldown=1.0, key=_key()))
     api.inject("cursor", 1, *["500"] * 10)
 
     def extract():
@@ -196,13 +197,13 @@ def test_breaker_opens_fails_fast_and_recovers(api: FaultServer, caplog: pytest.
         extract()
     assert len(api.hits) == 3 and source.circuit(api.url).state == "open"
 
-    time.sleep(0.55)
+    time.sleep(1.05)
     assert source.circuit(api.url).state == "half-open"
     with pytest.raises(CircuitOpenError):  # the probe fails (500): open again at once
         extract()
     assert len(api.hits) == 4
 
-    time.sleep(0.55)
+    time.sleep(1.05)
     api.reset()  # the server is healthy again
     assert extract().num_rows == 237
     assert source.circuit(api.url).state == "closed"
@@ -217,3 +218,15 @@ def test_429_does_not_trip_the_breaker(api: FaultServer) -> None:
     table = read_api(api.url + "/cursor", paginate=Cursor("meta.next"), records_path="data", retry=FAST_RETRY, breaker=breaker)
     assert table.num_rows == 237
     assert ApiSource(api.url, breaker=breaker).circuit(api.url).state == "closed"
+
+
+def test_a_failed_page_stops_the_other_pages_retrying(api: FaultServer) -> None:
+    api.retry_after = "5"
+    api.inject("pages", 2, "html")
+    api.inject("pages", 3, "429")
+    api.inject("pages", 4, "429")
+    started = time.monotonic()
+    with pytest.raises(ApiResponseError) as info:
+        read_api(api.url + "/pages", paginate=PAGES, records_path="data", concurrency=4, retry=FAST_RETRY)
+    assert info.value.page == 2
+    assert time.monotonic() - started < 3  # not the 5 s the 429s asked pages 3 and 4 to wait

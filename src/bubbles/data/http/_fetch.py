@@ -95,6 +95,10 @@ class HttpStats:
             log_metric(f"http_{name}", value, add=True)
 
 
+class Abandoned(Exception):
+    """The extraction this fetch belongs to has already failed or stopped; the page is not needed."""
+
+
 class _Transient(Exception):
     """A failure worth retrying; turned into ApiRequestError when the retries run out."""
 
@@ -160,6 +164,10 @@ class PageFetcher:
         self.records_path = records_path
         self.check_content_type = check_content_type
         self.stats = stats
+        # Set when the extraction stops (a page failed, or the consumer stopped reading): fetches
+        # still retrying on other threads give up at their next step instead of running out
+        # their retries (possibly minutes of Retry-After) for pages nobody will read.
+        self.stop = threading.Event()
         # backoff, 2*backoff, 4*backoff ... up to max_backoff, plus up to `backoff` of jitter so that
         # clients failing together do not retry together. (Spelled with the basic waits, which every
         # tenacity 8.x/9.x has; wait_exponential_jitter renamed its arguments.)
@@ -190,6 +198,7 @@ class PageFetcher:
             retry=tenacity.retry_if_exception_type(_Transient),
             before_sleep=before_sleep,
             reraise=True,
+            sleep=self._sleep,
         )
         try:
             return retrying(self._attempt, request, url, shown)
@@ -199,6 +208,10 @@ class PageFetcher:
                 "The server may be down or overloaded; the task can be retried later, or raise Retry(attempts=...).",
                 source=shown, page=page_no, status=exc.status, reason=exc.reason, transient=True,
             ) from exc
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise Abandoned()
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -222,6 +235,8 @@ class PageFetcher:
 
         page_no = request.index + 1
         where = dict(source=shown, page=page_no)
+        if self.stop.is_set():
+            raise Abandoned()
         if self.breaker is not None:
             wait = self.breaker.allow()
             if wait is not None:

@@ -157,7 +157,9 @@ class PageNumber(_Indexed):
     def page_count(self, first: Page) -> int | None:
         if self.total_pages_path:
             found = find_path(first.body, self.total_pages_path, None)
-            return int(found) if isinstance(found, int | float | str) and str(found).isdigit() else None
+            if isinstance(found, str) and found.isdigit():
+                return int(found)
+            return int(found) if isinstance(found, int | float) and not isinstance(found, bool) else None
         if self.total_path and self.size:
             found = find_path(first.body, self.total_path, None)
             return math.ceil(int(found) / self.size) if isinstance(found, int | float) else None

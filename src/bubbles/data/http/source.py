@@ -329,7 +329,9 @@ class ApiSource:
                     return
                 previous, expect = page, expect + 1
         finally:
-            # Pages past the end, or after a failure, are not needed: drop those not yet sent.
+            # Pages past the end, or after a failure, are not needed: drop those not yet sent and
+            # make those retrying give up, then wait for the requests in flight (bounded by the timeout).
+            fetcher.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
 
     def read_batches(
