@@ -67,6 +67,19 @@ def test_outside_a_run_commit_is_explicit(api: FaultServer, tmp_path) -> None:
     assert _since(api) == [None]  # first read: no watermark sent
 
 
+def test_a_read_cut_short_by_max_pages_does_not_advance(api: FaultServer, tmp_path) -> None:
+    store = StateStore(tmp_path / "state.db")
+    for concurrency in (1, 4):
+        inc = Incremental("updated_at", state=store, name="items")
+        table = read_api(api.url + "/pages", paginate=PAGES, records_path="data", incremental=inc, max_pages=3,
+                         concurrency=concurrency)
+        assert table.num_rows == 75
+        assert store.commit_run(None) == []
+    inc = Incremental("updated_at", state=store, name="items")
+    read_api(api.url + "/pages", paginate=PAGES, records_path="data", incremental=inc, max_pages=10)  # 10 is all there is
+    assert store.commit_run(None) == ["items"]
+
+
 @pytest.mark.parametrize(
     ("auth", "field", "expected"),
     [

@@ -10,7 +10,8 @@ read *proposes* it — it never commits it itself:
 - outside a run (a script), call :meth:`Incremental.commit` after your load committed.
 
 ``updated_since`` filters are usually inclusive, so the records stamped exactly at the
-watermark come again on the next read: load with a merge on the primary key.
+watermark come again on the next read: load with a merge on the primary key. A read cut short by
+``max_pages`` proposes nothing (the unread pages may hold older changes).
 """
 
 from __future__ import annotations

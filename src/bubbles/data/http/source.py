@@ -245,13 +245,21 @@ class ApiSource:
                 walk = self._concurrent(pager, first, fetcher, max_pages)
             else:
                 walk = self._sequential(pager, first, fetcher, max_pages)
+            last: Page | None = None
             for page in walk:
                 stats.add(pages=1, records=len(page.records))
                 if incremental is not None:
                     mark = incremental.highest(page.records, mark)
+                last = page
                 yield page
+            cut_short = max_pages is not None and last is not None and last.number >= max_pages and _continues(pager, last)
             if incremental is not None and mark_name is not None and mark is not None:
-                incremental.propose(mark_name, mark)
+                if cut_short:
+                    # Unread pages may hold older changes than the newest one read (APIs often list
+                    # newest first): advancing would skip them for good.
+                    log.warning("%s: read stopped at max_pages=%d; the watermark %r is not advanced", shown, max_pages, mark_name)
+                else:
+                    incremental.propose(mark_name, mark)
             log.info(
                 "read %d records in %d pages from %s in %.2f s (%d requests, %d retries, %d throttled waits)",
                 stats.records, stats.pages, shown, time.perf_counter() - started,
@@ -409,6 +417,14 @@ class ApiSource:
         if schema is None:
             _unify([(n, t.schema) for n, t in tables], mask(self.url_for(path)))
         return pa.concat_tables([t for _, t in tables], promote_options="permissive")
+
+
+def _continues(pager: Paginator, page: Page) -> bool:
+    """Whether pagination would have gone on after ``page``."""
+    try:
+        return pager.next(page) is not None
+    except _Loop:
+        return False
 
 
 def _page_table(page: Page, flatten: bool, sep: str, schema: pa.Schema | None) -> pa.Table | None:
