@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ def _server() -> Iterator[FaultServer]:
 
 
 @pytest.fixture
-def api(_server: FaultServer, tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> FaultServer:
+def api(_server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FaultServer:
     """The server with no faults queued and an empty request log; BUBBLES_HOME in a temp dir."""
     _server.reset()
     monkeypatch.setenv("BUBBLES_HOME", str(tmp_path))

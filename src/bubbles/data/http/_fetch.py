@@ -260,6 +260,10 @@ class PageFetcher:
         except httpx.TransportError as exc:  # refused, dropped connection, truncated body
             self._failed()
             raise _Transient(f"connection error: {type(exc).__name__}: {mask(str(exc)) or 'no details'}") from None
+        except BaseException:  # not the server's fault (a bad URL, Ctrl-C): no verdict, free the probe slot
+            if self.breaker is not None:
+                self.breaker.release()
+            raise
 
         status = response.status_code
         if status in self.retry.statuses:

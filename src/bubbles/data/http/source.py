@@ -88,6 +88,7 @@ class ApiSource:
         check_content_type: refuse a 2xx body whose Content-Type is not JSON.
 
     Example:
+        >>> from bubbles.data.http import BearerToken, Cursor, Retry
         >>> api = ApiSource("https://api.example.com/v2", auth=BearerToken("${EXAMPLE_TOKEN}"),
         ...                 rate_limit="5/s", retry=Retry(attempts=6))
         >>> orders = api.read("/orders", paginate=Cursor("meta.next"), records_path="data")  # doctest: +SKIP
