@@ -118,6 +118,9 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             self.query = query
             route = parts.path.strip("/").split("/")[0]
             handler = getattr(self, f"route_{route}", None)
+            if route.startswith("_") and handler is not None:  # control endpoints: not logged, no faults
+                handler(query)
+                return
             if handler is None:
                 server.log(Hit(arrived, route, query, 0, "404"))
                 self.send_json({"error": "not found"}, status=404)
@@ -244,8 +247,40 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 rows = [{**r, "amount": f"{r['amount']} EUR"} for r in rows]
             self.send_json({"data": rows if page <= 3 else []})
 
+        def route__hits(self, query: dict[str, str]) -> None:  # for a server in another process
+            with server.lock:
+                self.send_json([[h.at, h.path, h.page, h.outcome] for h in server.hits])
+
+        def route__reset(self, query: dict[str, str]) -> None:
+            with server.lock:
+                server.hits.clear()
+                server.latency = float(query.get("latency", server.latency))
+            self.send_json({})
+
         def route_auth(self, query: dict[str, str]) -> None:
             self.send_json({"data": [{"authorization": self.headers.get("Authorization"), "key": query.get("api_key"),
                                       "x_api_key": self.headers.get("X-API-Key")}]})
 
     return Handler
+
+
+def main() -> None:
+    """Serve in this process until killed: ``python -m tests.data.http.fault_server --latency 0.02``.
+
+    Prints the base URL on the first line of stdout. Used by the benchmarks, so that the server
+    does not share the client's interpreter lock.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=237)
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FaultServer(records=args.records)
+    server.latency = args.latency
+    print(server.url, flush=True)
+    server._httpd.serve_forever(poll_interval=0.2)
+
+
+if __name__ == "__main__":
+    main()

@@ -222,12 +222,9 @@ class PageFetcher:
     def _url(self, request: PageRequest) -> httpx.URL:
         import httpx
 
-        url = httpx.URL(request.url)
-        # Set (not merge) so a next-link's own page parameter is never doubled by ours.
-        for key, value in {**request.params, **self.auth_params}.items():
-            if value is not None:
-                url = url.copy_set_param(key, value)
-        return url
+        params = {key: value for key, value in {**request.params, **self.auth_params}.items() if value is not None}
+        # copy_merge_params replaces a key already in the URL: a next-link's own page parameter is never doubled.
+        return httpx.URL(request.url).copy_merge_params(params) if params else httpx.URL(request.url)
 
     # -- one attempt ----------------------------------------------------------------------------
     def _attempt(self, request: PageRequest, url: httpx.URL, shown: str) -> Page:
