@@ -112,3 +112,18 @@ def test_empty_endpoint_gives_empty_table(api: FaultServer) -> None:
     assert read_api(api.url + "/cursor", paginate=Cursor("meta.next"), records_path="data").num_rows == 0
     schema = pa.schema([("id", pa.int64())])
     assert read_api(api.url + "/cursor", paginate=Cursor("meta.next"), records_path="data", schema=schema).schema == schema
+
+
+def _extract_all(url: str) -> int:
+    return read_api(url + "/pages", paginate=PageNumber(size=25, size_param="per_page"), records_path="data",
+                    concurrency=3).num_rows
+
+
+def test_read_api_in_a_worker_process(api: FaultServer) -> None:
+    from bubbles import Workflow
+
+    wf = Workflow("processes")
+    wf.add_task(_extract_all, kwargs={"url": api.url}, name="extract")
+    result = wf.run(executor="processes", max_workers=1)
+    assert result.tasks["extract"].result == 237
+    assert result.tasks["extract"].metrics["http_records"] == 237  # metrics come back from the worker

@@ -174,40 +174,40 @@ class PageFetcher:
         self._backoff = tenacity.wait_exponential(multiplier=retry.backoff, max=retry.max_backoff) + tenacity.wait_random(
             0, retry.backoff
         )
+        # One Retrying for every page and thread: tenacity keeps each call's state in a thread-local.
+        self._retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(retry.attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Transient),
+            before_sleep=self._before_sleep,
+            reraise=True,
+            sleep=self._sleep,
+        )
 
     # -- the retry loop -------------------------------------------------------------------------
     def fetch(self, request: PageRequest) -> Page:
         """Fetch and parse one page, retrying transient failures; raises an ApiError subclass."""
-        import tenacity
-
         url = self._url(request)
         shown = mask(str(url))
-        page_no = request.index + 1
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.upcoming_sleep
-            self.stats.add(retries=1, retry_wait_seconds=wait)
-            log.warning(
-                "GET %s (page %d) attempt %d failed: %s; retrying in %.2f s", shown, page_no, state.attempt_number, exc, wait
-            )
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retry.attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Transient),
-            before_sleep=before_sleep,
-            reraise=True,
-            sleep=self._sleep,
-        )
         try:
-            return retrying(self._attempt, request, url, shown)
+            return self._retrying(self._attempt, request, url, shown)
         except _Transient as exc:
+            page_no = request.index + 1
             raise ApiRequestError(
                 f"GET {shown} (page {page_no}) failed after {self.retry.attempts} attempt(s): {exc.reason}. "
                 "The server may be down or overloaded; the task can be retried later, or raise Retry(attempts=...).",
                 source=shown, page=page_no, status=exc.status, reason=exc.reason, transient=True,
             ) from exc
+
+    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        request, _, shown = state.args
+        exc = state.outcome.exception() if state.outcome else None
+        wait = float(getattr(state.next_action, "sleep", 0.0) or 0.0)
+        self.stats.add(retries=1, retry_wait_seconds=wait)
+        log.warning(
+            "GET %s (page %d) attempt %d failed: %s; retrying in %.2f s",
+            shown, request.index + 1, state.attempt_number, exc, wait,
+        )
 
     def _sleep(self, seconds: float) -> None:
         if self.stop.wait(seconds):
