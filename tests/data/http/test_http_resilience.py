@@ -60,6 +60,7 @@ def test_every_fault_is_retried_and_every_record_arrives_once(api: FaultServer, 
                     6: ["truncate", "ok"], 7: ["cut_json", "ok"], 8: ["slow", "ok"]}
     metrics = result.tasks["extract"].metrics
     assert metrics["http_retries"] == 7
+    assert metrics["http_retry_wait_seconds"] >= 1.0  # the 429 asked for 1 s
     assert metrics["http_pages"] == 10
     assert metrics["http_records"] == 237
     assert metrics["http_requests"] == len(api.hits)
