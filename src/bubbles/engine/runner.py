@@ -579,7 +579,8 @@ class Runner:
                 error=slot.error, traceback=slot.traceback, group=slot.group,
             )
             if slot.output is not _MISSING:
-                run._output = self.executor.fetch(slot.output) if slot.node.kind == "task" else slot.output
+                fetch = self.executor.fetch  # a gather's or map's output is a list of its tasks' handles
+                run._output = fetch(slot.output) if slot.node.kind == "task" else [fetch(h) for h in slot.output]
             tasks[key] = run
         if self._cancelled:
             status = "cancelled"
