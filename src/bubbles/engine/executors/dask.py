@@ -246,7 +246,7 @@ class DaskExecutor:
             ) from exc
 
     def _local_cluster(self, distributed: Any) -> Client:
-        options: dict[str, Any] = {"dashboard_address": None, "processes": True}
+        options: dict[str, Any] = {"dashboard_address": ":0", "processes": True}
         options.update(self._cluster_options)
         cluster = distributed.LocalCluster(**options)
         self._cluster = cluster
