@@ -580,7 +580,10 @@ class Runner:
             )
             if slot.output is not _MISSING:
                 fetch = self.executor.fetch  # a gather's or map's output is a list of its tasks' handles
-                run._output = fetch(slot.output) if slot.node.kind == "task" else [fetch(h) for h in slot.output]
+                try:
+                    run._output = fetch(slot.output) if slot.node.kind == "task" else [fetch(h) for h in slot.output]
+                except BubblesError:  # e.g. the Dask cluster that held it is gone: the output stays missing
+                    pass
             tasks[key] = run
         if self._cancelled:
             status = "cancelled"
