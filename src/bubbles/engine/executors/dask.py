@@ -237,7 +237,7 @@ class DaskExecutor:
         security = self._security_for(address)
         try:
             return distributed.Client(address, security=security, timeout=self._connect_timeout, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, TypeError) as exc:  # TypeError: TLS address without a TLS context
             raise DaskConnectionError(
                 f"Could not reach the Dask scheduler at {address} (from {source}) within {self._connect_timeout:g} s: "
                 f"{type(exc).__name__}: {exc}. Check that `dask scheduler` runs there and the host and port are right"
@@ -269,6 +269,17 @@ class DaskExecutor:
             self._tls[2] or os.environ.get(_ENV_TLS["key"]),
         )
         if not (ca or cert or key):
+            if address.startswith("tls://"):
+                from distributed import Security
+
+                configured = Security()  # Dask's own distributed.comm.tls settings
+                if not (configured.tls_ca_file and configured.tls_client_cert):
+                    raise ConfigError(
+                        f"The Dask scheduler at {address} speaks TLS, but no certificates were given. Pass "
+                        f"tls_ca_file=, tls_cert= and tls_key= (or security=), set {', '.join(_ENV_TLS.values())}, "
+                        "or configure Dask's distributed.comm.tls settings; see docs/distributed.md.",
+                        address=address,
+                    )
             return None  # Dask reads its own distributed.comm.tls settings
         missing = [n for n, v in (("CA file", ca), ("certificate", cert), ("key", key)) if not v]
         if missing:
