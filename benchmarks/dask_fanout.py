@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _dask_cluster import local_dask  # noqa: E402
+from _dask_cluster import local_dask
 
 
 def noop(i: int) -> int:

@@ -48,7 +48,7 @@ class DaskCluster:
                                     f"worker{i}") for i in range(workers)]
 
     def _spawn(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.tmp / f"{name}.log", "wb")  # closed once the child has it
         proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return proc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -113,7 +114,7 @@ def test_parallel_task_limit_holds_across_workers(address: str) -> None:
     result = wf.run(distributed=True, address=address)
     spans = sorted((t.started_at, t.started_at + t.duration) for n, t in result.tasks.items() if n.startswith("s"))
     assert len(spans) == 3
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end - 0.02, spans  # never two at once, although two workers are idle
     assert result.tasks["group"].result == [0.3, 0.3, 0.3]
 

@@ -163,7 +163,7 @@ class DaskExecutor:
         self._wake = threading.Event()
         self._sender: threading.Thread | None = None
         self._outputs: weakref.WeakSet[Future] = weakref.WeakSet()  # value futures the runner may still hold
-        self._local: dict[str, Any] = {}  # values pulled to the client at shutdown, by dask key
+        self._local: dict[Any, Any] = {}  # values pulled to the client at shutdown, by dask key
         self._lock = threading.Lock()
         self._lost: BaseException | None = None
         self._closing = False
@@ -238,10 +238,11 @@ class DaskExecutor:
         try:
             return distributed.Client(address, security=security, timeout=self._connect_timeout, set_as_default=False)
         except (OSError, TimeoutError, TypeError) as exc:  # TypeError: TLS address without a TLS context
+            tls = address.startswith("tls://")
+            hint = "; for tls:// give the CA file and a client certificate (docs/distributed.md)." if tls else "."
             raise DaskConnectionError(
                 f"Could not reach the Dask scheduler at {address} (from {source}) within {self._connect_timeout:g} s: "
-                f"{type(exc).__name__}: {exc}. Check that `dask scheduler` runs there and the host and port are right"
-                + ("; for tls:// give the CA file and a client certificate (docs/distributed.md)." if address.startswith("tls://") else "."),
+                f"{type(exc).__name__}: {exc}. Check that `dask scheduler` runs there and the host and port are right{hint}",
                 address=address,
             ) from exc
 
@@ -273,7 +274,7 @@ class DaskExecutor:
                 from distributed import Security
 
                 configured = Security()  # Dask's own distributed.comm.tls settings
-                if not (configured.tls_ca_file and configured.tls_client_cert):
+                if not (getattr(configured, "tls_ca_file", None) and getattr(configured, "tls_client_cert", None)):
                     raise ConfigError(
                         f"The Dask scheduler at {address} speaks TLS, but no certificates were given. Pass "
                         f"tls_ca_file=, tls_cert= and tls_key= (or security=), set {', '.join(_ENV_TLS.values())}, "
