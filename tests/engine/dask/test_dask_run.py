@@ -196,6 +196,28 @@ def test_retries_on_dask(address: str, tmp_path: Path) -> None:
     assert [r["status"] for r in mc.records] == ["retrying", "succeeded"]
 
 
+class QuotaExceeded(Exception):
+    """A user's own exception class, defined in the module the task comes from."""
+
+
+def over_quota(marker: str) -> str:
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("once")
+        raise QuotaExceeded("try later")
+    raise KeyError("now something else")
+
+
+def test_user_exception_class_survives_the_round_trip(address: str, tmp_path: Path) -> None:
+    wf = Workflow("quota")
+    wf.add_task(over_quota, kwargs={"marker": str(tmp_path / "q")}, retries=3, retry_delay=0.01, retry_on=QuotaExceeded)
+    mc = MetricsCollector()
+    result = wf.run(distributed=True, address=address, hooks=[mc], raise_on_error=False)
+    assert mc.records[0]["error"] == "QuotaExceeded: try later"  # retried: retry_on matched the user's class
+    assert result.tasks["over_quota"].attempts == 2  # KeyError is not in retry_on
+    assert isinstance(result.tasks["over_quota"].error, KeyError)
+
+
 def test_fail_fast_and_keep_going(address: str) -> None:
     def build() -> Workflow:
         wf = Workflow("branches")

@@ -44,9 +44,16 @@ def _function(digest: str, data: bytes) -> Callable[..., Any]:
 
 
 def _payload(outcome: Outcome) -> bytes:
-    """The outcome, pickled; an error that cannot pickle is replaced by a RemoteTaskError."""
+    """The outcome, pickled; an error that cannot pickle is replaced by a RemoteTaskError.
+
+    cloudpickle, because an exception class defined in the user's own module arrived here by
+    value; cloudpickle sends it back under the same identity, so ``retry_on`` and ``isinstance``
+    on the client still see the user's class.
+    """
+    import cloudpickle
+
     try:
-        return pickle.dumps(outcome, protocol=5)
+        return cloudpickle.dumps(outcome, protocol=5)
     except Exception:
         err = outcome.error
         outcome.error = RemoteTaskError(
@@ -57,7 +64,7 @@ def _payload(outcome: Outcome) -> bytes:
             remote_traceback=outcome.traceback,
         )
         outcome.logs = None if outcome.logs is None else [{k: str(v) for k, v in r.items()} for r in outcome.logs]
-        return pickle.dumps(outcome, protocol=5)
+        return cloudpickle.dumps(outcome, protocol=5)
 
 
 def run_attempt(shell: Call, digest: str, fn_bytes: bytes, args: Any, kwargs: Any, topic: str) -> Any:

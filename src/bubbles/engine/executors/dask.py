@@ -158,6 +158,7 @@ class DaskExecutor:
         self._cluster_options = dict(cluster_options or {})
         self._functions: dict[int, tuple[Any, str, bytes]] = {}  # id(fn) -> (fn, digest, cloudpickled)
         self._timeouts = False
+        self._threads = 1
         self._inflight: dict[tuple[str, int], Future] = {}
         self._queue: list[Call] = []  # submitted, not yet handed to Dask
         self._wake = threading.Event()
@@ -217,9 +218,9 @@ class DaskExecutor:
                 f"Start some with: dask worker {client.scheduler.address}",
                 address=client.scheduler.address,
             ) from exc
-        threads = sum(client.nthreads().values())
+        self._threads = max(1, sum(client.nthreads().values()))
         per_thread = 1 if self._timeouts else self._oversubscribe
-        self.capacity = self._max_workers or max(1, threads * per_thread)
+        self.capacity = self._max_workers or self._threads * per_thread
         self.dashboard_link = client.dashboard_link if self._cluster is not None else None
         self._topic = f"bubbles-{self._token}-{id(self):x}"
         client.subscribe_topic(self._topic, self._on_event)
@@ -303,6 +304,9 @@ class DaskExecutor:
             self._post(self._failed(call.key, call.attempt, self._lost))
             return
         self._function_bytes(call.fn, call.key)
+        if call.timeout is not None and not self._timeouts:  # a @bubbles flow: specs arrive as it runs
+            self._timeouts = True
+            self.capacity = self._max_workers or self._threads
         with self._lock:
             self._queue.append(call)
             first = len(self._queue) == 1
