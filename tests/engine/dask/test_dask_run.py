@@ -318,3 +318,16 @@ def test_seed_pipeline_on_a_local_cluster(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert result.output == 3
     assert result.executor == "dask"
     assert "started a LocalCluster" in caplog.text
+
+
+def test_address_from_dask_config_and_an_existing_client(address: str) -> None:
+    import dask.config
+    from distributed import Client
+
+    with dask.config.set({"scheduler-address": address}):
+        assert make_workflow().run(distributed=True).tasks["total"].result == 375
+    with Client(address, set_as_default=False) as client:
+        result = make_workflow().run(distributed=True, client=client)
+        assert result.tasks["total"].result == 375
+        assert client.status == "running"  # the user's client is left open
+        assert client.submit(sum, [1, 1]).result() == 2
