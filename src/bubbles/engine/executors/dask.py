@@ -58,7 +58,7 @@ from .base import Post
 if TYPE_CHECKING:
     from distributed import Client, Future, Security
 
-__all__ = ["DaskExecutor", "DaskConnectionError", "SchedulerLost", "resolve_address"]
+__all__ = ["DaskConnectionError", "DaskExecutor", "DaskTaskError", "SchedulerLost", "resolve_address"]
 
 log = logging.getLogger("bubbles")
 _ENV_ADDRESS = "BUBBLES_DASK_ADDRESS"
