@@ -331,3 +331,31 @@ def test_address_from_dask_config_and_an_existing_client(address: str) -> None:
         assert result.tasks["total"].result == 375
         assert client.status == "running"  # the user's client is left open
         assert client.submit(sum, [1, 1]).result() == 2
+
+
+@pytest.mark.parametrize("keep_outputs", [False, True])
+def test_intermediate_outputs_are_freed_on_the_workers(address: str, keep_outputs: bool) -> None:
+    """Once its last consumer has run, an output is released on the cluster, not kept to the end."""
+    seen: dict[str, list[str]] = {}
+
+    class Watch:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def on_task_start(self, *, task: str, **future_kwargs: Any) -> None:
+            if task == "d":
+                time.sleep(0.2)  # releases travel asynchronously
+                seen["d"] = [str(k) for keys in self.client.has_what().values() for k in keys]
+
+    from distributed import Client
+
+    wf = Workflow("chain")
+    a = wf.add_task(lambda: list(range(1000)), name="a")
+    b = wf.add_task(lambda xs: [x + 1 for x in xs], requires=[a], name="b")
+    c = wf.add_task(lambda xs: sleepy(0.3) and xs, requires=[b], name="c")
+    wf.add_task(len, requires=[c], name="d")
+    with Client(address, set_as_default=False) as watcher:
+        result = wf.run(distributed=True, address=address, hooks=[Watch(watcher)], keep_outputs=keep_outputs)
+    assert result.tasks["d"].result == 1000
+    a_kept = any(k.startswith(f"a-1-{result.run_id}") for k in seen["d"])
+    assert a_kept == keep_outputs  # without keep_outputs, a's output was freed once b had run

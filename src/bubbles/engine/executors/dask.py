@@ -330,6 +330,10 @@ class DaskExecutor:
                 return
             if not batch:
                 continue
+            if self._lost is not None:  # submitting now would only wait for a reconnection
+                for c in batch:
+                    self._post(self._failed(c.key, c.attempt, self._lost))
+                continue
             keys = [f"{c.key}-{c.attempt}-{c.run_id}-{self._token}" for c in batch]
             shells, digests, datas = [], [], []
             for c in batch:
@@ -356,6 +360,7 @@ class DaskExecutor:
                     self._inflight[(c.key, c.attempt)] = future
             for future in futures:
                 future.add_done_callback(self._on_done)
+            del batch, futures, shells  # hold no upstream futures while waiting: released outputs get freed
 
     def _on_event(self, event: tuple[float, bytes]) -> None:
         """A worker reported an attempt's Outcome (runs on the client's event loop)."""
@@ -435,10 +440,17 @@ class DaskExecutor:
             ) from exc
 
     def _pull(self, futures: list[Future]) -> None:
-        if futures and self._client is not None and self._lost is None:
+        """Fetch several outputs in one round trip and keep them on the client."""
+        if not futures or self._client is None or self._lost is not None:
+            return
+        try:
             values = self._client.gather(futures, errors="raise")
-            for future, value in zip(futures, values, strict=True):
-                self._local[future.key] = value
+        except Exception as exc:
+            raise BubblesError(
+                f"Could not fetch {len(futures)} task output(s) from the Dask cluster: {type(exc).__name__}: {exc}.",
+            ) from exc
+        for future, value in zip(futures, values, strict=True):
+            self._local[future.key] = value
 
     def shutdown(self, *, cancel: bool = False) -> None:
         client = self._client
