@@ -359,3 +359,41 @@ def test_intermediate_outputs_are_freed_on_the_workers(address: str, keep_output
     assert result.tasks["d"].result == 1000
     a_kept = any(k.startswith(f"a-1-{result.run_id}") for k in seen["d"])
     assert a_kept == keep_outputs  # without keep_outputs, a's output was freed once b had run
+
+
+SEED_SCRIPT = """
+import bubbles
+
+def extract():
+    return [{"id": i, "amount": i * 1.5} for i in range(10)]
+
+def transform(rows):
+    return [r for r in rows if r["amount"] > 3]
+
+def load(rows):
+    return len(rows)
+
+pipeline = bubbles.Pipeline()
+pipeline.add_task(extract)
+pipeline.add_task(transform)
+pipeline.add_task(load)
+print("output:", pipeline.run(distributed=True).output)
+"""
+
+
+@pytest.mark.slow
+def test_seed_script_without_main_guard(tmp_path: Path) -> None:
+    """``python etl.py`` with the run at top level: the LocalCluster's workers must not re-run the script."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    script = tmp_path / "etl.py"
+    script.write_text(SEED_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("BUBBLES_DASK_ADDRESS", "DASK_SCHEDULER_ADDRESS")}
+    env.update(PYTHONPATH=SRC, BUBBLES_HOME=str(tmp_path / "home"))
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("output: 7") == 1

@@ -39,6 +39,7 @@ for the run and closed after it (and said so in the log).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -48,6 +49,7 @@ import sysconfig
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import BubblesError, ConfigError, MissingDependencyError, NotPicklableError, TaskError
@@ -250,7 +252,8 @@ class DaskExecutor:
     def _local_cluster(self, distributed: Any) -> Client:
         options: dict[str, Any] = {"dashboard_address": ":0", "processes": True}
         options.update(self._cluster_options)
-        cluster = distributed.LocalCluster(**options)
+        with _main_module_hidden():
+            cluster = distributed.LocalCluster(**options)
         self._cluster = cluster
         client = distributed.Client(cluster, set_as_default=False)
         workers = cluster.scheduler_info.get("workers", {})
@@ -493,6 +496,29 @@ class DaskExecutor:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start worker processes without re-running the user's script in them.
+
+    LocalCluster starts its workers with multiprocessing's *spawn*, which imports the parent's
+    ``__main__`` file in each child; a script that calls ``pipeline.run(distributed=True)`` at top
+    level (no ``if __name__ == "__main__":`` guard, as in the examples) would then run itself again
+    in every worker and the cluster would fail to start. The workers do not need the script: task
+    functions from ``__main__`` travel by value. So spawn is not told about it.
+    """
+    main = sys.modules.get("__main__")
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if main is not None and name in main.__dict__}
+    if main is None or "__file__" not in saved:
+        yield
+        return
+    del main.__file__
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+
+
 def _import_distributed() -> Any:
     try:
         import distributed
