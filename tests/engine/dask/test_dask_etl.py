@@ -87,3 +87,15 @@ def test_bubbles_run_distributed_cli(address: str, etl_file: Path, tmp_path: Pat
                                       "-p", f"out_dir={out}"])
     assert result.exit_code == 0, result.output
     assert len(_read(out)) == 4
+
+
+def test_large_pipeline_input_is_scattered_not_embedded(address: str) -> None:
+    """20 MB handed to a pipeline goes to a worker directly (Dask would warn about it in the graph)."""
+    import pyarrow as pa
+
+    from bubbles import Pipeline
+
+    table = pa.table({"x": pa.array(range(2_500_000), pa.int64())})
+    p = Pipeline("big-input")
+    p.add_task(lambda t: t.num_rows, name="count")
+    assert p.run(table, distributed=True, address=address).output == 2_500_000  # warnings are errors here

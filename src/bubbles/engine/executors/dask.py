@@ -66,6 +66,7 @@ log = logging.getLogger("bubbles")
 _ENV_ADDRESS = "BUBBLES_DASK_ADDRESS"
 _ENV_TLS = {"ca": "BUBBLES_DASK_TLS_CA_FILE", "cert": "BUBBLES_DASK_TLS_CERT", "key": "BUBBLES_DASK_TLS_KEY"}
 _pickle_lock = threading.Lock()
+_SCATTER_BYTES = 1 << 20
 
 
 class DaskConnectionError(ConfigError):
@@ -347,8 +348,10 @@ class DaskExecutor:
                                    c.timeout, c.probes, c.params))
             assert self._client is not None
             try:
+                args = [self._scatter_large(list(c.args)) for c in batch]
+                kwargs = [self._scatter_large(c.kwargs) for c in batch]
                 futures = self._client.map(
-                    run_attempt, shells, digests, datas, [list(c.args) for c in batch], [c.kwargs for c in batch],
+                    run_attempt, shells, digests, datas, args, kwargs,
                     [self._topic] * len(batch), key=keys, pure=False, retries=0,
                 )
             except Exception as exc:  # e.g. an argument Dask cannot serialize
@@ -363,7 +366,22 @@ class DaskExecutor:
                     self._inflight[(c.key, c.attempt)] = future
             for future in futures:
                 future.add_done_callback(self._on_done)
-            del batch, futures, shells  # hold no upstream futures while waiting: released outputs get freed
+            del batch, futures, shells, args, kwargs  # hold no upstream futures while waiting: let outputs be freed
+
+    def _scatter_large(self, values: Any) -> Any:
+        """Send big client-side inputs (data given to a pipeline, constants) to the workers once.
+
+        Embedded in the task graph they would travel through the scheduler (Dask warns above
+        10 MB); scattered, they go straight to a worker and the task refers to them.
+        """
+        from ...observe.sizes import measure
+
+        assert self._client is not None
+        items = values.items() if isinstance(values, dict) else enumerate(values)
+        big = [(k, v) for k, v in items if not _is_future(v) and (measure(v)[1] or 0) >= _SCATTER_BYTES]
+        for k, v in big:
+            values[k] = self._client.scatter(v, hash=False)
+        return values
 
     def _on_event(self, event: tuple[float, bytes]) -> None:
         """A worker reported an attempt's Outcome (runs on the client's event loop)."""
