@@ -525,7 +525,7 @@ def _main_module_hidden() -> Iterator[None]:
     functions from ``__main__`` travel by value. So spawn is not told about it.
     """
     main = sys.modules.get("__main__")
-    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if main is not None and name in main.__dict__}
+    saved: dict[str, Any] = {n: main.__dict__[n] for n in ("__file__", "__spec__") if main is not None and n in main.__dict__}
     if main is None or "__file__" not in saved:
         yield
         return
