@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DaskCluster
+from dask_procs import DaskCluster
 
 from bubbles import Workflow
 from bubbles._errors import ConfigError, RunFailed

@@ -388,7 +388,7 @@ def test_seed_script_without_main_guard(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from conftest import SRC
+    from dask_procs import SRC
 
     script = tmp_path / "etl.py"
     script.write_text(SEED_SCRIPT)
