@@ -2,7 +2,7 @@
 
 How one attempt travels::
 
-    runner ──submit(Call)──▶ client.submit(run_attempt, ..., args with dask futures)
+    runner ──submit(Call)──▶ batch ──client.map(run_attempt, ..., args with dask futures)
                                    │  Dask resolves the futures worker-to-worker
                                    ▼
                              Dask worker: execute(call) ──▶ value kept in worker memory
@@ -25,7 +25,9 @@ How one attempt travels::
   scheduler gone) arrive as the future's error and become the attempt's failed Outcome. Losing
   the scheduler fails every running task with :class:`SchedulerLost` (not retried) and the run
   ends ``failed``.
-* **Capacity**: the cluster's total threads; without task timeouts several times that, so the
+* **Batches.** ``submit`` only queues the call; a sender thread hands everything the runner
+  dispatched meanwhile to Dask in one ``client.map`` (one scheduler message, not one per task).
+* **Capacity**: the cluster's total threads; without task timeouts 16 times that, so the
   workers never wait for the client (the runner starts a task's timeout clock at submission, so
   with timeouts we keep submission and start close together). ``max_workers`` overrides.
 * **Timeouts are soft**, as in threads: Dask cannot stop a running task, so the attempt is
