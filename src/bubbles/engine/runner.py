@@ -654,7 +654,11 @@ class Runner:
                 group=slot.group,
             )
             if slot.output is not _MISSING:
-                run._output = self.executor.fetch(slot.output) if slot.node.kind == "task" else slot.output
+                fetch = self.executor.fetch  # a gather's or map's output is a list of its tasks' handles
+                try:
+                    run._output = fetch(slot.output) if slot.node.kind == "task" else [fetch(h) for h in slot.output]
+                except BubblesError:  # e.g. the Dask cluster that held it is gone: the output stays missing
+                    pass
             tasks[key] = run
         if self._cancelled:
             status = "cancelled"
