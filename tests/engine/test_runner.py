@@ -177,3 +177,25 @@ def test_worker_threads_do_not_hold_up_exit_after_a_soft_timeout(tmp_path: Path)
     assert out.stdout.strip() == "failed", out.stderr
     assert time.monotonic() - started < 10
     assert os.getpid()  # the parent is unaffected
+
+
+def test_an_executor_that_cannot_start_ends_the_run_failed_and_recorded() -> None:
+    from bubbles import RunFailed
+    from bubbles.engine.executors.local import SerialExecutor
+
+    class Unreachable(SerialExecutor):
+        def start(self, post: Any) -> None:
+            raise ConnectionError("scheduler at tcp://10.0.0.9:8786 is unreachable")
+
+    ends: list[str] = []
+
+    class Recorder:
+        def on_run_end(self, *, status: str, **kw: Any) -> None:
+            ends.append(status)
+
+    wf = Workflow("unreachable")
+    wf.add_task(t.one)
+    with pytest.raises(RunFailed, match="unreachable") as info:
+        wf.run(executor=Unreachable(), hooks=[Recorder()])
+    assert ends == ["failed"]
+    assert info.value.result.tasks["one"].state == "skipped"

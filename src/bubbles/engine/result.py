@@ -113,7 +113,7 @@ class RunResult:
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         lines = [f"Run {self.run_id} of workflow {self.workflow!r} {self.status} ({summary})."]
         if self.error is not None:
-            lines.append(f"  the workflow body raised {type(self.error).__name__}: {self.error}")
+            lines.append(f"  failed outside any task: {type(self.error).__name__}: {self.error}")
         for t in self.failed[:5]:
             lines.append(f"  - task {t.name!r} failed after {t.attempts} attempt(s): {type(t.error).__name__}: {t.error}")
             where = _last_frame(t.traceback)

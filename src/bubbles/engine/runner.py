@@ -229,7 +229,12 @@ class Runner:
                 started_at=started,
                 params=self.params,
             )
-        self.executor.start(self.inbox.put)
+        try:
+            self.executor.start(self.inbox.put)
+        except Exception as exc:  # e.g. a cluster that cannot be reached: the run ends failed, recorded
+            self._body_error = exc
+            self._closed = True
+            return self._finish(started)
         try:
             for slot in list(self._slots.values()):
                 if slot.waiting == 0 and slot.state == S.PENDING:
@@ -561,6 +566,12 @@ class Runner:
         )
 
     def _stopped_error(self, slot: _Slot) -> BubblesError:
+        if self._body_error is not None:
+            return BubblesError(
+                f"Task {slot.node.key!r} was not started: the run stopped "
+                f"({type(self._body_error).__name__}: {self._body_error}).",
+                task=slot.node.key,
+            )
         return BubblesError(
             f"Task {slot.node.key!r} was not started: another task failed and the run is fail_fast. "
             "Run with fail_fast=False to run every branch that can still run.",
