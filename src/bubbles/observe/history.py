@@ -271,6 +271,15 @@ class HistoryStore:
             row["attempts"] = row["attempt"]
         return list(last.values())
 
+    def failed_counts(self, run_ids: list[str]) -> dict[str, int]:
+        """``{run_id: number of tasks that failed}`` for the runs given (runs with none are left out)."""
+        if not run_ids:
+            return {}
+        marks = ", ".join("?" * len(run_ids))
+        rows = self._query(f"SELECT run_id, COUNT(DISTINCT task) AS n FROM attempts WHERE status = 'failed' "
+                           f"AND run_id IN ({marks}) GROUP BY run_id", run_ids)
+        return {r["run_id"]: r["n"] for r in rows}
+
     def logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
         if task is None:
             return self._query("SELECT * FROM logs WHERE run_id = ? ORDER BY time, seq", [run_id])
