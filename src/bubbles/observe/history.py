@@ -303,6 +303,8 @@ class RunRecorder:
         path: the database (default :func:`history_path`).
         resources: a :class:`~bubbles.observe.resources.ResourceSampler` whose samples to store.
         flush_every: seconds between batch writes while the run goes.
+        timeout: seconds to wait for a database locked by another writer (``BUBBLES_HISTORY_TIMEOUT``,
+            default 30) before keeping the rows for later.
 
     Example:
         >>> from bubbles import Workflow
@@ -310,8 +312,9 @@ class RunRecorder:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, resources: Any = None, flush_every: float = 2.0,
-                 batch_size: int = 2000) -> None:
+                 batch_size: int = 2000, timeout: float | None = None) -> None:
         self.path = Path(path) if path is not None else history_path()
+        self.timeout = timeout if timeout is not None else float(os.environ.get("BUBBLES_HISTORY_TIMEOUT", "30"))
         self.resources = resources
         self.flush_every = flush_every
         self.batch_size = batch_size
@@ -398,7 +401,7 @@ class RunRecorder:
             self._last_flush = time.monotonic()
             try:
                 if self._store is None:
-                    self._store = HistoryStore(self.path)
+                    self._store = HistoryStore(self.path, timeout=self.timeout)
                 self._store.write(batch)
                 self._failed = None
                 return

@@ -4,9 +4,10 @@ Capture (:class:`LogCaptureProbe`, a per-attempt probe, on by default): ordinary
 calls made while a task runs — in a thread, a worker process or a Dask worker — are kept with
 that attempt and reach the hooks as ``on_task_end(logs=[...])``, then the run history. One handler
 on the root logger routes each record to the attempt running on that thread (a context
-variable), so nothing is captured outside a task. If the program never configured logging, the
-root level is lowered to INFO so that ``log.info(...)`` in a task is kept; records still go to
-every handler the program configured.
+variable), so nothing is captured outside a task. Records below the root logger's level never
+reach a handler, so the root level is lowered to ``BUBBLES_CAPTURE_LEVEL`` (default INFO) when it
+is higher, and the program's own root handlers are set to the old level so that they show what
+they showed before.
 
 Each captured entry is a dict: ``{"kind": "log", "time", "level", "logger", "message"}`` (plus
 ``"exc"`` with the formatted exception if any). Secrets are masked. At most
@@ -74,9 +75,15 @@ def _install() -> None:
         if _installed:
             return
         root = logging.getLogger()
-        if not root.handlers and root.level > logging.INFO:
-            # nothing configured: INFO records would be dropped before any handler sees them
-            root.setLevel(logging.INFO)
+        level = logging.getLevelName(os.environ.get("BUBBLES_CAPTURE_LEVEL", "INFO").upper())
+        level = level if isinstance(level, int) else logging.INFO
+        if root.level > level:
+            # records below the root level never reach a handler; lower it, and keep the program's
+            # own root handlers showing exactly what they showed before
+            for handler in root.handlers:
+                if handler.level == logging.NOTSET:
+                    handler.setLevel(root.level)
+            root.setLevel(level)
         root.addHandler(_RouteToAttempt(int(os.environ.get("BUBBLES_LOG_LIMIT", "1000"))))
         _installed = True
 
