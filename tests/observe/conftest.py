@@ -51,8 +51,8 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("prometheus-pushgateway is not installed: apt-get install -y prometheus-pushgateway")
     port = free_port()
     data = tmp_path_factory.mktemp("pushgateway") / "pushgateway.data"
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={data}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={data}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/-/ready")

@@ -73,7 +73,7 @@ def test_unknown_run_id_is_a_clear_error() -> None:
     wf = Workflow("one")
     wf.add_task(lambda: 1, name="one")
     wf.run()
-    with HistoryStore() as store, pytest.raises(HistoryError, match="No run 'nope'.*bubbles runs"):
+    with HistoryStore() as store, pytest.raises(HistoryError, match=r"No run 'nope'.*bubbles runs"):
         store.run("nope")
 
 
@@ -153,7 +153,8 @@ def test_old_schema_is_migrated_keeping_its_runs() -> None:
     path.parent.mkdir(parents=True)
     old = sqlite3.connect(path)
     old.executescript(MIGRATIONS[0])
-    old.execute("INSERT INTO runs (run_id, workflow, status, started_at) VALUES ('20200101-000000-abcdef', 'old', 'succeeded', 1)")
+    old.execute("INSERT INTO runs (run_id, workflow, status, started_at) "
+                "VALUES ('20200101-000000-abcdef', 'old', 'succeeded', 1)")
     old.execute("PRAGMA user_version = 1")
     old.commit()
     old.close()
@@ -172,5 +173,5 @@ def test_newer_schema_is_refused_with_upgrade_hint() -> None:
     newer = sqlite3.connect(path)
     newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
     newer.close()
-    with pytest.raises(HistoryError, match="newer bubbles.*pip install -U pybubbles"):
+    with pytest.raises(HistoryError, match=r"newer bubbles.*pip install -U pybubbles"):
         HistoryStore()

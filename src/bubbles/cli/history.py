@@ -1,6 +1,6 @@
 """``bubbles runs``, ``bubbles show RUN_ID`` and ``bubbles report RUN_ID``: the run history from the shell.
 
-RUN_ID may be a unique prefix of a run id, or ``last``.
+RUN_ID may be a unique prefix or suffix of a run id (e.g. its random tail), or ``last``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def runs_command(limit: int, workflow: str | None) -> None:
     except BubblesError as exc:
         _fail(exc)
     table = Table(title=f"last {len(runs)} runs", title_justify="left")
-    for column in ("run id", "workflow", "status", "started", "seconds", "tasks", "failed", "executor"):
+    table.add_column("run id", no_wrap=True, min_width=22)
+    for column in ("workflow", "status", "started", "seconds", "tasks", "failed", "executor"):
         table.add_column(column, justify="right" if column in ("seconds", "tasks", "failed") else "left")
     for r in runs:
         status = r["status"] if r["status"] != "running" else "running/killed"
@@ -99,8 +100,9 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None) -> 
     if run.get("argv"):
         console.print(f"  command: {run['argv']}", markup=False, highlight=False)
     table = Table(title_justify="left")
-    for column in ("task", "state", "attempts", "seconds", "cpu s", "peak MB", "rows in", "rows out", "worker"):
-        table.add_column(column, justify="left" if column in ("task", "state", "worker") else "right")
+    table.add_column("task", overflow="fold")
+    for column in ("state", "attempts", "seconds", "cpu s", "peak MB", "rows in", "rows out", "worker"):
+        table.add_column(column, justify="left" if column in ("state", "worker") else "right")
     for t in tasks[:500]:
         table.add_row(t["task"], _coloured(t["status"]), str(t["attempts"]),
                       f"{t['duration']:.3f}" if t.get("duration") is not None else "",

@@ -233,12 +233,16 @@ class HistoryStore:
         return self._query(f"SELECT * FROM runs {where} ORDER BY started_at DESC LIMIT ?", [*args, limit])
 
     def run(self, run_id: str) -> dict[str, Any]:
-        """One run by id (a unique prefix, or ``last``), or a :class:`HistoryError` naming the choices."""
+        """One run by id, a unique prefix or suffix of one (e.g. the random ``4f9a2c``), or ``last``.
+
+        Raises :class:`HistoryError` naming the choices when there is none or several.
+        """
         if run_id in ("last", "latest"):
             rows = self._query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")
         else:
-            rows = self._query("SELECT * FROM runs WHERE run_id LIKE ? ORDER BY started_at DESC LIMIT 6",
-                               [run_id.replace("%", "").replace("_", "") + "%"])
+            part = run_id.replace("%", "").replace("_", "")
+            rows = self._query("SELECT * FROM runs WHERE run_id LIKE ? OR run_id LIKE ? ORDER BY started_at DESC LIMIT 6",
+                               [part + "%", "%" + part])
         exact = [r for r in rows if r["run_id"] == run_id]
         if exact:
             return exact[0]
