@@ -108,3 +108,32 @@ def textwrap_flow(port: int) -> str:
         "    bubbles.log_metric('scraped_bytes', len(body))\n"
         "wf.add_task(scrape)\n"
     )
+
+
+def test_grafana_dashboard_queries_only_metrics_the_exporter_exports() -> None:
+    import json
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "dashboards" / "grafana-bubbles.json").read_text())
+    exporter = PrometheusExporter()
+    wf = Workflow("dash")
+    wf.add_task(lambda: [1], name="one")
+    wf.run(hooks=[exporter])
+
+    def broken() -> None:
+        raise RuntimeError("x")
+
+    bad = Workflow("dash")
+    bad.add_task(broken)
+    bad.run(hooks=[exporter], raise_on_error=False)
+    from prometheus_client import generate_latest
+
+    exported = {s.name for family in text_string_to_metric_families(generate_latest(exporter.registry).decode())
+                for s in family.samples}
+    used = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\b(bubbles_[a-z_]+)\b", target["expr"]))
+    assert used and used <= exported, used - exported

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 
 from .._errors import BubblesError
@@ -126,6 +127,7 @@ class HistoryStore:
             raise HistoryError(f"No run history at {self.path}: nothing has run here yet (or set BUBBLES_HOME).",
                                source=str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
         try:
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
@@ -174,15 +176,19 @@ class HistoryStore:
     def write(self, batch: dict[str, list[Any]]) -> None:
         """Write one batch of rows (``runs_start``, ``attempts``, ``metrics``, ``logs``, ... lists) in one transaction."""
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._write(batch)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+            with self._write_lock:
+                self._write_batch(batch)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
+
+    def _write_batch(self, batch: dict[str, list[Any]]) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._write(batch)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
 
     def _write(self, batch: dict[str, list[Any]]) -> None:
         c = self.conn
@@ -322,12 +328,14 @@ class RunRecorder:
         self.resources = resources
         self.flush_every = flush_every
         self.batch_size = batch_size
-        self._store: HistoryStore | None = None
-        self._lock = threading.Lock()
         self._batch: dict[str, list[Any]] = self._empty()
         self._pending_rows = 0
         self._last_flush = time.monotonic()
         self._failed: HistoryError | None = None
+        self._queue: SimpleQueue[dict[str, list[Any]] | None] = SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._leftover: dict[str, list[Any]] = self._empty()
+        self._run_id: str | None = None
 
     @staticmethod
     def _empty() -> dict[str, list[Any]]:
@@ -339,6 +347,11 @@ class RunRecorder:
         params_text = mask(json.dumps(params or {}, default=repr))
         self._batch["runs_start"].append((run_id, workflow, "running", executor, started_at, len(tasks), params_text,
                                           socket.gethostname(), os.getpid(), mask(" ".join(sys.argv))))
+        self._run_id = run_id
+        # the writer thread does the SQL, so the scheduler loop only appends tuples; not a daemon:
+        # the interpreter waits for it at exit rather than lose rows
+        self._writer = threading.Thread(target=self._write_loop, name=f"bubbles-history-{run_id}", daemon=False)
+        self._writer.start()
         self.flush()  # a run is visible (as running) from its first moment
 
     def on_task_retry(self, *, run_id: str, task: str, attempt: int, error: BaseException | None = None,
@@ -364,10 +377,11 @@ class RunRecorder:
         if self.resources is not None:
             self._batch["resources"].extend((run_id, *s) for s in self.resources.samples)
         self._batch["runs_end"].append((status, ended_at, duration, total, error, run_id))
-        self.flush(final=True, run_id=run_id)
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        self.flush()
+        self._queue.put(None)
+        if self._writer is not None:
+            self._writer.join()  # the run is on disk (or parked) when wf.run() returns
+            self._writer = None
 
     # -- buffering --------------------------------------------------------------------------
     def _add(self, run_id: str, task: str, group: str | None, attempt: int, status: str, started: float | None,
@@ -397,37 +411,81 @@ class RunRecorder:
         if self._pending_rows >= self.batch_size or time.monotonic() - self._last_flush >= self.flush_every:
             self.flush()
 
-    def flush(self, *, final: bool = False, run_id: str | None = None) -> None:
-        """Write what is buffered; on failure keep it (and at the end of a run, park it in a file)."""
-        with self._lock:
-            batch, self._batch = self._batch, self._empty()
-            self._pending_rows = 0
-            self._last_flush = time.monotonic()
-            try:
-                if self._store is None:
-                    self._store = HistoryStore(self.path, timeout=self.timeout)
-                self._store.write(batch)
-                self._failed = None
-                return
-            except HistoryError as exc:
-                if self._failed is None:
-                    log.warning("bubbles: run history not written yet (%s); will retry", exc)
-                self._failed = exc
-                for key, rows in batch.items():  # keep the rows, in order, for the next try
-                    self._batch[key][:0] = rows
-                if self._store is not None:
-                    self._store.close()
-                    self._store = None
-            if final:
-                self._park(run_id)
+    def flush(self) -> None:
+        """Hand what is buffered to the writer thread."""
+        batch, self._batch = self._batch, self._empty()
+        self._pending_rows = 0
+        self._last_flush = time.monotonic()
+        if self._writer is None:  # used without on_run_start: write here
+            self._leftover = _merge(self._leftover, batch)
+            self._write_leftover()
+        else:
+            self._queue.put(batch)
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                break
+            self._leftover = _merge(self._leftover, batch)
+            self._write_leftover()
+        if any(self._leftover.values()):
+            self._write_leftover()
+            if any(self._leftover.values()):
+                self._park(self._run_id)
+
+    def _write_leftover(self) -> None:
+        """Write the rows not yet written; on failure keep them, in order, for the next try."""
+        try:
+            _shared_store(self.path, self.timeout).write(self._leftover)
+        except HistoryError as exc:
+            _drop_shared_store(self.path)
+            if self._failed is None:
+                log.warning("bubbles: run history not written yet (%s); will retry", exc)
+            self._failed = exc
+            return
+        self._leftover = self._empty()
+        self._failed = None
 
     def _park(self, run_id: str | None) -> None:
         folder = self.path.parent / "history-pending"
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{run_id or time.strftime('%Y%m%d-%H%M%S')}.json"
         tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._batch, default=str), encoding="utf-8")
+        tmp.write_text(json.dumps(self._leftover, default=str), encoding="utf-8")
         tmp.replace(target)
-        self._batch = self._empty()
+        self._leftover = self._empty()
         log.warning("bubbles: the run history database %s could not be written (%s); run %s was saved to %s and "
                     "will be imported into the database once it can be opened.", self.path, self._failed, run_id, target)
+
+
+def _merge(into: dict[str, list[Any]], batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    for key, rows in batch.items():
+        if rows:
+            into[key].extend(rows)
+    return into
+
+
+# One connection per database and process, shared by the recorders of concurrent runs: opening
+# (and, on the last close, checkpointing) a WAL database costs tens of milliseconds per run.
+_stores: dict[tuple[int, Path], HistoryStore] = {}
+_stores_lock = threading.Lock()
+
+
+def _shared_store(path: Path, timeout: float) -> HistoryStore:
+    key = (os.getpid(), path)
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = HistoryStore(path, timeout=timeout)
+        return store
+
+
+def _drop_shared_store(path: Path) -> None:
+    with _stores_lock:
+        store = _stores.pop((os.getpid(), path), None)
+    if store is not None:
+        try:
+            store.close()
+        except sqlite3.Error:
+            pass
