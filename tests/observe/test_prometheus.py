@@ -122,10 +122,11 @@ def test_grafana_dashboard_queries_only_metrics_the_exporter_exports() -> None:
     wf.run(hooks=[exporter])
 
     def broken() -> None:
+        bubbles.log_metric("seen", 1)
         raise RuntimeError("x")
 
     bad = Workflow("dash")
-    bad.add_task(broken)
+    bad.add_task(broken, retries=1, retry_delay=0.01)
     bad.run(hooks=[exporter], raise_on_error=False)
     from prometheus_client import generate_latest
 
