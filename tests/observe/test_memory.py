@@ -51,3 +51,15 @@ def test_memory_probe_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None
     wf.add_task(lambda: 1, name="one").attach(mc)
     wf.run()
     assert mc.get_metric("peak_memory") is None
+
+
+def test_next_task_does_not_inherit_the_previous_peak() -> None:
+    wf = Workflow("sequence")
+    mc = MetricsCollector()
+    wf.attach(mc)
+    big = wf.add_task(allocate_300mb, name="big")
+    wf.add_task(lambda n: sum(range(20_000)) + n, name="after", requires=[big])
+    wf.run("serial")
+    peaks = mc.get_metric("peak_memory")
+    assert peaks["big"] >= 300 * MB
+    assert peaks["after"] < peaks["big"] - 200 * MB, peaks

@@ -13,11 +13,13 @@ that ran the attempt, over the time the attempt ran**. Per executor that means:
 How: on Linux the kernel keeps the exact peak (``VmHWM`` in ``/proc/self/status``) and lets a
 process reset it (writing ``5`` to ``/proc/self/clear_refs``). One daemon thread per process
 (:class:`_Sampler`) reads and resets it every ``BUBBLES_MEMORY_INTERVAL`` seconds (default
-0.01), so every interval's exact peak is known and credited to the attempts running then. An
-attempt that lasts at least 1 ms also reads the peak of the unfinished interval when it ends;
-a shorter one takes the last interval's peak (it cannot have touched more than a few MB in that
-time). Per attempt this costs a set insertion and removal — no system call for short tasks —
-and the sampler about 0.2 % of one core. Elsewhere (macOS, Windows, restricted ``/proc``) the
+0.05) while attempts run, so every interval's exact peak is known and credited to the attempts
+running then; with no attempt running it sleeps. An attempt that lasts at least 1 ms also reads
+the peak of the unfinished interval when it ends (and, if no other attempt runs, resets the mark,
+so the next attempt does not inherit it); a shorter one takes the last interval's peak
+(it cannot have touched more than a few MB in that time). Per attempt this costs a set insertion
+and removal — no system call for short tasks — and the sampler well under 1 % of one core
+while tasks run (20 wake-ups a second). Elsewhere (macOS, Windows, restricted ``/proc``) the
 sampler reads the current RSS with psutil instead, so peaks shorter than the interval can be
 missed there.
 
@@ -43,12 +45,14 @@ class _Sampler:
         self.interval = interval
         self.active: set[_Attempt] = set()
         self.last_peak = 0
+        self.idle = False
+        self.wake = threading.Event()
         self.lock = threading.Lock()
         self._status: Any = None
         self._clear: Any = None
         try:
             self._status = open("/proc/self/status", "rb", buffering=0)  # held open: re-read per sample
-            self._clear = open("/proc/self/clear_refs", "w", buffering=1)
+            self._clear = open("/proc/self/clear_refs", "wb", buffering=0)
             self._reset()
         except OSError:
             self._status = self._clear = None
@@ -60,7 +64,16 @@ class _Sampler:
         threading.Thread(target=self._loop, name="bubbles-memory", daemon=True).start()
 
     def _reset(self) -> None:
-        self._clear.write("5")
+        self._clear.write(b"5")
+
+    def reset(self) -> None:
+        """Restart the high-water mark from the current RSS (Linux; elsewhere nothing to do)."""
+        if self._clear is not None:
+            try:
+                with self.lock:
+                    self._reset()
+            except OSError:
+                self._clear = None
 
     def read_peak(self) -> int:
         """Peak RSS in bytes since the last reset (Linux), else the current RSS."""
@@ -74,18 +87,29 @@ class _Sampler:
 
     def _loop(self) -> None:
         while True:
+            if not self.active:  # no attempt running: sleep until one starts (no wake-ups when idle)
+                self.idle = True
+                self.wake.wait(1.0)
+                self.wake.clear()
+                if not self.active:
+                    continue
             time.sleep(self.interval)
-            peak = self.read_peak()
-            if self._clear is not None:
-                try:
-                    with self.lock:
-                        self._reset()
-                except OSError:
-                    self._clear = None
-            self.last_peak = peak
-            for attempt in list(self.active):
-                if peak > attempt.peak:
-                    attempt.peak = peak
+            self.sample()
+
+    def sample(self) -> None:
+        peak = self.read_peak()
+        self.reset()
+        self.last_peak = peak
+        for attempt in list(self.active):
+            if peak > attempt.peak:
+                attempt.peak = peak
+
+    def wake_up(self) -> None:
+        """An attempt starts while the sampler sleeps: forget the idle time's peak, then sample again."""
+        self.idle = False
+        self.reset()
+        self.last_peak = self.read_peak()  # right after the reset: the current RSS
+        self.wake.set()
 
 
 class _Attempt:
@@ -104,7 +128,7 @@ def _get_sampler() -> _Sampler:
     if _sampler is None:
         with _sampler_lock:
             if _sampler is None:
-                _sampler = _Sampler(float(os.environ.get("BUBBLES_MEMORY_INTERVAL", "0.01")))
+                _sampler = _Sampler(float(os.environ.get("BUBBLES_MEMORY_INTERVAL", "0.05")))
     return _sampler
 
 
@@ -128,6 +152,8 @@ class MemoryProbe:
         sampler = _sampler or _get_sampler()
         attempt = _Attempt()
         sampler.active.add(attempt)
+        if sampler.idle:
+            sampler.wake_up()
         return sampler, attempt
 
     def exit(self, state: tuple[_Sampler, _Attempt], outcome: Any) -> None:
@@ -136,6 +162,9 @@ class MemoryProbe:
         peak = attempt.peak
         if outcome.duration >= _LONG_ENOUGH:
             peak = max(peak, sampler.read_peak())
+            if not sampler.active:  # nothing else running: the next attempt starts from a clean mark
+                sampler.reset()
+                sampler.last_peak = sampler.read_peak()
         elif not peak:
             peak = sampler.last_peak
         outcome.metrics["peak_memory"] = peak
