@@ -42,18 +42,21 @@ class ProgressDisplay:
     def __rich__(self) -> Any:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
+        from rich.text import Text
 
         elapsed = max(time.monotonic() - self._started, 1e-9)
         grid = Table.grid(padding=(0, 1))
+        # Text objects, not markup strings: the display is also drawn while other output is
+        # printed with markup off
         grid.add_row(
-            f"[bold]{self.workflow}[/]",
+            Text(self.workflow, style="bold"),
             ProgressBar(total=max(self.total, 1), completed=self.done, width=30),
-            f"{self.done:,}/{self.total:,} tasks",
-            f"running {self.running}",
-            f"[red]failed {self.failed}[/]" if self.failed else "failed 0",
-            f"retries {self.retries}",
-            f"{self.rows / elapsed:,.0f} rows/s",
-            f"{elapsed:.1f}s",
+            Text(f"{self.done:,}/{self.total:,} tasks"),
+            Text(f"running {self.running}"),
+            Text(f"failed {self.failed}", style="red" if self.failed else ""),
+            Text(f"retries {self.retries}"),
+            Text(f"{self.rows / elapsed:,.0f} rows/s"),
+            Text(f"{elapsed:.1f}s"),
         )
         return grid
 

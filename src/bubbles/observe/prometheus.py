@@ -166,6 +166,8 @@ class PrometheusExporter:
 
     def push(self, workflow: str) -> None:
         """Push the registry to the Pushgateway (``pushadd``: other metrics of the group are kept)."""
+        if not self.pushgateway:
+            return
         try:
             self._pc.pushadd_to_gateway(self.pushgateway, job=self.job, grouping_key={"workflow": workflow},
                                         registry=self.registry, timeout=self.push_timeout)
