@@ -143,3 +143,8 @@ def test_profile_flag_stores_a_profile_per_task(monkeypatch: pytest.MonkeyPatch)
         profiles = store.profiles(run_id)
     assert [p["task"] for p in profiles] == ["slow_sort"]
     assert "cumulative" in profiles[0]["data"] and "slow_sort" in profiles[0]["data"]
+    from bubbles.observe.report import build_report
+
+    with HistoryStore() as store:
+        page = build_report(store, run_id)
+    assert "Profiles (1)" in page and "slow_sort attempt 1" in page

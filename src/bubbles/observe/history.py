@@ -428,7 +428,8 @@ class RunRecorder:
             if batch is None:
                 break
             self._leftover = _merge(self._leftover, batch)
-            self._write_leftover()
+            if self._failed is None:  # after a failure, try again only at the end: each try may wait the timeout
+                self._write_leftover()
         if any(self._leftover.values()):
             self._write_leftover()
             if any(self._leftover.values()):
