@@ -75,12 +75,56 @@ def run_once(n: int, executor: str, variant: str) -> tuple[float, float]:
     return time.perf_counter() - w0, time.process_time() - c0
 
 
+def micro() -> None:
+    """Per-call cost of each observer (best of 5 x 20,000 calls: robust on a loaded machine)."""
+    import timeit
+
+    from bubbles.engine.execute import Outcome
+    from bubbles.observe.history import RunRecorder
+    from bubbles.observe.logs import LogCaptureProbe
+    from bubbles.observe.memory import MemoryProbe
+
+    fields = dict(run_id="r", workflow="w", task="t1", group=None, attempt=1, status="succeeded", started_at=1.0,
+                  ended_at=2.0, duration=1e-5, metrics={"execution_time": 1e-5, "cpu_time": 1e-5, "peak_memory": 123456},
+                  worker="1:x", error=None, traceback="", logs=None)
+    start = dict(run_id="r", workflow="w", task="t1", group=None, attempt=1, started_at=1.0, worker="")
+    recorder = RunRecorder(flush_every=1e9, batch_size=10**9)
+    shown = progress()
+    collector = MetricsCollector()
+    empty = EmptyHook()
+    memory, capture = MemoryProbe(), LogCaptureProbe()
+    outcome = Outcome("k", 1, True)
+    outcome.duration = 1e-6
+
+    def probes() -> None:
+        a, b = memory.enter(), capture.enter()
+        memory.exit(a, outcome)
+        capture.exit(b, outcome)
+
+    cases = {
+        "empty hook on_task_end(**fields)": lambda: empty.on_task_end(**fields),
+        "MetricsCollector.on_task_end": lambda: collector.on_task_end(**fields),
+        "RunRecorder.on_task_end": lambda: recorder.on_task_end(**fields),
+        "ProgressDisplay.on_task_start": lambda: shown.on_task_start(**start),
+        "ProgressDisplay.on_task_end": lambda: shown.on_task_end(**fields),
+        "memory + log-capture probes": probes,
+    }
+    print("per call, best of 5 x 20,000:")
+    for name, fn in cases.items():
+        best = min(timeit.repeat(fn, number=20_000, repeat=5)) / 20_000
+        print(f"  {name:<36} {best * 1e6:6.2f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--executor", default="threads")
+    parser.add_argument("--micro", action="store_true", help="only the per-call costs of each observer")
     args = parser.parse_args()
+    if args.micro:
+        micro()
+        return
     os.environ["BUBBLES_HOME"] = tempfile.mkdtemp(prefix="bubbles-bench-")
     run_once(500, args.executor, "monitored (all)")  # warm up imports, sampler thread, database
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}

@@ -91,8 +91,10 @@ class _Sampler:
                 self.idle = True
                 self.wake.wait(1.0)
                 self.wake.clear()
-                if not self.active:
+                if self.idle:
                     continue
+                # woken by an attempt: stay awake for at least one interval, so that a stream of
+                # tiny tasks wakes the sampler at most once per interval
             time.sleep(self.interval)
             self.sample()
 

@@ -33,7 +33,15 @@ if TYPE_CHECKING:
 __all__ = ["MetricsCollector"]
 
 _FIELDS = ("run_id", "workflow", "task", "attempt", "status", "started_at", "ended_at", "worker")
+_N = len(_FIELDS)
+_TASK = _FIELDS.index("task")
 _BUILTIN = ("execution_time", "cpu_time", "peak_memory", "rows_in", "rows_out", "bytes_in", "bytes_out")
+
+
+def _flat(status: str, f: dict[str, Any]) -> tuple[Any, ...]:
+    metrics = f.get("metrics")
+    return (f.get("run_id"), f.get("workflow"), f.get("task"), f.get("attempt"), status, f.get("started_at"),
+            f.get("ended_at"), f.get("worker"), f.get("error"), tuple(metrics.items()) if metrics else ())
 
 
 class MetricsCollector:
@@ -52,19 +60,21 @@ class MetricsCollector:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._raw: list[tuple[str, dict[str, Any]]] = []
+        self._raw: list[tuple[Any, ...]] = []
         self._built: list[dict[str, Any]] = []
 
     def __repr__(self) -> str:
         return f"<MetricsCollector: {len(self.records)} attempts of {len(self.tasks)} tasks>"
 
     # -- hook API ---------------------------------------------------------------------------
+    # Each attempt is kept as a flat tuple of plain values (metrics as a tuple of pairs): the
+    # garbage collector stops tracking such tuples, so a 10,000-task run adds no GC work.
     def on_task_retry(self, **fields: Any) -> None:
-        self._raw.append(("retrying", fields))  # list.append is atomic: no lock on the hot path
+        self._raw.append(_flat("retrying", fields))  # list.append is atomic: no lock on the hot path
 
     def on_task_end(self, **fields: Any) -> None:
         if fields.get("attempt") or fields.get("status") in ("succeeded", "failed"):
-            self._raw.append((fields["status"], fields))
+            self._raw.append(_flat(fields["status"], fields))
         # else: never ran (upstream failed, skipped): no attempt to measure
 
     # -- reading ----------------------------------------------------------------------------
@@ -72,19 +82,18 @@ class MetricsCollector:
     def records(self) -> list[dict[str, Any]]:
         """One dict per attempt: the fields above, ``error`` (text) and every metric."""
         with self._lock:
-            for status, fields in self._raw[len(self._built):]:
-                record = {name: fields.get(name) for name in _FIELDS}
-                record["status"] = status
-                error = fields.get("error")
+            for flat in self._raw[len(self._built):]:
+                record = dict(zip(_FIELDS, flat[:_N], strict=True))
+                error = flat[_N]
                 record["error"] = f"{type(error).__name__}: {error}" if error is not None else None
-                record.update(fields.get("metrics") or {})
+                record.update(flat[_N + 1])
                 self._built.append(record)
             return list(self._built)
 
     @property
     def tasks(self) -> list[str]:
         """Names of the tasks seen, in first-seen order."""
-        return list(dict.fromkeys(fields["task"] for _, fields in self._raw))
+        return list(dict.fromkeys(flat[_TASK] for flat in self._raw))
 
     def get_metric(self, name: str, task: str | None = None) -> Any:
         """The latest value of metric ``name``.
