@@ -3,8 +3,8 @@
 Capture (:class:`LogCaptureProbe`, a per-attempt probe, on by default): ordinary ``logging``
 calls made while a task runs — in a thread, a worker process or a Dask worker — are kept with
 that attempt and reach the hooks as ``on_task_end(logs=[...])``, then the run history. One handler
-on the root logger routes each record to the attempt running on that thread (a context
-variable), so nothing is captured outside a task. Records below the root logger's level never
+on the root logger routes each record to the attempt running on that thread, so nothing is captured
+outside a task (nor from threads a task starts itself). Records below the root logger's level never
 reach a handler, so the root level is lowered to ``BUBBLES_CAPTURE_LEVEL`` (default INFO) when it
 is higher, and the program's own root handlers are set to the old level so that they show what
 they showed before.
@@ -22,7 +22,6 @@ one JSON object per line per event with ``event``, ``run_id``, ``workflow``, ``t
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import os
@@ -35,7 +34,9 @@ from .._secrets import mask
 
 __all__ = ["ConsoleLog", "LogCaptureProbe"]
 
-_capture: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("bubbles_logs", default=None)
+# The attempt running on each thread: ``capturing`` is set by the probe, ``sink`` (the list of
+# records) is created on the first record only, so an attempt that logs nothing allocates nothing.
+_local = threading.local()
 _installed = False
 _install_lock = threading.Lock()
 
@@ -48,9 +49,11 @@ class _RouteToAttempt(logging.Handler):
         self.limit = limit
 
     def emit(self, record: logging.LogRecord) -> None:
-        sink = _capture.get()
-        if sink is None:
+        if not getattr(_local, "capturing", False):
             return
+        sink = _local.sink
+        if sink is None:
+            sink = _local.sink = []
         if len(sink) >= self.limit:
             if len(sink) == self.limit:
                 sink.append({"kind": "log", "time": record.created, "level": "WARNING", "logger": "bubbles",
@@ -112,18 +115,16 @@ class LogCaptureProbe:
     def __reduce__(self) -> tuple[Any, ...]:
         return (LogCaptureProbe, ())
 
-    def enter(self) -> tuple[list[dict[str, Any]], contextvars.Token[Any]]:
+    def enter(self) -> None:
         if not _installed:
             _install()
-        sink: list[dict[str, Any]] = []
-        return sink, _capture.set(sink)
+        _local.sink = None
+        _local.capturing = True
 
-    def exit(self, state: tuple[list[dict[str, Any]], contextvars.Token[Any]], outcome: Any) -> None:
-        sink, token = state
-        try:
-            _capture.reset(token)
-        except ValueError:  # entered in another context (should not happen); drop the capture
-            _capture.set(None)
+    def exit(self, state: None, outcome: Any) -> None:
+        sink = _local.sink
+        _local.capturing = False
+        _local.sink = None
         if sink:
             outcome.logs = [*(outcome.logs or ()), *sink]
 

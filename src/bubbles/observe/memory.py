@@ -17,7 +17,7 @@ process reset it (writing ``5`` to ``/proc/self/clear_refs``). One daemon thread
 running then; with no attempt running it sleeps. An attempt that lasts at least 1 ms also reads
 the peak of the unfinished interval when it ends (and, if no other attempt runs, resets the mark,
 so the next attempt does not inherit it); a shorter one takes the last interval's peak
-(it cannot have touched more than a few MB in that time). Per attempt this costs a set insertion
+(it cannot have touched more than a few MB in that time). Per attempt this costs a dict insertion
 and removal — no system call for short tasks — and the sampler well under 1 % of one core
 while tasks run (20 wake-ups a second). Elsewhere (macOS, Windows, restricted ``/proc``) the
 sampler reads the current RSS with psutil instead, so peaks shorter than the interval can be
@@ -28,6 +28,7 @@ Turn it off with ``BUBBLES_MEMORY=0``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -43,7 +44,7 @@ class _Sampler:
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self.active: set[_Attempt] = set()
+        self.active: dict[int, int] = {}  # attempt token -> peak seen by the sampler so far
         self.last_peak = 0
         self.idle = False
         self.wake = threading.Event()
@@ -102,9 +103,9 @@ class _Sampler:
         peak = self.read_peak()
         self.reset()
         self.last_peak = peak
-        for attempt in list(self.active):
-            if peak > attempt.peak:
-                attempt.peak = peak
+        for token, seen in list(self.active.items()):
+            if peak > seen and token in self.active:
+                self.active[token] = peak
 
     def wake_up(self) -> None:
         """An attempt starts while the sampler sleeps: forget the idle time's peak, then sample again."""
@@ -114,15 +115,9 @@ class _Sampler:
         self.wake.set()
 
 
-class _Attempt:
-    __slots__ = ("peak",)
-
-    def __init__(self) -> None:
-        self.peak = 0
-
-
 _sampler: _Sampler | None = None
 _sampler_lock = threading.Lock()
+_tokens = itertools.count(1)
 
 
 def _get_sampler() -> _Sampler:
@@ -150,18 +145,19 @@ class MemoryProbe:
     def __reduce__(self) -> tuple[Any, ...]:
         return (MemoryProbe, ())
 
-    def enter(self) -> tuple[_Sampler, _Attempt]:
+    # enter/exit allocate nothing the garbage collector tracks (an int token): with thousands of
+    # tiny tasks, per-attempt containers would make the collector's full passes more frequent
+    def enter(self) -> int:
         sampler = _sampler or _get_sampler()
-        attempt = _Attempt()
-        sampler.active.add(attempt)
+        token = next(_tokens)
+        sampler.active[token] = 0
         if sampler.idle:
             sampler.wake_up()
-        return sampler, attempt
+        return token
 
-    def exit(self, state: tuple[_Sampler, _Attempt], outcome: Any) -> None:
-        sampler, attempt = state
-        sampler.active.discard(attempt)
-        peak = attempt.peak
+    def exit(self, token: int, outcome: Any) -> None:
+        sampler = _sampler or _get_sampler()
+        peak = sampler.active.pop(token, 0)
         if outcome.duration >= _LONG_ENOUGH:
             peak = max(peak, sampler.read_peak())
             if not sampler.active:  # nothing else running: the next attempt starts from a clean mark
