@@ -175,3 +175,38 @@ def test_newer_schema_is_refused_with_upgrade_hint() -> None:
     newer.close()
     with pytest.raises(HistoryError, match=r"newer bubbles.*pip install -U pybubbles"):
         HistoryStore()
+
+
+def test_a_killed_run_keeps_what_finished_before_the_kill(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    script = textwrap.dedent("""
+        import time
+        from bubbles import Workflow
+        wf = Workflow("killed")
+        first = wf.add_task(lambda: [1, 2, 3], name="first")
+        wf.add_task(lambda rows: time.sleep(60), name="slow", requires=[first])
+        wf.run()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": SRC})
+    try:
+        deadline = time.monotonic() + 30
+        seen: list[dict] = []
+        while time.monotonic() < deadline and not seen:
+            time.sleep(0.2)
+            if history_path().exists():
+                with HistoryStore() as store:
+                    runs = store.runs(workflow="killed")
+                    seen = [a for a in store.attempts(runs[0]["run_id"]) if a["task"] == "first"] if runs else []
+        assert seen, "the finished task never reached the history while the run was going"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    with HistoryStore() as store:
+        run = store.runs(workflow="killed")[0]
+        assert run["status"] == "running" and run["ended_at"] is None  # shown as running/killed
+        tasks = {t["task"]: t for t in store.tasks(run["run_id"])}
+        assert tasks["first"]["status"] == "succeeded" and tasks["first"]["rows_out"] == 3
+        assert "slow" not in tasks

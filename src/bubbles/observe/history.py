@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from .._errors import BubblesError
@@ -321,7 +321,7 @@ class RunRecorder:
         >>> wf = Workflow("kept", hooks=[RunRecorder("/tmp/history.db")])  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, resources: Any = None, flush_every: float = 2.0,
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, resources: Any = None, flush_every: float = 1.0,
                  batch_size: int = 2000, timeout: float | None = None) -> None:
         self.path = Path(path) if path is not None else history_path()
         self.timeout = timeout if timeout is not None else float(os.environ.get("BUBBLES_HISTORY_TIMEOUT", "30"))
@@ -330,7 +330,7 @@ class RunRecorder:
         self.batch_size = batch_size
         self._batch: dict[str, list[Any]] = self._empty()
         self._pending_rows = 0
-        self._last_flush = time.monotonic()
+        self._batch_lock = threading.Lock()
         self._failed: HistoryError | None = None
         self._queue: SimpleQueue[dict[str, list[Any]] | None] = SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -374,9 +374,10 @@ class RunRecorder:
                    **future_kwargs: Any) -> None:
         error = _error_text(getattr(result, "error", None))
         total = len(result.tasks) if result is not None else None
-        if self.resources is not None:
-            self._batch["resources"].extend((run_id, *s) for s in self.resources.samples)
-        self._batch["runs_end"].append((status, ended_at, duration, total, error, run_id))
+        with self._batch_lock:
+            if self.resources is not None:
+                self._batch["resources"].extend((run_id, *s) for s in self.resources.samples)
+            self._batch["runs_end"].append((status, ended_at, duration, total, error, run_id))
         self.flush()
         self._queue.put(None)
         if self._writer is not None:
@@ -388,34 +389,40 @@ class RunRecorder:
              ended: float | None, duration: float | None, worker: str, metrics: dict[str, float] | None,
              error: BaseException | None, tb: str, logs: list[dict[str, Any]] | None) -> None:
         m = metrics or {}
-        batch = self._batch
-        batch["attempts"].append((
-            run_id, task, group, attempt, status, started, ended, duration, worker,
-            m.get("execution_time"), m.get("cpu_time"), m.get("peak_memory"), m.get("rows_in"), m.get("rows_out"),
-            m.get("bytes_in"), m.get("bytes_out"), _error_text(error), mask(tb) if tb else None,
-        ))
-        if m.keys() - _BUILTIN_SET:
-            batch["metrics"].extend((run_id, task, attempt, k, v) for k, v in m.items() if k not in _BUILTIN_SET)
-        if logs:
-            for seq, entry in enumerate(logs):
-                kind = entry.get("kind", "log")
-                if kind == "profile":
-                    batch["profiles"].append((run_id, task, attempt, entry.get("format", "text"), entry.get("data", "")))
-                elif kind == "log":
-                    message = entry.get("message", "")
-                    if entry.get("exc"):
-                        message = f"{message}\n{entry['exc']}"
-                    batch["logs"].append((run_id, task, attempt, seq, entry.get("time"), entry.get("level"),
-                                          entry.get("logger"), mask(message)))
-        self._pending_rows += 1
-        if self._pending_rows >= self.batch_size or time.monotonic() - self._last_flush >= self.flush_every:
+        with self._batch_lock:
+            batch = self._batch
+            batch["attempts"].append((
+                run_id, task, group, attempt, status, started, ended, duration, worker,
+                m.get("execution_time"), m.get("cpu_time"), m.get("peak_memory"), m.get("rows_in"), m.get("rows_out"),
+                m.get("bytes_in"), m.get("bytes_out"), _error_text(error), mask(tb) if tb else None,
+            ))
+            if m.keys() - _BUILTIN_SET:
+                batch["metrics"].extend((run_id, task, attempt, k, v) for k, v in m.items() if k not in _BUILTIN_SET)
+            if logs:
+                for seq, entry in enumerate(logs):
+                    kind = entry.get("kind", "log")
+                    if kind == "profile":
+                        batch["profiles"].append((run_id, task, attempt, entry.get("format", "text"), entry.get("data", "")))
+                    elif kind == "log":
+                        message = entry.get("message", "")
+                        if entry.get("exc"):
+                            message = f"{message}\n{entry['exc']}"
+                        batch["logs"].append((run_id, task, attempt, seq, entry.get("time"), entry.get("level"),
+                                              entry.get("logger"), mask(message)))
+            self._pending_rows += 1
+            full = self._pending_rows >= self.batch_size
+        if full:
             self.flush()
 
+    def _take(self) -> dict[str, list[Any]]:
+        with self._batch_lock:
+            batch, self._batch = self._batch, self._empty()
+            self._pending_rows = 0
+        return batch
+
     def flush(self) -> None:
-        """Hand what is buffered to the writer thread."""
-        batch, self._batch = self._batch, self._empty()
-        self._pending_rows = 0
-        self._last_flush = time.monotonic()
+        """Hand what is buffered to the writer thread (which also takes it every ``flush_every`` seconds)."""
+        batch = self._take()
         if self._writer is None:  # used without on_run_start: write here
             self._leftover = _merge(self._leftover, batch)
             self._write_leftover()
@@ -424,7 +431,12 @@ class RunRecorder:
 
     def _write_loop(self) -> None:
         while True:
-            batch = self._queue.get()
+            try:
+                batch = self._queue.get(timeout=self.flush_every)
+            except Empty:  # a quiet spell (e.g. one long task): write what finished so far
+                batch = self._take()
+                if not any(batch.values()):
+                    continue
             if batch is None:
                 break
             self._leftover = _merge(self._leftover, batch)

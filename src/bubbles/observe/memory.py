@@ -54,7 +54,7 @@ class _Sampler:
         try:
             self._status = open("/proc/self/status", "rb", buffering=0)  # held open: re-read per sample
             self._clear = open("/proc/self/clear_refs", "wb", buffering=0)
-            self._reset()
+            self._clear.write(b"5")
         except OSError:
             self._status = self._clear = None
         if self._status is None:
@@ -64,27 +64,39 @@ class _Sampler:
         self.last_peak = self.read_peak()
         threading.Thread(target=self._loop, name="bubbles-memory", daemon=True).start()
 
-    def _reset(self) -> None:
-        self._clear.write(b"5")
-
-    def reset(self) -> None:
-        """Restart the high-water mark from the current RSS (Linux; elsewhere nothing to do)."""
+    # The methods ending in ``_locked`` expect ``self.lock`` held: reading the mark, crediting it
+    # and resetting it must not interleave with an attempt taking its figure, or a peak could be
+    # reset away before anyone was credited with it.
+    def _reset_locked(self) -> None:
         if self._clear is not None:
             try:
-                with self.lock:
-                    self._reset()
+                self._clear.write(b"5")
             except OSError:
                 self._clear = None
 
-    def read_peak(self) -> int:
-        """Peak RSS in bytes since the last reset (Linux), else the current RSS."""
+    def _read_locked(self) -> int:
         if self._status is None:
             return int(self._proc.memory_info().rss)
-        with self.lock:
-            self._status.seek(0)
-            data = self._status.read(8192)
+        self._status.seek(0)
+        data = self._status.read(8192)
         i = data.find(b"VmHWM:")
         return int(data[i + 6 : data.find(b"kB", i)]) * 1024 if i >= 0 else 0
+
+    def read_peak(self) -> int:
+        """Peak RSS in bytes since the last reset (Linux), else the current RSS."""
+        with self.lock:
+            return self._read_locked()
+
+    def finish(self, token: int, long_enough: bool) -> int:
+        """The peak of a finished attempt; a long one also reads the unfinished interval."""
+        if not long_enough:
+            return self.active.pop(token, 0) or self.last_peak
+        with self.lock:
+            peak = max(self.active.pop(token, 0), self._read_locked())
+            if not self.active:  # nothing else running: the next attempt starts from a clean mark
+                self._reset_locked()
+                self.last_peak = self._read_locked()
+        return peak
 
     def _loop(self) -> None:
         while True:
@@ -100,18 +112,20 @@ class _Sampler:
             self.sample()
 
     def sample(self) -> None:
-        peak = self.read_peak()
-        self.reset()
-        self.last_peak = peak
-        for token, seen in list(self.active.items()):
-            if peak > seen and token in self.active:
-                self.active[token] = peak
+        with self.lock:
+            peak = self._read_locked()
+            for token, seen in list(self.active.items()):
+                if peak > seen:
+                    self.active[token] = peak
+            self._reset_locked()
+            self.last_peak = peak
 
     def wake_up(self) -> None:
         """An attempt starts while the sampler sleeps: forget the idle time's peak, then sample again."""
         self.idle = False
-        self.reset()
-        self.last_peak = self.read_peak()  # right after the reset: the current RSS
+        with self.lock:
+            self._reset_locked()
+            self.last_peak = self._read_locked()  # right after the reset: the current RSS
         self.wake.set()
 
 
@@ -157,12 +171,4 @@ class MemoryProbe:
 
     def exit(self, token: int, outcome: Any) -> None:
         sampler = _sampler or _get_sampler()
-        peak = sampler.active.pop(token, 0)
-        if outcome.duration >= _LONG_ENOUGH:
-            peak = max(peak, sampler.read_peak())
-            if not sampler.active:  # nothing else running: the next attempt starts from a clean mark
-                sampler.reset()
-                sampler.last_peak = sampler.read_peak()
-        elif not peak:
-            peak = sampler.last_peak
-        outcome.metrics["peak_memory"] = peak
+        outcome.metrics["peak_memory"] = sampler.finish(token, outcome.duration >= _LONG_ENOUGH)
