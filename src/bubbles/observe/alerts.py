@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +103,9 @@ class WebhookNotifier:
     def on_run_end(self, *, status: str, result: Any, **future_kwargs: Any) -> None:
         if self.on != "always" and (status == "succeeded") != (self.on == "success"):
             return
+        import urllib.error
+        import urllib.request
+
         from .._secrets import resolve
 
         body = json.dumps({"event": f"run_{status}", **run_summary(result)}, default=str).encode()
