@@ -28,16 +28,14 @@ def plot_records(records: list[dict[str, Any]]) -> Figure:
     timeline.set_title("Timeline (by worker)")
     memory.set_title("Peak memory (MB)")
     rows.set_title("Rows out")
-    timed = [r for r in records if r.get("execution_time") is not None]
+    timed = [r for r in records if r.get("execution_time") is not None and (r.get("ended_at") or r.get("started_at"))]
     if timed:
-        t0 = min((r.get("ended_at") or 0) - (r.get("execution_time") or 0) for r in timed if r.get("ended_at"))\
-            if any(r.get("ended_at") for r in timed) else 0.0
+        # an attempt's start: its end minus its duration (the event's started_at is the first attempt's)
+        starts = [(r["ended_at"] - r["execution_time"]) if r.get("ended_at") else r["started_at"] for r in timed]
+        t0 = min(starts)
         workers = list(dict.fromkeys(r.get("worker") or "?" for r in timed))
-        for r in timed:
-            end = r.get("ended_at")
-            duration = r.get("execution_time") or 0.0
-            start = (end - duration - t0) if end else 0.0
-            timeline.barh(workers.index(r.get("worker") or "?"), duration, left=start,
+        for r, start in zip(timed, starts, strict=True):
+            timeline.barh(workers.index(r.get("worker") or "?"), r["execution_time"], left=start - t0,
                           color=_COLOURS.get(r.get("status") or "", "#1565c0"), edgecolor="white")
         timeline.set_yticks(range(len(workers)), labels=workers)
         timeline.set_xlabel("seconds since first task")
