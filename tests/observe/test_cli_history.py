@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -32,6 +33,11 @@ def broken(x: int) -> None:
     raise ValueError(f"bad value {x}")
 
 
+def warn_then_break(x: int) -> None:
+    logging.getLogger("etl.load").warning("refusing %d rows", x)
+    broken(x)
+
+
 def make_runs() -> tuple[str, str]:
     ok = Workflow("nightly")
     a = ok.add_task(lambda: list(range(100)), name="extract")
@@ -40,7 +46,7 @@ def make_runs() -> tuple[str, str]:
     bad = Workflow("nightly")
     a = bad.add_task(lambda: list(range(100)), name="extract")
     t = bad.add_task(lambda rows: [r * 2 for r in rows], name="transform", requires=[a])
-    bad.add_task(lambda rows: broken(len(rows)), name="load", requires=[t], retries=1, retry_delay=0.01)
+    bad.add_task(lambda rows: warn_then_break(len(rows)), name="load", requires=[t], retries=1, retry_delay=0.01)
     second = bad.run(raise_on_error=False).run_id
     return first, second
 
@@ -63,6 +69,7 @@ def test_show_prints_tasks_errors_and_logs() -> None:
     assert re.search(r"extract\W+succeeded\W+1\W.*100", out)
     assert re.search(r"load\W+failed\W+2\W", out)
     assert "ValueError: bad value 100" in out and "raise ValueError" in out
+    assert "WARNING load#2 etl.load: refusing 100 rows" in out  # logs of failed tasks are shown
 
 
 def test_show_unknown_run_exits_2_with_a_hint() -> None:
@@ -91,7 +98,8 @@ def test_report_is_self_contained_html_with_timeline_failures_and_comparison(tmp
     assert "plotly.js" in text or "Plotly.newPlot" in text  # the library is inlined once
     assert text.count("<script src=") == 0  # nothing fetched from the network
     for needle in ("Timeline of task attempts by worker", "Retries and failures", "ValueError: bad value 100",
-                   "System resources", "Duration of the last 4 runs", "median before"):
+                   "System resources", "Duration of the last 4 runs", "median before",
+                   "Task warnings and errors", "load#2 etl.load: refusing 100 rows"):
         assert needle in text, needle
 
 

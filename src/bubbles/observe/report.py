@@ -1,10 +1,11 @@
 """``bubbles report RUN_ID``: one self-contained HTML file (plotly inlined) about a run from the history.
 
 Sections: summary; Gantt timeline of attempts by worker; duration, peak memory and rows per
-task; retries and failures (with tracebacks); CPU and memory of the process tree over the run;
-per-task profiles (``bubbles run --profile``); and, with ``compare=N``, the last N runs of the
-same workflow side by side — run durations and per-task durations, with tasks that got more
-than 1.5x slower than their median flagged as regressions.
+task; retries and failures (with tracebacks); warnings and errors the tasks logged; CPU and
+memory of the process tree over the run; per-task profiles (``bubbles run --profile``); and,
+with ``compare=N``, the last N runs of the same workflow side by side — run durations and
+per-task durations, with tasks that got more than 1.5x slower than their median flagged as
+regressions.
 """
 
 from __future__ import annotations
@@ -202,6 +203,12 @@ def build_report(store: HistoryStore, run_id: str, *, compare: int = 0) -> str:
                          f"</summary><pre>{html.escape(a.get('traceback') or '')}</pre></details>")
     else:
         parts.append("<p>None.</p>")
+    noisy = [entry for entry in store.logs(rid) if entry["level"] in ("WARNING", "ERROR", "CRITICAL")]
+    if noisy:
+        parts.append(f"<h2>Task warnings and errors ({len(noisy)})</h2><pre>")
+        parts.extend(html.escape(f"{_fmt_time(e['time'])} {e['level']:<8} {e['task']}#{e['attempt']} {e['logger']}: "
+                                 f"{e['message']}") + "\n" for e in noisy[:500])
+        parts.append("</pre><p>All captured logs: <code>bubbles show RUN_ID --logs</code>.</p>")
     parts.append("<h2>System resources</h2>")
     parts.append(figures.html(_resources(go, samples, t0)) if samples else "<p>Not sampled (BUBBLES_RESOURCES=0).</p>")
     if profiles:
