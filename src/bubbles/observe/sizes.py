@@ -1,16 +1,19 @@
 """Rows and bytes of a task's input or output, without importing any data library.
 
-Recognised: Arrow tables and record batches, pandas and polars frames and series, lists,
-tuples, ``bytes``/``bytearray``/``memoryview`` and ``str``. Anything else counts as unknown
-(``None``), never as zero. Record-batch streams are counted as they are consumed by the data
-layer, which reports through ``log_metric``.
+Recognised: Arrow tables and record batches, pandas and polars frames and series, numpy
+arrays, lists and tuples (a list of Arrow tables or record batches counts their rows and bytes,
+any other list its items), ``bytes``/``bytearray``/``memoryview`` and ``str``. Anything else
+counts as unknown (``None``), never as zero. A ``pyarrow.RecordBatchReader`` or a generator is
+not counted here — counting would consume it; wrap it in :func:`counted` (or let the data
+layer's readers do it), which reports the rows and bytes as they stream through, via
+``log_metric``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["measure"]
+__all__ = ["counted", "measure"]
 
 
 def measure(value: Any) -> tuple[int | None, int | None]:
@@ -25,6 +28,8 @@ def measure(value: Any) -> tuple[int | None, int | None]:
     if kind is str:
         return None, len(value)
     if kind is list or kind is tuple:
+        if value and (type(value[0]).__module__ or "").startswith("pyarrow") and hasattr(value[0], "num_rows"):
+            return _sum_arrow(value)
         return len(value), None
     module = kind.__module__ or ""
     if module.startswith("pyarrow"):
@@ -52,3 +57,39 @@ def measure(value: Any) -> tuple[int | None, int | None]:
         shape = getattr(value, "shape", ())
         return (shape[0] if shape else None), getattr(value, "nbytes", None)
     return None, None
+
+
+def _sum_arrow(parts: list[Any] | tuple[Any, ...]) -> tuple[int | None, int | None]:
+    rows = nbytes = 0
+    for part in parts:
+        n, b = getattr(part, "num_rows", None), getattr(part, "nbytes", None)
+        if n is None:
+            return len(parts), None  # a mixed list: count items
+        rows += n
+        nbytes += b or 0
+    return rows, nbytes
+
+
+def counted(batches: Any, direction: str = "in") -> Any:
+    """Yield the batches of a stream unchanged, adding their rows and bytes to ``rows_<direction>``.
+
+    Use it where a task reads or writes a stream of record batches, so the stream is counted
+    as it is consumed (inside a running task the counts go to ``log_metric(..., add=True)``).
+
+    Example:
+        >>> import pyarrow as pa
+        >>> batch = pa.record_batch({"x": [1, 2, 3]})
+        >>> sum(b.num_rows for b in counted(iter([batch, batch])))
+        6
+    """
+    from .._context import log_metric
+
+    if direction not in ("in", "out"):
+        raise ValueError(f"direction must be 'in' or 'out', got {direction!r}")
+    for batch in batches:
+        rows, nbytes = measure(batch)
+        if rows is not None:
+            log_metric(f"rows_{direction}", rows, add=True)
+        if nbytes is not None:
+            log_metric(f"bytes_{direction}", nbytes, add=True)
+        yield batch

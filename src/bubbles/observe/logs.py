@@ -1,0 +1,261 @@
+"""Task logs: captured per task and attempt, and printed to the console as text or JSON lines.
+
+Capture (:class:`LogCaptureProbe`, a per-attempt probe, on by default): ordinary ``logging``
+calls made while a task runs — in a thread, a worker process or a Dask worker — are kept with
+that attempt and reach the hooks as ``on_task_end(logs=[...])``, then the run history. One handler
+on the root logger routes each record to the attempt running on that thread, so nothing is captured
+outside a task (nor from threads a task starts itself). Records below the root logger's level never
+reach a handler, so the root level is lowered to ``BUBBLES_CAPTURE_LEVEL`` (default INFO) when it
+is higher, and the program's own root handlers are set to the old level so that they show what
+they showed before.
+
+Each captured entry is a dict: ``{"kind": "log", "time", "level", "logger", "message"}`` (plus
+``"exc"`` with the formatted exception if any). Secrets are masked. At most
+``BUBBLES_LOG_LIMIT`` (default 1000) records are kept per attempt; the rest are counted in a
+final ``{"kind": "log", "level": "WARNING", "message": "... N more records dropped"}``.
+
+Console (:class:`ConsoleLog`, a hook): ``text`` for people (run start and end, retries,
+failures with their last traceback frame, and the records tasks logged), ``json`` for machines:
+one JSON object per line per event with ``event``, ``run_id``, ``workflow``, ``task``,
+``attempt`` and the event's fields. Chosen by ``--log-format`` / ``BUBBLES_LOG_FORMAT``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from typing import IO, Any
+
+from .._secrets import mask
+
+__all__ = ["ConsoleLog", "LogCaptureProbe"]
+
+# The attempt running on each thread: ``capturing`` is set by the probe, ``sink`` (the list of
+# records) is created on the first record only, so an attempt that logs nothing allocates nothing.
+_local = threading.local()
+_installed = False
+_install_lock = threading.Lock()
+
+
+class _RouteToAttempt(logging.Handler):
+    """Root handler: appends each record to the list of the attempt running in this context."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(logging.NOTSET)
+        self.limit = limit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(_local, "capturing", False):
+            return
+        sink = _local.sink
+        if sink is None:
+            sink = _local.sink = []
+        if len(sink) >= self.limit:
+            if len(sink) == self.limit:
+                sink.append({"kind": "log", "time": record.created, "level": "WARNING", "logger": "bubbles",
+                             "message": "", "dropped": 0})
+            sink[-1]["dropped"] += 1
+            sink[-1]["message"] = f"... {sink[-1]['dropped']} more records dropped (BUBBLES_LOG_LIMIT={self.limit})"
+            return
+        try:
+            message = record.getMessage()
+        except Exception as exc:  # a bad format string must not break the task
+            message = f"{record.msg!r} (unformattable: {exc})"
+        entry = {"kind": "log", "time": record.created, "level": record.levelname, "logger": record.name,
+                 "message": mask(message)}
+        if record.exc_info:
+            entry["exc"] = mask(logging.Formatter().formatException(record.exc_info))
+        sink.append(entry)
+
+
+def _install() -> None:
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        root = logging.getLogger()
+        level = logging.getLevelName(os.environ.get("BUBBLES_CAPTURE_LEVEL", "INFO").upper())
+        level = level if isinstance(level, int) else logging.INFO
+        if root.level > level:
+            # records below the root level never reach a handler; lower it, and keep the program's
+            # own root handlers showing exactly what they showed before
+            for handler in root.handlers:
+                if handler.level == logging.NOTSET:
+                    handler.setLevel(root.level)
+            root.setLevel(level)
+        root.addHandler(_RouteToAttempt(int(os.environ.get("BUBBLES_LOG_LIMIT", "1000"))))
+        _installed = True
+
+
+class LogCaptureProbe:
+    """Per-attempt probe: keeps the ``logging`` records of the attempt in ``outcome.logs``.
+
+    Example:
+        On by default; the records reach ``on_task_end(logs=...)`` and ``bubbles show``:
+
+        >>> import logging
+        >>> from bubbles import Workflow
+        >>> def extract():
+        ...     logging.getLogger("etl").info("read %d files", 3)
+        >>> wf = Workflow("logs")
+        >>> _ = wf.add_task(extract)
+        >>> seen = []
+        >>> class Keep:
+        ...     def on_task_end(self, *, logs, **future_kwargs):
+        ...         seen.extend(logs or [])
+        >>> _ = wf.run(executor="serial", hooks=[Keep()])
+        >>> seen[0]["message"]
+        'read 3 files'
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LogCaptureProbe, ())
+
+    def enter(self) -> None:
+        if not _installed:
+            _install()
+        _local.sink = None
+        _local.capturing = True
+
+    def exit(self, state: None, outcome: Any) -> None:
+        sink = _local.sink
+        _local.capturing = False
+        _local.sink = None
+        if sink:
+            outcome.logs = [*(outcome.logs or ()), *sink]
+
+
+# -- console ------------------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {mask(str(value))}"
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return mask(repr(value))
+
+
+class ConsoleLog:
+    """Hook printing a run's events to the console, as text for people or JSON lines.
+
+    Args:
+        fmt: ``"text"`` or ``"json"``.
+        stream: where to write (default ``sys.stderr``).
+        task_events: in text mode also print every task start and success (JSON always does).
+        progress: a :class:`~bubbles.observe.progress.ProgressDisplay` to print above.
+
+    Example:
+        >>> import io
+        >>> from bubbles import Workflow
+        >>> out = io.StringIO()
+        >>> wf = Workflow("hello")
+        >>> _ = wf.add_task(lambda: 1, name="one")
+        >>> _ = wf.run(executor="serial", hooks=[ConsoleLog("json", out)])
+        >>> json.loads(out.getvalue().splitlines()[-1])["event"]
+        'run_end'
+    """
+
+    def __init__(self, fmt: str = "text", stream: IO[str] | None = None, *, task_events: bool = False,
+                 progress: Any = None) -> None:
+        if fmt not in ("text", "json"):
+            from .._errors import ConfigError
+
+            raise ConfigError(f"Unknown log format {fmt!r}: use 'text' or 'json' (--log-format / BUBBLES_LOG_FORMAT).")
+        self.fmt = fmt
+        self.stream = stream
+        self.task_events = task_events
+        self.progress = progress
+        self._lock = threading.Lock()
+
+    def _write(self, line: str) -> None:
+        live = getattr(self.progress, "_live", None)
+        if live is not None and self.stream is None:  # print above the live progress display
+            live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            return
+        stream = self.stream or sys.stderr
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()
+
+    def _json(self, event: str, fields: dict[str, Any]) -> None:
+        record = {"time": time.time(), "event": event}
+        for key, value in fields.items():
+            if key in ("result", "logs", "metrics") or value is None or value == "":
+                continue
+            record[key] = _jsonable(value)
+        if fields.get("metrics"):
+            record["metrics"] = fields["metrics"]
+        self._write(json.dumps(record, default=str))
+        for entry in fields.get("logs") or ():
+            if entry.get("kind", "log") != "log":
+                continue
+            line = {"time": entry.get("time"), "event": "task_log", "run_id": fields.get("run_id"),
+                    "workflow": fields.get("workflow"), "task": fields.get("task"), "attempt": fields.get("attempt"),
+                    "level": entry.get("level"), "logger": entry.get("logger"), "message": entry.get("message")}
+            if "exc" in entry:
+                line["exc"] = entry["exc"]
+            self._write(json.dumps(line, default=str))
+
+    def _text_logs(self, task: str, attempt: int, logs: list[dict[str, Any]] | None) -> None:
+        for entry in logs or ():
+            if entry.get("kind", "log") != "log":
+                continue
+            stamp = time.strftime("%H:%M:%S", time.localtime(entry.get("time") or time.time()))
+            self._write(f"{stamp} {entry.get('level', ''):<7} {task}#{attempt} {entry.get('logger')}: {entry.get('message')}")
+            if entry.get("exc"):
+                self._write(entry["exc"])
+
+    # -- hook API -------------------------------------------------------------------------------
+    def on_run_start(self, **fields: Any) -> None:
+        if self.fmt == "json":
+            self._json("run_start", {k: v for k, v in fields.items() if k != "tasks"} | {"tasks": len(fields.get("tasks") or ())})
+        else:
+            self._write(f"bubbles: run {fields['run_id']} of {fields['workflow']!r} started "
+                        f"({len(fields.get('tasks') or ())} tasks, {fields.get('executor')})")
+
+    def on_task_start(self, **fields: Any) -> None:
+        if self.fmt == "json":
+            self._json("task_start", fields)
+        elif self.task_events:
+            self._write(f"  start   {fields['task']}#{fields['attempt']}")
+
+    def on_task_retry(self, **fields: Any) -> None:
+        if self.fmt == "json":
+            self._json("task_retry", {k: v for k, v in fields.items() if k != "traceback"})
+            return
+        self._text_logs(fields["task"], fields["attempt"], fields.get("logs"))
+        error = fields.get("error")
+        self._write(f"  retry   {fields['task']} attempt {fields['attempt']} failed ({type(error).__name__}: "
+                    f"{mask(str(error))}); next in {fields.get('delay') or 0:.1f}s")
+
+    def on_task_end(self, **fields: Any) -> None:
+        if self.fmt == "json":
+            self._json("task_end", fields)
+            return
+        task, status = fields["task"], fields["status"]
+        self._text_logs(task, fields.get("attempt") or 0, fields.get("logs"))
+        if status == "failed":
+            error = fields.get("error")
+            tb = [line.strip() for line in (fields.get("traceback") or "").splitlines() if line.strip().startswith('File "')]
+            self._write(f"  FAILED  {task} after {fields.get('attempt')} attempt(s): {type(error).__name__}: {mask(str(error))}")
+            if tb:
+                self._write(f"          at {tb[-1]}")
+        elif self.task_events and status == "succeeded":
+            self._write(f"  done    {task} in {fields.get('duration') or 0:.3f}s")
+
+    def on_run_end(self, **fields: Any) -> None:
+        if self.fmt == "json":
+            result = fields.get("result")
+            counts: dict[str, int] = {}
+            for t in (result.tasks.values() if result is not None else ()):
+                counts[t.state] = counts.get(t.state, 0) + 1
+            self._json("run_end", fields | {"tasks": counts})
+        else:
+            self._write(f"bubbles: run {fields['run_id']} {fields['status']} in {fields.get('duration') or 0:.2f}s")

@@ -1,0 +1,212 @@
+"""Run history: what is stored, concurrent writers, and a locked, corrupt, old or newer database."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+import bubbles
+from bubbles import RunFailed, Workflow
+from bubbles.observe.history import MIGRATIONS, SCHEMA_VERSION, HistoryError, HistoryStore, history_path
+
+SRC = str(Path(bubbles.__file__).parent.parent)
+
+
+def extract() -> list[int]:
+    logging.getLogger("etl").info("read %d rows", 3)
+    return [1, 2, 3]
+
+
+def check(rows: list[int]) -> int:
+    bubbles.log_metric("rejected", 1)
+    raise ValueError(f"bad rows: {len(rows)}")
+
+
+def failing_workflow() -> Workflow:
+    wf = Workflow("hist")
+    a = wf.add_task(extract)
+    wf.add_task(check, requires=[a], retries=1, retry_delay=0.01)
+    return wf
+
+
+def test_run_attempts_metrics_logs_and_resources_are_stored() -> None:
+    with pytest.raises(RunFailed) as info:
+        failing_workflow().run()
+    run_id = info.value.result.run_id
+    with HistoryStore() as store:
+        run = store.run(run_id)
+        assert run["status"] == "failed" and run["workflow"] == "hist" and run["duration"] > 0
+        assert run["tasks_total"] == 2 and run["host"] and run["executor"] == "threads"
+        attempts = store.attempts(run_id)
+        assert [(a["task"], a["attempt"], a["status"]) for a in attempts] == [
+            ("extract", 1, "succeeded"), ("check", 1, "retrying"), ("check", 2, "failed")]
+        first = attempts[0]
+        assert first["rows_out"] == 3 and first["peak_memory"] > 0 and first["worker"]
+        failed = attempts[2]
+        assert failed["error"] == "ValueError: bad rows: 3"
+        assert 'raise ValueError(f"bad rows: {len(rows)}")' in failed["traceback"]
+        assert failed["rejected"] == 1.0 and failed["rows_in"] == 3
+        logs = store.logs(run_id)
+        assert [(entry["task"], entry["level"], entry["message"]) for entry in logs] == [("extract", "INFO", "read 3 rows")]
+        assert len(store.resources(run_id)) >= 2
+        assert store.run(run_id[:-2])["run_id"] == run_id  # a unique prefix works
+        assert store.run("last")["run_id"] == run_id
+        assert store.failed_counts([run_id]) == {run_id: 1}
+
+
+def test_history_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUBBLES_HISTORY", "0")
+    wf = Workflow("off")
+    wf.add_task(lambda: 1, name="one")
+    wf.run()
+    assert not history_path().exists()
+
+
+def test_unknown_run_id_is_a_clear_error() -> None:
+    wf = Workflow("one")
+    wf.add_task(lambda: 1, name="one")
+    wf.run()
+    with HistoryStore() as store, pytest.raises(HistoryError, match=r"No run 'nope'.*bubbles runs"):
+        store.run("nope")
+
+
+def test_concurrent_runs_in_threads_and_processes_all_recorded() -> None:
+    results = []
+
+    def one(i: int) -> None:
+        wf = Workflow(f"w{i}")
+        for j in range(40):
+            wf.add_task(lambda j=j: [j], name=f"t{j}")
+        results.append(wf.run("threads" if i % 2 else "processes", max_workers=2))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    script = textwrap.dedent("""
+        from bubbles import Workflow
+        wf = Workflow("sub")
+        for j in range(30):
+            wf.add_task(lambda j=j: [j], name=f"t{j}")
+        print(wf.run().run_id)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**__import__("os").environ, "PYTHONPATH": SRC}) for _ in range(3)]
+    sub_ids = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    with HistoryStore() as store:
+        for result in results:
+            assert store.run(result.run_id)["status"] == "succeeded"
+            assert len(store.attempts(result.run_id)) == 40
+        for run_id in sub_ids:
+            assert len(store.attempts(run_id)) == 30
+
+
+def test_locked_database_keeps_the_run_and_imports_it_later(monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("BUBBLES_HISTORY_TIMEOUT", "0.2")
+    HistoryStore().close()
+    holder = sqlite3.connect(history_path(), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        wf = Workflow("locked")
+        wf.add_task(lambda: [1, 2], name="one")
+        with caplog.at_level(logging.WARNING, logger="bubbles"):
+            run_id = wf.run().run_id
+        pending = history_path().parent / "history-pending" / f"{run_id}.json"
+        assert pending.exists()
+        assert "locked" in caplog.text and str(pending) in caplog.text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with HistoryStore() as store:
+        assert store.run(run_id)["status"] == "succeeded"
+        assert store.attempts(run_id)[0]["rows_out"] == 2
+    assert not pending.exists()
+
+
+def test_corrupt_database_gives_clear_error_and_loses_no_run() -> None:
+    path = history_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database" * 100)
+    wf = Workflow("corrupt")
+    wf.add_task(lambda: 1, name="one")
+    run_id = wf.run().run_id
+    with pytest.raises(HistoryError, match=r"corrupt.*Move it aside") as info:
+        HistoryStore()
+    assert info.value.transient is False
+    path.rename(path.with_suffix(".corrupt"))
+    with HistoryStore() as store:
+        assert store.run(run_id)["status"] == "succeeded"
+
+
+def test_old_schema_is_migrated_keeping_its_runs() -> None:
+    path = history_path()
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    old.executescript(MIGRATIONS[0])
+    old.execute("INSERT INTO runs (run_id, workflow, status, started_at) "
+                "VALUES ('20200101-000000-abcdef', 'old', 'succeeded', 1)")
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    wf = Workflow("new")
+    wf.add_task(lambda: 1, name="one")
+    run_id = wf.run().run_id
+    with HistoryStore() as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.run("20200101-000000-abcdef")["workflow"] == "old"
+        assert store.run(run_id)["host"]
+
+
+def test_newer_schema_is_refused_with_upgrade_hint() -> None:
+    path = history_path()
+    path.parent.mkdir(parents=True)
+    newer = sqlite3.connect(path)
+    newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    newer.close()
+    with pytest.raises(HistoryError, match=r"newer bubbles.*pip install -U pybubbles"):
+        HistoryStore()
+
+
+def test_a_killed_run_keeps_what_finished_before_the_kill(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    script = textwrap.dedent("""
+        import time
+        from bubbles import Workflow
+        wf = Workflow("killed")
+        first = wf.add_task(lambda: [1, 2, 3], name="first")
+        wf.add_task(lambda rows: time.sleep(60), name="slow", requires=[first])
+        wf.run()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": SRC})
+    try:
+        deadline = time.monotonic() + 30
+        seen: list[dict] = []
+        while time.monotonic() < deadline and not seen:
+            time.sleep(0.2)
+            if history_path().exists():
+                with HistoryStore() as store:
+                    runs = store.runs(workflow="killed")
+                    seen = [a for a in store.attempts(runs[0]["run_id"]) if a["task"] == "first"] if runs else []
+        assert seen, "the finished task never reached the history while the run was going"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    with HistoryStore() as store:
+        run = store.runs(workflow="killed")[0]
+        assert run["status"] == "running" and run["ended_at"] is None  # shown as running/killed
+        tasks = {t["task"]: t for t in store.tasks(run["run_id"])}
+        assert tasks["first"]["status"] == "succeeded" and tasks["first"]["rows_out"] == 3
+        assert "slow" not in tasks

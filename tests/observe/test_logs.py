@@ -1,0 +1,150 @@
+"""Task logs captured per task and attempt; console output as text or JSON lines; progress; profiles."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import bubbles
+from bubbles import Workflow
+from bubbles.observe.history import HistoryStore
+from bubbles.observe.logs import ConsoleLog
+from bubbles.observe.progress import ProgressDisplay
+
+SRC = str(Path(bubbles.__file__).parent.parent)
+log = logging.getLogger("etl.test")
+
+
+def noisy(n: int) -> int:
+    log.info("task %d says hello", n)
+    log.debug("not kept at INFO")
+    try:
+        raise KeyError("k")
+    except KeyError:
+        log.exception("handled")
+    return n
+
+
+class Keep:
+    def __init__(self) -> None:
+        self.logs: dict[tuple[str, int], list[dict]] = {}
+
+    def on_task_end(self, *, task: str, attempt: int, logs: list[dict] | None = None, **future_kwargs: object) -> None:
+        self.logs[(task, attempt)] = [e for e in logs or [] if e["kind"] == "log"]
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", "processes"])
+def test_logging_in_tasks_is_captured_per_task(executor: str) -> None:
+    wf = Workflow("logs")
+    for i in range(3):
+        wf.add_task(lambda i=i: noisy(i), name=f"n{i}")
+    keep = Keep()
+    wf.run(executor, max_workers=3, hooks=[keep])
+    for i in range(3):
+        entries = keep.logs[(f"n{i}", 1)]
+        assert [e["message"] for e in entries] == [f"task {i} says hello", "handled"]
+        assert entries[0]["level"] == "INFO" and entries[0]["logger"] == "etl.test"
+        assert "KeyError: 'k'" in entries[1]["exc"]
+
+
+def test_logs_outside_tasks_are_not_captured_and_limit_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    def chatty() -> None:
+        for i in range(1500):
+            log.warning("line %d", i)
+
+    wf = Workflow("limit")
+    wf.add_task(chatty)
+    keep = Keep()
+    log.warning("outside any task")
+    wf.run(hooks=[keep])
+    entries = keep.logs[("chatty", 1)]
+    assert len(entries) == 1001
+    assert entries[-1]["message"].startswith("... 500 more records dropped")
+
+
+def test_json_console_lines_have_run_task_attempt_event_fields() -> None:
+    out = io.StringIO()
+    wf = Workflow("json")
+    a = wf.add_task(lambda: noisy(7), name="speak")
+    wf.add_task(lambda x: x + 1, name="after", requires=[a])
+    result = wf.run(hooks=[ConsoleLog("json", out)])
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    events = [(r["event"], r.get("task")) for r in lines]
+    assert events[0] == ("run_start", None) and events[-1] == ("run_end", None)
+    assert ("task_start", "speak") in events and ("task_end", "after") in events
+    log_line = next(r for r in lines if r["event"] == "task_log")
+    assert log_line["run_id"] == result.run_id and log_line["task"] == "speak" and log_line["attempt"] == 1
+    assert log_line["message"] == "task 7 says hello"
+    end = next(r for r in lines if r["event"] == "task_end" and r["task"] == "speak")
+    assert end["status"] == "succeeded" and end["metrics"]["execution_time"] >= 0 and end["workflow"] == "json"
+    assert lines[-1]["tasks"] == {"succeeded": 2}
+
+
+def test_bubbles_run_log_format_json_from_the_cli(tmp_path: Path) -> None:
+    script = tmp_path / "flow.py"
+    script.write_text("import logging\nfrom bubbles import Workflow\nwf = Workflow('cli')\n"
+                      "def hello():\n    logging.getLogger('x').warning('hi from task')\n    return [1]\n"
+                      "wf.add_task(hello)\n")
+    proc = subprocess.run([sys.executable, "-m", "bubbles.cli.main", "run", str(script), "--log-format", "json"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": SRC})
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert {"run_start", "task_start", "task_end", "task_log", "run_end"} <= {r["event"] for r in records}
+    assert next(r for r in records if r["event"] == "task_log")["message"] == "hi from task"
+
+
+def test_text_console_shows_retries_failures_and_task_logs() -> None:
+    out = io.StringIO()
+
+    def broken() -> None:
+        log.warning("about to break")
+        raise RuntimeError("nope")
+
+    wf = Workflow("text")
+    wf.add_task(broken, retries=1, retry_delay=0.01)
+    wf.run(hooks=[ConsoleLog("text", out)], raise_on_error=False)
+    text = out.getvalue()
+    assert "retry   broken attempt 1 failed (RuntimeError: nope)" in text
+    assert "FAILED  broken after 2 attempt(s): RuntimeError: nope" in text
+    assert "WARNING broken#2 etl.test: about to break" in text  # the final attempt's
+    assert "in broken" in text  # the failing frame
+
+
+def test_progress_display_counts_tasks_and_rows() -> None:
+    buffer = io.StringIO()
+    progress = ProgressDisplay(console=Console(file=buffer, force_terminal=True, width=160))
+    wf = Workflow("progress")
+    for i in range(20):
+        wf.add_task(lambda i=i: list(range(i)), name=f"t{i}")
+    wf.run(hooks=[progress])
+    assert (progress.done, progress.total, progress.failed, progress.running) == (20, 20, 0, 0)
+    assert progress.rows == sum(range(20))
+    assert "20/20 tasks" in buffer.getvalue()
+
+
+def test_profile_flag_stores_a_profile_per_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUBBLES_PROFILE", "1")
+
+    def slow_sort() -> list[str]:
+        return sorted((str(i) for i in range(50_000)), key=len)
+
+    wf = Workflow("prof")
+    wf.add_task(slow_sort)
+    run_id = wf.run("processes", max_workers=1).run_id
+    with HistoryStore() as store:
+        profiles = store.profiles(run_id)
+    assert [p["task"] for p in profiles] == ["slow_sort"]
+    assert "cumulative" in profiles[0]["data"] and "slow_sort" in profiles[0]["data"]
+    from bubbles.observe.report import build_report
+
+    with HistoryStore() as store:
+        page = build_report(store, run_id)
+    assert "Profiles (1)" in page and "slow_sort attempt 1" in page
