@@ -23,8 +23,13 @@ def local_dask(workers: int = 2, nthreads: int = 1) -> Iterator[str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, here, os.environ.get("PYTHONPATH", "")]))
     with tempfile.TemporaryDirectory() as tmp:
         info = os.path.join(tmp, "scheduler.json")
-        procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                   "--scheduler-file", info], env=env, stderr=subprocess.DEVNULL)]
+        procs = [
+            subprocess.Popen(
+                [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", info],
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
+        ]
         try:
             deadline = time.monotonic() + 30
             while not os.path.exists(info):
@@ -34,8 +39,23 @@ def local_dask(workers: int = 2, nthreads: int = 1) -> Iterator[str]:
             time.sleep(0.1)
             address = json.loads(Path(info).read_text())["address"]
             for _ in range(workers):
-                procs.append(subprocess.Popen([DASK, "worker", address, "--nthreads", str(nthreads), "--no-dashboard",
-                                               "--no-nanny", "--host", "127.0.0.1"], env=env, stderr=subprocess.DEVNULL))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            DASK,
+                            "worker",
+                            address,
+                            "--nthreads",
+                            str(nthreads),
+                            "--no-dashboard",
+                            "--no-nanny",
+                            "--host",
+                            "127.0.0.1",
+                        ],
+                        env=env,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
             from distributed import Client
 
             with Client(address) as client:

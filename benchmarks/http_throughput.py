@@ -43,7 +43,10 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.data.http.fault_server", "--records", str(PAGES * SIZE), "--latency", str(LATENCY)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
@@ -100,7 +103,12 @@ def main() -> None:
             httpx.get(base + "/_reset", params={"latency": 0})
             limit = RateLimit(rate, key=uuid.uuid4().hex)
             read_api(
-                url, paginate=known, records_path="data", concurrency=concurrency, rate_limit=limit, max_pages=requests,
+                url,
+                paginate=known,
+                records_path="data",
+                concurrency=concurrency,
+                rate_limit=limit,
+                max_pages=requests,
                 breaker=None,
             )
             arrivals = sorted(at for at, *_ in httpx.get(base + "/_hits").json())

@@ -25,8 +25,13 @@ from typing import Any
 from bubbles import MetricsCollector, Workflow
 from bubbles.observe.progress import ProgressDisplay
 
-OFF = {"BUBBLES_HISTORY": "0", "BUBBLES_MEMORY": "0", "BUBBLES_CAPTURE_LOGS": "0", "BUBBLES_PROGRESS": "0",
-       "BUBBLES_RESOURCES": "0"}
+OFF = {
+    "BUBBLES_HISTORY": "0",
+    "BUBBLES_MEMORY": "0",
+    "BUBBLES_CAPTURE_LOGS": "0",
+    "BUBBLES_PROGRESS": "0",
+    "BUBBLES_RESOURCES": "0",
+}
 DEFAULTS_ON = {"BUBBLES_HISTORY": "1", "BUBBLES_MEMORY": "1", "BUBBLES_CAPTURE_LOGS": "1", "BUBBLES_RESOURCES": "1"}
 
 
@@ -84,9 +89,22 @@ def micro() -> None:
     from bubbles.observe.logs import LogCaptureProbe
     from bubbles.observe.memory import MemoryProbe
 
-    fields = dict(run_id="r", workflow="w", task="t1", group=None, attempt=1, status="succeeded", started_at=1.0,
-                  ended_at=2.0, duration=1e-5, metrics={"execution_time": 1e-5, "cpu_time": 1e-5, "peak_memory": 123456},
-                  worker="1:x", error=None, traceback="", logs=None)
+    fields = dict(
+        run_id="r",
+        workflow="w",
+        task="t1",
+        group=None,
+        attempt=1,
+        status="succeeded",
+        started_at=1.0,
+        ended_at=2.0,
+        duration=1e-5,
+        metrics={"execution_time": 1e-5, "cpu_time": 1e-5, "peak_memory": 123456},
+        worker="1:x",
+        error=None,
+        traceback="",
+        logs=None,
+    )
     start = dict(run_id="r", workflow="w", task="t1", group=None, attempt=1, started_at=1.0, worker="")
     recorder = RunRecorder(flush_every=1e9, batch_size=10**9)
     shown = progress()
@@ -136,8 +154,10 @@ def main() -> None:
     print(f"{args.tasks:,} no-op tasks, executor={args.executor}, median of {args.repeat} (load {os.getloadavg()[0]:.2f})")
     for name, rows in results.items():
         w, c = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-        print(f"  {name:<24} wall {w:.3f} s ({100 * (w / bw - 1):+6.1f} %)   CPU {c:.3f} s ({100 * (c / bc - 1):+6.1f} %)"
-              f"   {1e6 * (w - bw) / args.tasks:+.1f} us/task")
+        print(
+            f"  {name:<24} wall {w:.3f} s ({100 * (w / bw - 1):+6.1f} %)   CPU {c:.3f} s ({100 * (c / bc - 1):+6.1f} %)"
+            f"   {1e6 * (w - bw) / args.tasks:+.1f} us/task"
+        )
     print("  target: monitored (all) <= +15 % over bare")
 
 

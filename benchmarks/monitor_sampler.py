@@ -75,16 +75,17 @@ def main() -> None:
     for _ in range(args.repeat):
         for name, env in VARIANTS.items():
             results[name].append(run_once(n, env))
-    print(f"CPU-bound task of ~{args.seconds:g}s, threads executor, median of {args.repeat} "
-          f"(load {os.getloadavg()[0]:.2f})")
+    print(f"CPU-bound task of ~{args.seconds:g}s, threads executor, median of {args.repeat} (load {os.getloadavg()[0]:.2f})")
     base_wall = statistics.median(r[0] for r in results["all off"])
     base_cpu = statistics.median(r[1] for r in results["all off"])
     for name, rows in results.items():
         wall, cpu = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
         own = statistics.median(r[2] / r[0] for r in rows)
-        print(f"  {name:<30} task {wall:.3f} s ({100 * (wall / base_wall - 1):+.2f} %)   "
-              f"process CPU {cpu:.3f} s ({100 * (cpu / base_cpu - 1):+.2f} %)   sampler threads' own CPU "
-              f"{100 * own:.2f} % of the task's time")
+        print(
+            f"  {name:<30} task {wall:.3f} s ({100 * (wall / base_wall - 1):+.2f} %)   "
+            f"process CPU {cpu:.3f} s ({100 * (cpu / base_cpu - 1):+.2f} %)   sampler threads' own CPU "
+            f"{100 * own:.2f} % of the task's time"
+        )
     print("  target: the memory sampler adds < 2 % CPU (the last column is its direct cost, the one immune to load)")
 
 

@@ -11,6 +11,7 @@ Every resolved secret is remembered by :func:`mask`, which replaces it by ``***`
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from ._errors import ConfigError
 
-__all__ = ["Secret", "get_secret", "mask", "register_secret", "resolve"]
+__all__ = ["MaskSecrets", "Secret", "get_secret", "mask", "mask_loggers", "register_secret", "resolve"]
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _known: set[str] = set()
@@ -105,3 +106,26 @@ def get_secret(name: str, *, purpose: str = "") -> str:
 def resolve(text: str, *, purpose: str = "") -> str:
     """``text`` with each ``${NAME}`` replaced by that secret's value."""
     return _REF.sub(lambda m: get_secret(m.group(1), purpose=purpose), text)
+
+
+class MaskSecrets(logging.Filter):
+    """A logging filter that replaces every known secret in a record's message by ``***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _known:
+            message = record.getMessage()
+            masked = mask(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+        return True
+
+
+_masked_loggers: set[str] = set()
+
+
+def mask_loggers(*names: str) -> None:
+    """Mask secrets in what the named third-party loggers emit (e.g. ``httpx`` logs URLs)."""
+    for name in names:
+        if name not in _masked_loggers:
+            _masked_loggers.add(name)
+            logging.getLogger(name).addFilter(MaskSecrets())

@@ -23,8 +23,22 @@ def test_api_command_reads_a_sample_and_writes_it(server: FaultServer, tmp_path)
     out = tmp_path / "sample.parquet"
     result = CliRunner().invoke(
         api_command,
-        [server.url + "/pages", "-r", "data", "-p", "page", "--page-size", "25", "--size-param", "per_page",
-         "--max-pages", "2", "--flatten", "-o", str(out)],
+        [
+            server.url + "/pages",
+            "-r",
+            "data",
+            "-p",
+            "page",
+            "--page-size",
+            "25",
+            "--size-param",
+            "per_page",
+            "--max-pages",
+            "2",
+            "--flatten",
+            "-o",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("50 records, 5 columns")

@@ -68,6 +68,7 @@ def test_timeout_kills_the_worker_and_no_process_is_left_behind() -> None:
     assert time.monotonic() - started < 5
     assert result.tasks["hang"].state == "failed"
     assert "killed" in str(result.tasks["hang"].error)
+
     def workers() -> list[psutil.Process]:  # other tests' servers may be our children too
         found = []
         for p in me.children():

@@ -185,7 +185,7 @@ def test_an_executor_that_cannot_start_ends_the_run_failed_and_recorded() -> Non
 
     class Unreachable(SerialExecutor):
         def start(self, post: Any) -> None:
-            raise ConnectionError("scheduler at tcp://10.0.0.9:8786 is unreachable")
+            raise ConnectionError("scheduler at tcp://192.0.2.9:8786 is unreachable")
 
     ends: list[str] = []
 
@@ -199,3 +199,14 @@ def test_an_executor_that_cannot_start_ends_the_run_failed_and_recorded() -> Non
         wf.run(executor=Unreachable(), hooks=[Recorder()])
     assert ends == ["failed"]
     assert info.value.result.tasks["one"].state == "skipped"
+
+
+def test_workflow_level_callbacks() -> None:
+    seen: list[str] = []
+    ok = Workflow("ok", on_success=lambda r: seen.append(f"ok:{r.status}"), on_failure=lambda r: seen.append("bad"))
+    ok.add_task(t.one)
+    ok.run()
+    bad = Workflow("bad", on_failure=lambda r: seen.append(f"bad:{r.failed[0].name}"))
+    bad.add_task(t.boom)
+    bad.run(raise_on_error=False)
+    assert seen == ["ok:succeeded", "bad:boom"]

@@ -20,8 +20,17 @@ import pytest
 def _home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own local store and no console/progress/Prometheus defaults."""
     monkeypatch.setenv("BUBBLES_HOME", str(tmp_path / ".bubbles"))
-    for name in ("BUBBLES_LOG_FORMAT", "BUBBLES_PROGRESS", "BUBBLES_METRICS_PORT", "BUBBLES_PUSHGATEWAY", "BUBBLES_PROFILE",
-                 "BUBBLES_HISTORY", "BUBBLES_MEMORY", "BUBBLES_CAPTURE_LOGS", "BUBBLES_RESOURCES"):
+    for name in (
+        "BUBBLES_LOG_FORMAT",
+        "BUBBLES_PROGRESS",
+        "BUBBLES_METRICS_PORT",
+        "BUBBLES_PUSHGATEWAY",
+        "BUBBLES_PROFILE",
+        "BUBBLES_HISTORY",
+        "BUBBLES_MEMORY",
+        "BUBBLES_CAPTURE_LOGS",
+        "BUBBLES_RESOURCES",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -51,8 +60,11 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("prometheus-pushgateway is not installed: apt-get install -y prometheus-pushgateway")
     port = free_port()
     data = tmp_path_factory.mktemp("pushgateway") / "pushgateway.data"
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={data}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={data}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/-/ready")

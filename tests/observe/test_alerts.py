@@ -70,7 +70,7 @@ def test_webhook_posts_failed_run_summary(webhook_server) -> None:
 
 
 def test_webhook_to_a_dead_endpoint_only_warns(caplog: pytest.LogCaptureFixture) -> None:
-    from conftest import free_port
+    from .conftest import free_port
 
     wf = Workflow("dead", hooks=[WebhookNotifier(f"http://127.0.0.1:{free_port()}/x", retries=1, timeout=1)])
     wf.add_task(lambda: broken([1]), name="b")

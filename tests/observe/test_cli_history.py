@@ -97,9 +97,16 @@ def test_report_is_self_contained_html_with_timeline_failures_and_comparison(tmp
     assert text.startswith("<!DOCTYPE html>") and "</html>" in text
     assert "plotly.js" in text or "Plotly.newPlot" in text  # the library is inlined once
     assert text.count("<script src=") == 0  # nothing fetched from the network
-    for needle in ("Timeline of task attempts by worker", "Retries and failures", "ValueError: bad value 100",
-                   "System resources", "Duration of the last 4 runs", "median before",
-                   "Task warnings and errors", "load#2 etl.load: refusing 100 rows"):
+    for needle in (
+        "Timeline of task attempts by worker",
+        "Retries and failures",
+        "ValueError: bad value 100",
+        "System resources",
+        "Duration of the last 4 runs",
+        "median before",
+        "Task warnings and errors",
+        "load#2 etl.load: refusing 100 rows",
+    ):
         assert needle in text, needle
 
 
@@ -116,9 +123,11 @@ def test_resource_sampler_sees_worker_processes_and_cpu() -> None:
 
 
 def test_importing_bubbles_and_observe_defaults_stays_light() -> None:
-    code = ("import sys, bubbles, bubbles.observe.defaults, bubbles.observe.metrics, bubbles.cli.history\n"
-            "heavy = [m for m in ('pyarrow', 'pandas', 'polars', 'plotly', 'matplotlib', 'prometheus_client', 'psutil',"
-            " 'rich', 'sqlite3') if m in sys.modules]\nprint(heavy)")
+    code = (
+        "import sys, bubbles, bubbles.observe.defaults, bubbles.observe.metrics, bubbles.cli.history\n"
+        "heavy = [m for m in ('pyarrow', 'pandas', 'polars', 'plotly', 'matplotlib', 'prometheus_client', 'psutil',"
+        " 'rich', 'sqlite3') if m in sys.modules]\nprint(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": SRC}, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
 
@@ -127,6 +136,11 @@ def test_importing_bubbles_and_observe_defaults_stays_light() -> None:
 def test_bad_cli_values_are_usage_errors(flag: str, tmp_path: Path) -> None:
     script = tmp_path / "f.py"
     script.write_text("from bubbles import Workflow\nwf = Workflow('x')\nwf.add_task(lambda: 1, name='one')\n")
-    proc = subprocess.run([sys.executable, "-m", "bubbles.cli.main", "run", str(script), flag, "nonsense"],
-                          capture_output=True, text=True, env={"PYTHONPATH": SRC, "BUBBLES_HOME": str(tmp_path)}, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bubbles.cli.main", "run", str(script), flag, "nonsense"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": SRC, "BUBBLES_HOME": str(tmp_path)},
+        timeout=60,
+    )
     assert proc.returncode == 2

@@ -46,7 +46,10 @@ def test_run_attempts_metrics_logs_and_resources_are_stored() -> None:
         assert run["tasks_total"] == 2 and run["host"] and run["executor"] == "threads"
         attempts = store.attempts(run_id)
         assert [(a["task"], a["attempt"], a["status"]) for a in attempts] == [
-            ("extract", 1, "succeeded"), ("check", 1, "retrying"), ("check", 2, "failed")]
+            ("extract", 1, "succeeded"),
+            ("check", 1, "retrying"),
+            ("check", 2, "failed"),
+        ]
         first = attempts[0]
         assert first["rows_out"] == 3 and first["peak_memory"] > 0 and first["worker"]
         failed = attempts[2]
@@ -98,8 +101,12 @@ def test_concurrent_runs_in_threads_and_processes_all_recorded() -> None:
             wf.add_task(lambda j=j: [j], name=f"t{j}")
         print(wf.run().run_id)
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                              env={**__import__("os").environ, "PYTHONPATH": SRC}) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env={**__import__("os").environ, "PYTHONPATH": SRC}
+        )
+        for _ in range(3)
+    ]
     sub_ids = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     with HistoryStore() as store:
@@ -110,8 +117,9 @@ def test_concurrent_runs_in_threads_and_processes_all_recorded() -> None:
             assert len(store.attempts(run_id)) == 30
 
 
-def test_locked_database_keeps_the_run_and_imports_it_later(monkeypatch: pytest.MonkeyPatch,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_locked_database_keeps_the_run_and_imports_it_later(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("BUBBLES_HISTORY_TIMEOUT", "0.2")
     HistoryStore().close()
     holder = sqlite3.connect(history_path(), isolation_level=None)
@@ -153,8 +161,9 @@ def test_old_schema_is_migrated_keeping_its_runs() -> None:
     path.parent.mkdir(parents=True)
     old = sqlite3.connect(path)
     old.executescript(MIGRATIONS[0])
-    old.execute("INSERT INTO runs (run_id, workflow, status, started_at) "
-                "VALUES ('20200101-000000-abcdef', 'old', 'succeeded', 1)")
+    old.execute(
+        "INSERT INTO runs (run_id, workflow, status, started_at) VALUES ('20200101-000000-abcdef', 'old', 'succeeded', 1)"
+    )
     old.execute("PRAGMA user_version = 1")
     old.commit()
     old.close()

@@ -89,12 +89,19 @@ def test_json_console_lines_have_run_task_attempt_event_fields() -> None:
 
 def test_bubbles_run_log_format_json_from_the_cli(tmp_path: Path) -> None:
     script = tmp_path / "flow.py"
-    script.write_text("import logging\nfrom bubbles import Workflow\nwf = Workflow('cli')\n"
-                      "def hello():\n    logging.getLogger('x').warning('hi from task')\n    return [1]\n"
-                      "wf.add_task(hello)\n")
-    proc = subprocess.run([sys.executable, "-m", "bubbles.cli.main", "run", str(script), "--log-format", "json"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                          env={**__import__("os").environ, "PYTHONPATH": SRC})
+    script.write_text(
+        "import logging\nfrom bubbles import Workflow\nwf = Workflow('cli')\n"
+        "def hello():\n    logging.getLogger('x').warning('hi from task')\n    return [1]\n"
+        "wf.add_task(hello)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bubbles.cli.main", "run", str(script), "--log-format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": SRC},
+    )
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     assert {"run_start", "task_start", "task_end", "task_log", "run_end"} <= {r["event"] for r in records}

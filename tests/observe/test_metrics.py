@@ -86,10 +86,15 @@ def test_custom_metrics_and_retries_recorded_per_attempt() -> None:
     assert mc.summary()["flaky"]["attempts"] == 2
 
 
-@pytest.mark.parametrize("name, value, words", [(3, 1.0, "name must be a non-empty string"),
-                                                ("x", "12", "must be a finite number"),
-                                                ("x", float("nan"), "must be a finite number"),
-                                                ("x", True, "must be a finite number")])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        (3, 1.0, "name must be a non-empty string"),
+        ("x", "12", "must be a finite number"),
+        ("x", float("nan"), "must be a finite number"),
+        ("x", True, "must be a finite number"),
+    ],
+)
 def test_bad_log_metric_is_rejected_naming_the_task(name, value, words) -> None:
     def report() -> None:
         bubbles.log_metric(name, value)

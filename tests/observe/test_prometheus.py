@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from .conftest import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 import bubbles
@@ -90,9 +90,25 @@ def test_cli_run_pushes_and_serves(pushgateway: str, tmp_path: Path) -> None:
     script = tmp_path / "flow.py"
     script.write_text(textwrap_flow(port))
     env = {**os.environ, "PYTHONPATH": SRC, "BUBBLES_METRICS_ADDR": "127.0.0.1"}
-    proc = subprocess.run([sys.executable, "-m", "bubbles.cli.main", "run", str(script), "--metrics-port", str(port),
-                           "--pushgateway", pushgateway, "--no-progress"], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=120, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bubbles.cli.main",
+            "run",
+            str(script),
+            "--metrics-port",
+            str(port),
+            "--pushgateway",
+            pushgateway,
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     text = fetch(pushgateway + "/metrics")
     assert value(text, "bubbles_task_runs_total", workflow="cliflow", task="scrape", status="succeeded") == 1.0
@@ -130,8 +146,9 @@ def test_grafana_dashboard_queries_only_metrics_the_exporter_exports() -> None:
     bad.run(hooks=[exporter], raise_on_error=False)
     from prometheus_client import generate_latest
 
-    exported = {s.name for family in text_string_to_metric_families(generate_latest(exporter.registry).decode())
-                for s in family.samples}
+    exported = {
+        s.name for family in text_string_to_metric_families(generate_latest(exporter.registry).decode()) for s in family.samples
+    }
     used = set()
     for panel in dashboard["panels"]:
         assert panel["targets"], panel["title"]

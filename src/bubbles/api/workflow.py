@@ -155,7 +155,22 @@ class Workflow:
         42
     """
 
-    def __init__(self, name: str = "workflow", *, hooks: Iterable[Any] = ()) -> None:
+    def __init__(
+        self,
+        name: str = "workflow",
+        *,
+        hooks: Iterable[Any] = (),
+        on_success: Callable[[RunResult], Any] | None = None,
+        on_failure: Callable[[RunResult], Any] | None = None,
+    ) -> None:
+        """Create a workflow.
+
+        Args:
+            name: the workflow's name (its identity in the run history).
+            hooks: event subscribers for every run (see ``bubbles.engine.hooks``).
+            on_success: called with the ``RunResult`` when a run succeeds.
+            on_failure: called with the ``RunResult`` when a run fails or is cancelled.
+        """
         if not isinstance(name, str) or not name:
             raise ConfigError(f"A workflow name must be a non-empty string, got {name!r}.")
         self.name = name
@@ -163,6 +178,10 @@ class Workflow:
         self._order: list[str] = []
         self._duplicates: list[str] = []
         self._hooks: list[Any] = list(hooks)
+        if on_success is not None or on_failure is not None:
+            from ..observe.alerts import Callbacks
+
+            self._hooks.append(Callbacks(on_success, on_failure))
         self._scoped: list[tuple[Any, str]] = []
         self._groups = itertools.count(1)
 

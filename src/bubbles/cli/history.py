@@ -65,9 +65,16 @@ def runs_command(limit: int, workflow: str | None) -> None:
         table.add_column(column, justify="right" if column in ("seconds", "tasks", "failed") else "left")
     for r in runs:
         status = r["status"] if r["status"] != "running" else "running/killed"
-        table.add_row(r["run_id"], r["workflow"], _coloured(status), _when(r["started_at"]),
-                      f"{r['duration']:.2f}" if r["duration"] is not None else "", _int(r["tasks_total"]),
-                      str(failed.get(r["run_id"], "")), r["executor"] or "")
+        table.add_row(
+            r["run_id"],
+            r["workflow"],
+            _coloured(status),
+            _when(r["started_at"]),
+            f"{r['duration']:.2f}" if r["duration"] is not None else "",
+            _int(r["tasks_total"]),
+            str(failed.get(r["run_id"], "")),
+            r["executor"] or "",
+        )
     Console().print(table)
 
 
@@ -95,8 +102,10 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None) -> 
         attempts = [a for a in attempts if a["task"] == only_task]
     console = Console()
     duration = f"{run['duration']:.2f}s" if run["duration"] is not None else "no end recorded (running, or killed)"
-    console.print(f"[bold]run {rid}[/] · {run['workflow']} · {_coloured(run['status'])} · {duration} · "
-                  f"{run['executor'] or ''} · started {_when(run['started_at'])} on {run.get('host') or '?'}")
+    console.print(
+        f"[bold]run {rid}[/] · {run['workflow']} · {_coloured(run['status'])} · {duration} · "
+        f"{run['executor'] or ''} · started {_when(run['started_at'])} on {run.get('host') or '?'}"
+    )
     if run.get("argv"):
         console.print(f"  command: {run['argv']}", markup=False, highlight=False)
     table = Table(title_justify="left")
@@ -104,18 +113,31 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None) -> 
     for column in ("state", "attempts", "seconds", "cpu s", "peak MB", "rows in", "rows out", "worker"):
         table.add_column(column, justify="left" if column in ("state", "worker") else "right")
     for t in tasks[:500]:
-        table.add_row(t["task"], _coloured(t["status"]), str(t["attempts"]),
-                      f"{t['duration']:.3f}" if t.get("duration") is not None else "",
-                      f"{t['cpu_time']:.3f}" if t.get("cpu_time") is not None else "", _mb(t.get("peak_memory")),
-                      _int(t.get("rows_in")), _int(t.get("rows_out")), t.get("worker") or "")
+        table.add_row(
+            t["task"],
+            _coloured(t["status"]),
+            str(t["attempts"]),
+            f"{t['duration']:.3f}" if t.get("duration") is not None else "",
+            f"{t['cpu_time']:.3f}" if t.get("cpu_time") is not None else "",
+            _mb(t.get("peak_memory")),
+            _int(t.get("rows_in")),
+            _int(t.get("rows_out")),
+            t.get("worker") or "",
+        )
     if len(tasks) > 500:
         table.add_row(f"... {len(tasks) - 500} more", "", "", "", "", "", "", "", "")
     console.print(table)
     custom = sorted({k for a in attempts for k in a if k not in _KNOWN})
     if custom:
-        console.print("[bold]custom metrics[/] (last attempt): " + "; ".join(
-            f"{t['task']}: " + ", ".join(f"{k}={t[k]:g}" for k in custom if t.get(k) is not None)
-            for t in tasks if any(t.get(k) is not None for k in custom)), highlight=False)
+        console.print(
+            "[bold]custom metrics[/] (last attempt): "
+            + "; ".join(
+                f"{t['task']}: " + ", ".join(f"{k}={t[k]:g}" for k in custom if t.get(k) is not None)
+                for t in tasks
+                if any(t.get(k) is not None for k in custom)
+            ),
+            highlight=False,
+        )
     errors = [a for a in attempts if a["status"] in ("failed", "retrying") and a.get("error")]
     for a in errors[:20]:
         console.print(f"\n[red bold]{a['task']}[/] attempt {a['attempt']} {a['status']}: {a['error']}", highlight=False)
@@ -127,14 +149,37 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None) -> 
         if shown:
             console.print("\n[bold]task logs[/]")
             for entry in shown[:2000]:
-                console.print(f"{_when(entry['time'])} {entry['level']:<7} {entry['task']}#{entry['attempt']} "
-                              f"{entry['logger']}: {entry['message']}", markup=False, highlight=False)
+                console.print(
+                    f"{_when(entry['time'])} {entry['level']:<7} {entry['task']}#{entry['attempt']} "
+                    f"{entry['logger']}: {entry['message']}",
+                    markup=False,
+                    highlight=False,
+                )
     if profiles:
         console.print(f"\n{len(profiles)} profile(s) kept: `bubbles report {rid} -o report.html` shows them.")
 
 
-_KNOWN = {"run_id", "task", "grp", "attempt", "status", "started_at", "ended_at", "duration", "worker", "execution_time",
-          "cpu_time", "peak_memory", "rows_in", "rows_out", "bytes_in", "bytes_out", "error", "traceback", "attempts"}
+_KNOWN = {
+    "run_id",
+    "task",
+    "grp",
+    "attempt",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration",
+    "worker",
+    "execution_time",
+    "cpu_time",
+    "peak_memory",
+    "rows_in",
+    "rows_out",
+    "bytes_in",
+    "bytes_out",
+    "error",
+    "traceback",
+    "attempts",
+}
 
 
 @click.command("report")

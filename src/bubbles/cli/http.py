@@ -37,8 +37,14 @@ def _paginator(spec: str | None, size: int | None, size_param: str | None, param
 @click.command("api")
 @click.argument("url")
 @click.option("-r", "--records-path", default=None, help="Dotted path to the list of records in the body, e.g. data.items.")
-@click.option("-p", "--paginate", "pagination", default=None, metavar="STYLE",
-              help="page | offset | cursor:PATH | next[:PATH] | link (default: one page).")
+@click.option(
+    "-p",
+    "--paginate",
+    "pagination",
+    default=None,
+    metavar="STYLE",
+    help="page | offset | cursor:PATH | next[:PATH] | link (default: one page).",
+)
 @click.option("--page-size", type=click.IntRange(min=1), default=None, help="Records per page to ask for.")
 @click.option("--size-param", default=None, help="Parameter carrying the page size (page: e.g. per_page; offset: limit).")
 @click.option("--param", "page_param", default=None, help="Parameter carrying the page number, offset or cursor.")
@@ -51,9 +57,20 @@ def _paginator(spec: str | None, size: int | None, size_param: str | None, param
 @click.option("-n", "--rows", type=click.IntRange(min=0), default=5, show_default=True, help="Rows to print.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Also write the table (.parquet or .csv).")
 def api(
-    url: str, records_path: str | None, pagination: str | None, page_size: int | None, size_param: str | None,
-    page_param: str | None, query: tuple[str, ...], bearer: str | None, max_pages: int, rate_limit: str | None,
-    concurrency: int, flatten: bool, rows: int, out: str | None,
+    url: str,
+    records_path: str | None,
+    pagination: str | None,
+    page_size: int | None,
+    size_param: str | None,
+    page_param: str | None,
+    query: tuple[str, ...],
+    bearer: str | None,
+    max_pages: int,
+    rate_limit: str | None,
+    concurrency: int,
+    flatten: bool,
+    rows: int,
+    out: str | None,
 ) -> None:
     """Read URL page by page and show the schema, counters and first rows.
 

@@ -14,10 +14,12 @@ methods; each is called with keyword arguments only, so take what you need and e
 ``on_run_start``   run_id, workflow, tasks (names known at start), executor, started_at, params
 ``on_task_start``  run_id, workflow, task, group, attempt, started_at, worker
 ``on_task_retry``  run_id, workflow, task, group, attempt (the one that failed), error, traceback,
-                   delay (seconds until the next attempt), metrics, duration
+                   delay (seconds until the next attempt), metrics, duration, worker, logs,
+                   attempt_started_at
 ``on_task_end``    run_id, workflow, task, group, attempt, status (``succeeded``, ``failed``,
                    ``upstream_failed``, ``skipped``, ``cancelled``), started_at, ended_at,
-                   duration, metrics, worker, error, traceback, logs
+                   duration, metrics, worker, error, traceback, logs, attempt_started_at
+                   (``started_at`` is the first attempt's start)
 ``on_run_end``     run_id, workflow, status (``succeeded``, ``failed``, ``cancelled``),
                    started_at, ended_at, duration, result (the RunResult)
 =================  ===============================================================================

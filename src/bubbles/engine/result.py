@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import BubblesError, RunCancelled, RunFailed
+from .._errors import BubblesError, ConfigError, RunCancelled, RunFailed
 
 __all__ = ["RunResult", "TaskRun", "TaskState"]
 
@@ -103,6 +103,9 @@ class RunResult:
         """Raise :class:`RunFailed` (or :class:`RunCancelled`) unless the run succeeded."""
         if self.status == "succeeded":
             return self
+        if isinstance(self.error, ConfigError):  # e.g. an unreachable cluster: say that, not "run failed"
+            self.error.result = self  # type: ignore[attr-defined]
+            raise self.error
         cls = RunCancelled if self.status == "cancelled" else RunFailed
         raise cls(self.describe_failure(), result=self, run_id=self.run_id, workflow=self.workflow)
 

@@ -122,6 +122,7 @@ class _Slot:
         "future",
         "group",
         "logs",
+        "attempt_started_at",
         "metrics",
         "node",
         "output",
@@ -151,6 +152,7 @@ class _Slot:
         self.children: list[str] | None = None
         self.group = group
         self.logs: list[dict[str, Any]] | None = None
+        self.attempt_started_at: float | None = None
 
 
 class Runner:
@@ -429,6 +431,7 @@ class Runner:
         self._running -= 1
         self._release_group(slot)
         slot.started_at = slot.started_at if slot.attempt > 1 and slot.started_at else outcome.started_at
+        slot.attempt_started_at = outcome.started_at
         slot.duration = outcome.duration
         slot.metrics = outcome.metrics
         slot.worker = outcome.worker
@@ -496,6 +499,9 @@ class Runner:
                     delay=delay,
                     metrics=slot.metrics,
                     duration=slot.duration,
+                    worker=slot.worker,
+                    logs=slot.logs,
+                    attempt_started_at=slot.attempt_started_at,
                 )
             return
         self._end(slot, S.FAILED, error=error, tb=tb)
@@ -540,6 +546,7 @@ class Runner:
             error=slot.error,
             traceback=slot.traceback,
             logs=slot.logs,
+            attempt_started_at=slot.attempt_started_at,
         )
         self.hooks.emit("on_task_end", **fields)
         spec = slot.node.spec

@@ -28,16 +28,26 @@ def run_summary(result: Any) -> dict[str, Any]:
     failed = []
     for t in result.failed[:20]:
         frames = [line.strip() for line in (t.traceback or "").splitlines() if line.strip().startswith('File "')]
-        failed.append({
-            "task": t.name, "attempts": t.attempts,
-            "error_type": type(t.error).__name__ if t.error is not None else None,
-            "error": mask(str(t.error)) if t.error is not None else None,
-            "where": frames[-1] if frames else None,
-        })
+        failed.append(
+            {
+                "task": t.name,
+                "attempts": t.attempts,
+                "error_type": type(t.error).__name__ if t.error is not None else None,
+                "error": mask(str(t.error)) if t.error is not None else None,
+                "where": frames[-1] if frames else None,
+            }
+        )
     return {
-        "run_id": result.run_id, "workflow": result.workflow, "status": result.status, "executor": result.executor,
-        "started_at": result.started_at, "ended_at": result.ended_at, "duration": result.duration,
-        "tasks": counts, "failed_tasks": failed, "failed_total": len(result.failed),
+        "run_id": result.run_id,
+        "workflow": result.workflow,
+        "status": result.status,
+        "executor": result.executor,
+        "started_at": result.started_at,
+        "ended_at": result.ended_at,
+        "duration": result.duration,
+        "tasks": counts,
+        "failed_tasks": failed,
+        "failed_total": len(result.failed),
         "error": mask(f"{type(result.error).__name__}: {result.error}") if result.error is not None else None,
         "show": f"bubbles show {result.run_id}",
     }
@@ -84,8 +94,9 @@ class WebhookNotifier:
         >>> wf = Workflow("nightly", hooks=[WebhookNotifier("https://hooks.example.com/etl")])  # doctest: +SKIP
     """
 
-    def __init__(self, url: str, *, on: str = "failure", timeout: float = 10.0, retries: int = 2,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, url: str, *, on: str = "failure", timeout: float = 10.0, retries: int = 2, headers: dict[str, str] | None = None
+    ) -> None:
         if on not in ("failure", "success", "always"):
             from .._errors import ConfigError
 

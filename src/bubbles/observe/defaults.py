@@ -81,8 +81,9 @@ def hooks_for_run(*, run_id: str, workflow: str, options: Any) -> list[Any]:
             port_number = int(port) if port else None
         except ValueError:
             raise ConfigError(f"BUBBLES_METRICS_PORT={port!r} is not a port number; use e.g. --metrics-port 9100.") from None
-        hooks.append(PrometheusExporter(port_number, addr=os.environ.get("BUBBLES_METRICS_ADDR", "0.0.0.0"),
-                                        pushgateway=gateway or None))
+        hooks.append(
+            PrometheusExporter(port_number, addr=os.environ.get("BUBBLES_METRICS_ADDR", "0.0.0.0"), pushgateway=gateway or None)
+        )
     return hooks
 
 

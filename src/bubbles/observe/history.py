@@ -43,8 +43,20 @@ log = logging.getLogger("bubbles")
 
 BUILTIN = ("execution_time", "cpu_time", "peak_memory", "rows_in", "rows_out", "bytes_in", "bytes_out")
 _BUILTIN_SET = frozenset(BUILTIN)
-ATTEMPT_COLUMNS = ("run_id", "task", "grp", "attempt", "status", "started_at", "ended_at", "duration", "worker",
-                   *BUILTIN, "error", "traceback")
+ATTEMPT_COLUMNS = (
+    "run_id",
+    "task",
+    "grp",
+    "attempt",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration",
+    "worker",
+    *BUILTIN,
+    "error",
+    "traceback",
+)
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -100,14 +112,16 @@ def _translate(exc: sqlite3.Error, path: Path) -> HistoryError:
         return HistoryError(
             f"The run-history database {path} is locked by another process ({text}) and stayed locked past the "
             "timeout. Wait for the other run or command to finish, or point BUBBLES_HOME elsewhere.",
-            source=str(path), transient=True,
+            source=str(path),
+            transient=True,
         )
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return HistoryError(
             f"The run-history database {path} is corrupt ({text}). Move it aside (mv {path} {path}.corrupt); "
             "bubbles creates a new one on the next run. Runs that could not be written are kept in "
             f"{path.parent / 'history-pending'} and imported then.",
-            source=str(path), transient=False,
+            source=str(path),
+            transient=False,
         )
     return HistoryError(f"The run-history database {path} failed: {text}.", source=str(path))
 
@@ -124,8 +138,9 @@ class HistoryStore:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0, create: bool = True) -> None:
         self.path = Path(path) if path is not None else history_path()
         if not create and not self.path.exists():
-            raise HistoryError(f"No run history at {self.path}: nothing has run here yet (or set BUBBLES_HOME).",
-                               source=str(self.path))
+            raise HistoryError(
+                f"No run history at {self.path}: nothing has run here yet (or set BUBBLES_HOME).", source=str(self.path)
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
         try:
@@ -195,23 +210,30 @@ class HistoryStore:
         if batch.get("runs_start"):
             c.executemany(
                 "INSERT OR REPLACE INTO runs (run_id, workflow, status, executor, started_at, tasks_total, params, host, pid,"
-                " argv) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch["runs_start"])
+                " argv) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                batch["runs_start"],
+            )
         if batch.get("attempts"):
             marks = ", ".join("?" * len(ATTEMPT_COLUMNS))
             c.executemany(f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({marks})", batch["attempts"])
         if batch.get("metrics"):
             c.executemany("INSERT INTO metrics (run_id, task, attempt, name, value) VALUES (?, ?, ?, ?, ?)", batch["metrics"])
         if batch.get("logs"):
-            c.executemany("INSERT INTO logs (run_id, task, attempt, seq, time, level, logger, message)"
-                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch["logs"])
+            c.executemany(
+                "INSERT INTO logs (run_id, task, attempt, seq, time, level, logger, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                batch["logs"],
+            )
         if batch.get("profiles"):
             c.executemany("INSERT INTO profiles (run_id, task, attempt, format, data) VALUES (?, ?, ?, ?, ?)", batch["profiles"])
         if batch.get("resources"):
-            c.executemany("INSERT INTO resources (run_id, time, cpu_percent, rss, processes) VALUES (?, ?, ?, ?, ?)",
-                          batch["resources"])
+            c.executemany(
+                "INSERT INTO resources (run_id, time, cpu_percent, rss, processes) VALUES (?, ?, ?, ?, ?)", batch["resources"]
+            )
         if batch.get("runs_end"):
-            c.executemany("UPDATE runs SET status = ?, ended_at = ?, duration = ?, tasks_total = ?, error = ? WHERE run_id = ?",
-                          batch["runs_end"])
+            c.executemany(
+                "UPDATE runs SET status = ?, ended_at = ?, duration = ?, tasks_total = ?, error = ? WHERE run_id = ?",
+                batch["runs_end"],
+            )
 
     def _import_pending(self) -> None:
         pending = self.path.parent / "history-pending"
@@ -247,8 +269,10 @@ class HistoryStore:
             rows = self._query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")
         else:
             part = run_id.replace("%", "").replace("_", "")
-            rows = self._query("SELECT * FROM runs WHERE run_id LIKE ? OR run_id LIKE ? ORDER BY started_at DESC LIMIT 6",
-                               [part + "%", "%" + part])
+            rows = self._query(
+                "SELECT * FROM runs WHERE run_id LIKE ? OR run_id LIKE ? ORDER BY started_at DESC LIMIT 6",
+                [part + "%", "%" + part],
+            )
         exact = [r for r in rows if r["run_id"] == run_id]
         if exact:
             return exact[0]
@@ -256,13 +280,17 @@ class HistoryStore:
             return rows[0]
         if not rows:
             raise HistoryError(f"No run {run_id!r} in {self.path}. `bubbles runs` lists the recent ones.", run_id=run_id)
-        raise HistoryError(f"Run id {run_id!r} is ambiguous in {self.path}: "
-                           f"{', '.join(r['run_id'] for r in rows[:5])} ... Give more characters.", run_id=run_id)
+        raise HistoryError(
+            f"Run id {run_id!r} is ambiguous in {self.path}: "
+            f"{', '.join(r['run_id'] for r in rows[:5])} ... Give more characters.",
+            run_id=run_id,
+        )
 
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
         """Every attempt of a run, in start order; custom metrics merged into each row."""
-        rows = self._query("SELECT * FROM attempts WHERE run_id = ? ORDER BY COALESCE(started_at, ended_at), task, attempt",
-                           [run_id])
+        rows = self._query(
+            "SELECT * FROM attempts WHERE run_id = ? ORDER BY COALESCE(started_at, ended_at), task, attempt", [run_id]
+        )
         extra: dict[tuple[str, int], dict[str, float]] = {}
         for m in self._query("SELECT task, attempt, name, value FROM metrics WHERE run_id = ?", [run_id]):
             extra.setdefault((m["task"], m["attempt"]), {})[m["name"]] = m["value"]
@@ -286,8 +314,11 @@ class HistoryStore:
         if not run_ids:
             return {}
         marks = ", ".join("?" * len(run_ids))
-        rows = self._query(f"SELECT run_id, COUNT(DISTINCT task) AS n FROM attempts WHERE status = 'failed' "
-                           f"AND run_id IN ({marks}) GROUP BY run_id", run_ids)
+        rows = self._query(
+            f"SELECT run_id, COUNT(DISTINCT task) AS n FROM attempts WHERE status = 'failed' "
+            f"AND run_id IN ({marks}) GROUP BY run_id",
+            run_ids,
+        )
         return {r["run_id"]: r["n"] for r in rows}
 
     def logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
@@ -321,8 +352,15 @@ class RunRecorder:
         >>> wf = Workflow("kept", hooks=[RunRecorder("/tmp/history.db")])  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, resources: Any = None, flush_every: float = 1.0,
-                 batch_size: int = 2000, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        resources: Any = None,
+        flush_every: float = 1.0,
+        batch_size: int = 2000,
+        timeout: float | None = None,
+    ) -> None:
         self.path = Path(path) if path is not None else history_path()
         self.timeout = timeout if timeout is not None else float(os.environ.get("BUBBLES_HISTORY_TIMEOUT", "30"))
         self.resources = resources
@@ -342,11 +380,32 @@ class RunRecorder:
         return {"runs_start": [], "attempts": [], "metrics": [], "logs": [], "profiles": [], "resources": [], "runs_end": []}
 
     # -- hook API ---------------------------------------------------------------------------
-    def on_run_start(self, *, run_id: str, workflow: str, tasks: list[str], executor: str, started_at: float,
-                     params: dict[str, Any] | None = None, **future_kwargs: Any) -> None:
+    def on_run_start(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        tasks: list[str],
+        executor: str,
+        started_at: float,
+        params: dict[str, Any] | None = None,
+        **future_kwargs: Any,
+    ) -> None:
         params_text = mask(json.dumps(params or {}, default=repr))
-        self._batch["runs_start"].append((run_id, workflow, "running", executor, started_at, len(tasks), params_text,
-                                          socket.gethostname(), os.getpid(), mask(" ".join(sys.argv))))
+        self._batch["runs_start"].append(
+            (
+                run_id,
+                workflow,
+                "running",
+                executor,
+                started_at,
+                len(tasks),
+                params_text,
+                socket.gethostname(),
+                os.getpid(),
+                mask(" ".join(sys.argv)),
+            )
+        )
         self._run_id = run_id
         # the writer thread does the SQL, so the scheduler loop only appends tuples; not a daemon:
         # the interpreter waits for it at exit rather than lose rows
@@ -354,24 +413,50 @@ class RunRecorder:
         self._writer.start()
         self.flush()  # a run is visible (as running) from its first moment
 
-    def on_task_retry(self, *, run_id: str, task: str, attempt: int, error: BaseException | None = None,
-                      traceback: str = "", metrics: dict[str, float] | None = None, duration: float | None = None,
-                      group: str | None = None, logs: list[dict[str, Any]] | None = None, worker: str = "",
-                      **future_kwargs: Any) -> None:
+    def on_task_retry(
+        self,
+        *,
+        run_id: str,
+        task: str,
+        attempt: int,
+        error: BaseException | None = None,
+        traceback: str = "",
+        metrics: dict[str, float] | None = None,
+        duration: float | None = None,
+        group: str | None = None,
+        logs: list[dict[str, Any]] | None = None,
+        worker: str = "",
+        **future_kwargs: Any,
+    ) -> None:
         ended = time.time()
         started = ended - duration if duration is not None else None
         self._add(run_id, task, group, attempt, "retrying", started, ended, duration, worker, metrics, error, traceback, logs)
 
-    def on_task_end(self, *, run_id: str, task: str, attempt: int, status: str, started_at: float | None = None,
-                    ended_at: float | None = None, duration: float | None = None, metrics: dict[str, float] | None = None,
-                    worker: str = "", error: BaseException | None = None, traceback: str = "", group: str | None = None,
-                    logs: list[dict[str, Any]] | None = None, **future_kwargs: Any) -> None:
+    def on_task_end(
+        self,
+        *,
+        run_id: str,
+        task: str,
+        attempt: int,
+        status: str,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        duration: float | None = None,
+        metrics: dict[str, float] | None = None,
+        worker: str = "",
+        error: BaseException | None = None,
+        traceback: str = "",
+        group: str | None = None,
+        logs: list[dict[str, Any]] | None = None,
+        **future_kwargs: Any,
+    ) -> None:
         if attempt > 1 and duration is not None and ended_at is not None:
             started_at = ended_at - duration  # the runner's started_at is the first attempt's
         self._add(run_id, task, group, attempt, status, started_at, ended_at, duration, worker, metrics, error, traceback, logs)
 
-    def on_run_end(self, *, run_id: str, status: str, ended_at: float, duration: float, result: Any = None,
-                   **future_kwargs: Any) -> None:
+    def on_run_end(
+        self, *, run_id: str, status: str, ended_at: float, duration: float, result: Any = None, **future_kwargs: Any
+    ) -> None:
         error = _error_text(getattr(result, "error", None))
         total = len(result.tasks) if result is not None else None
         with self._batch_lock:
@@ -385,17 +470,47 @@ class RunRecorder:
             self._writer = None
 
     # -- buffering --------------------------------------------------------------------------
-    def _add(self, run_id: str, task: str, group: str | None, attempt: int, status: str, started: float | None,
-             ended: float | None, duration: float | None, worker: str, metrics: dict[str, float] | None,
-             error: BaseException | None, tb: str, logs: list[dict[str, Any]] | None) -> None:
+    def _add(
+        self,
+        run_id: str,
+        task: str,
+        group: str | None,
+        attempt: int,
+        status: str,
+        started: float | None,
+        ended: float | None,
+        duration: float | None,
+        worker: str,
+        metrics: dict[str, float] | None,
+        error: BaseException | None,
+        tb: str,
+        logs: list[dict[str, Any]] | None,
+    ) -> None:
         m = metrics or {}
         with self._batch_lock:
             batch = self._batch
-            batch["attempts"].append((
-                run_id, task, group, attempt, status, started, ended, duration, worker,
-                m.get("execution_time"), m.get("cpu_time"), m.get("peak_memory"), m.get("rows_in"), m.get("rows_out"),
-                m.get("bytes_in"), m.get("bytes_out"), _error_text(error), mask(tb) if tb else None,
-            ))
+            batch["attempts"].append(
+                (
+                    run_id,
+                    task,
+                    group,
+                    attempt,
+                    status,
+                    started,
+                    ended,
+                    duration,
+                    worker,
+                    m.get("execution_time"),
+                    m.get("cpu_time"),
+                    m.get("peak_memory"),
+                    m.get("rows_in"),
+                    m.get("rows_out"),
+                    m.get("bytes_in"),
+                    m.get("bytes_out"),
+                    _error_text(error),
+                    mask(tb) if tb else None,
+                )
+            )
             if m.keys() - _BUILTIN_SET:
                 batch["metrics"].extend((run_id, task, attempt, k, v) for k, v in m.items() if k not in _BUILTIN_SET)
             if logs:
@@ -407,8 +522,18 @@ class RunRecorder:
                         message = entry.get("message", "")
                         if entry.get("exc"):
                             message = f"{message}\n{entry['exc']}"
-                        batch["logs"].append((run_id, task, attempt, seq, entry.get("time"), entry.get("level"),
-                                              entry.get("logger"), mask(message)))
+                        batch["logs"].append(
+                            (
+                                run_id,
+                                task,
+                                attempt,
+                                seq,
+                                entry.get("time"),
+                                entry.get("level"),
+                                entry.get("logger"),
+                                mask(message),
+                            )
+                        )
             self._pending_rows += 1
             full = self._pending_rows >= self.batch_size
         if full:
@@ -468,8 +593,14 @@ class RunRecorder:
         tmp.write_text(json.dumps(self._leftover, default=str), encoding="utf-8")
         tmp.replace(target)
         self._leftover = self._empty()
-        log.warning("bubbles: the run history database %s could not be written (%s); run %s was saved to %s and "
-                    "will be imported into the database once it can be opened.", self.path, self._failed, run_id, target)
+        log.warning(
+            "bubbles: the run history database %s could not be written (%s); run %s was saved to %s and "
+            "will be imported into the database once it can be opened.",
+            self.path,
+            self._failed,
+            run_id,
+            target,
+        )
 
 
 def _merge(into: dict[str, list[Any]], batch: dict[str, list[Any]]) -> dict[str, list[Any]]:

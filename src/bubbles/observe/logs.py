@@ -56,8 +56,9 @@ class _RouteToAttempt(logging.Handler):
             sink = _local.sink = []
         if len(sink) >= self.limit:
             if len(sink) == self.limit:
-                sink.append({"kind": "log", "time": record.created, "level": "WARNING", "logger": "bubbles",
-                             "message": "", "dropped": 0})
+                sink.append(
+                    {"kind": "log", "time": record.created, "level": "WARNING", "logger": "bubbles", "message": "", "dropped": 0}
+                )
             sink[-1]["dropped"] += 1
             sink[-1]["message"] = f"... {sink[-1]['dropped']} more records dropped (BUBBLES_LOG_LIMIT={self.limit})"
             return
@@ -65,8 +66,13 @@ class _RouteToAttempt(logging.Handler):
             message = record.getMessage()
         except Exception as exc:  # a bad format string must not break the task
             message = f"{record.msg!r} (unformattable: {exc})"
-        entry = {"kind": "log", "time": record.created, "level": record.levelname, "logger": record.name,
-                 "message": mask(message)}
+        entry = {
+            "kind": "log",
+            "time": record.created,
+            "level": record.levelname,
+            "logger": record.name,
+            "message": mask(message),
+        }
         if record.exc_info:
             entry["exc"] = mask(logging.Formatter().formatException(record.exc_info))
         sink.append(entry)
@@ -162,8 +168,9 @@ class ConsoleLog:
         'run_end'
     """
 
-    def __init__(self, fmt: str = "text", stream: IO[str] | None = None, *, task_events: bool = False,
-                 progress: Any = None) -> None:
+    def __init__(
+        self, fmt: str = "text", stream: IO[str] | None = None, *, task_events: bool = False, progress: Any = None
+    ) -> None:
         if fmt not in ("text", "json"):
             from .._errors import ConfigError
 
@@ -196,9 +203,17 @@ class ConsoleLog:
         for entry in fields.get("logs") or ():
             if entry.get("kind", "log") != "log":
                 continue
-            line = {"time": entry.get("time"), "event": "task_log", "run_id": fields.get("run_id"),
-                    "workflow": fields.get("workflow"), "task": fields.get("task"), "attempt": fields.get("attempt"),
-                    "level": entry.get("level"), "logger": entry.get("logger"), "message": entry.get("message")}
+            line = {
+                "time": entry.get("time"),
+                "event": "task_log",
+                "run_id": fields.get("run_id"),
+                "workflow": fields.get("workflow"),
+                "task": fields.get("task"),
+                "attempt": fields.get("attempt"),
+                "level": entry.get("level"),
+                "logger": entry.get("logger"),
+                "message": entry.get("message"),
+            }
             if "exc" in entry:
                 line["exc"] = entry["exc"]
             self._write(json.dumps(line, default=str))
@@ -217,8 +232,10 @@ class ConsoleLog:
         if self.fmt == "json":
             self._json("run_start", {k: v for k, v in fields.items() if k != "tasks"} | {"tasks": len(fields.get("tasks") or ())})
         else:
-            self._write(f"bubbles: run {fields['run_id']} of {fields['workflow']!r} started "
-                        f"({len(fields.get('tasks') or ())} tasks, {fields.get('executor')})")
+            self._write(
+                f"bubbles: run {fields['run_id']} of {fields['workflow']!r} started "
+                f"({len(fields.get('tasks') or ())} tasks, {fields.get('executor')})"
+            )
 
     def on_task_start(self, **fields: Any) -> None:
         if self.fmt == "json":
@@ -232,8 +249,10 @@ class ConsoleLog:
             return
         self._text_logs(fields["task"], fields["attempt"], fields.get("logs"))
         error = fields.get("error")
-        self._write(f"  retry   {fields['task']} attempt {fields['attempt']} failed ({type(error).__name__}: "
-                    f"{mask(str(error))}); next in {fields.get('delay') or 0:.1f}s")
+        self._write(
+            f"  retry   {fields['task']} attempt {fields['attempt']} failed ({type(error).__name__}: "
+            f"{mask(str(error))}); next in {fields.get('delay') or 0:.1f}s"
+        )
 
     def on_task_end(self, **fields: Any) -> None:
         if self.fmt == "json":
@@ -254,7 +273,7 @@ class ConsoleLog:
         if self.fmt == "json":
             result = fields.get("result")
             counts: dict[str, int] = {}
-            for t in (result.tasks.values() if result is not None else ()):
+            for t in result.tasks.values() if result is not None else ():
                 counts[t.state] = counts.get(t.state, 0) + 1
             self._json("run_end", fields | {"tasks": counts})
         else:

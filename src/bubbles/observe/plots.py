@@ -35,8 +35,13 @@ def plot_records(records: list[dict[str, Any]]) -> Figure:
         t0 = min(starts)
         workers = list(dict.fromkeys(r.get("worker") or "?" for r in timed))
         for r, start in zip(timed, starts, strict=True):
-            timeline.barh(workers.index(r.get("worker") or "?"), r["execution_time"], left=start - t0,
-                          color=_COLOURS.get(r.get("status") or "", "#1565c0"), edgecolor="white")
+            timeline.barh(
+                workers.index(r.get("worker") or "?"),
+                r["execution_time"],
+                left=start - t0,
+                color=_COLOURS.get(r.get("status") or "", "#1565c0"),
+                edgecolor="white",
+            )
         timeline.set_yticks(range(len(workers)), labels=workers)
         timeline.set_xlabel("seconds since first task")
     last: dict[str, dict[str, Any]] = {}

@@ -69,8 +69,14 @@ class ProgressDisplay:
         self._known = set(tasks)
         self.total = len(self._known)
         self._started = time.monotonic()
-        self._live = Live(self, console=self.console or Console(stderr=True), refresh_per_second=self.refresh_per_second,
-                          transient=False, redirect_stdout=False, redirect_stderr=False)
+        self._live = Live(
+            self,
+            console=self.console or Console(stderr=True),
+            refresh_per_second=self.refresh_per_second,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self._live.start()
 
     def on_task_start(self, *, task: str, **future_kwargs: Any) -> None:

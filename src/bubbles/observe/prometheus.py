@@ -56,8 +56,15 @@ class PrometheusExporter:
         >>> Workflow("nightly", hooks=[exporter])                                # doctest: +SKIP
     """
 
-    def __init__(self, port: int | None = None, *, addr: str = "0.0.0.0", pushgateway: str | None = None,
-                 job: str = "bubbles", push_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        addr: str = "0.0.0.0",
+        pushgateway: str | None = None,
+        job: str = "bubbles",
+        push_timeout: float = 10.0,
+    ) -> None:
         try:
             import prometheus_client as pc
         except ImportError as exc:
@@ -73,27 +80,46 @@ class PrometheusExporter:
         self.pushed = False
         self._server: Any = None
         r = self.registry
-        self.duration = pc.Histogram("bubbles_task_duration_seconds", "Wall time of task attempts.", ["workflow", "task"],
-                                     buckets=_BUCKETS, registry=r)
-        self.runs = pc.Counter("bubbles_task_runs_total", "Task attempts by final status (retried attempts: status=retried).",
-                               ["workflow", "task", "status"], registry=r)
-        self.retries = pc.Counter("bubbles_task_retries_total", "Task attempts that failed and were retried.",
-                                  ["workflow", "task"], registry=r)
-        self.cpu = pc.Counter("bubbles_task_cpu_seconds_total", "CPU time of task attempts (thread CPU).",
-                              ["workflow", "task"], registry=r)
-        self.rows = pc.Counter("bubbles_rows_total", "Rows read (in) and produced (out) by tasks.",
-                               ["workflow", "task", "direction"], registry=r)
-        self.bytes = pc.Counter("bubbles_bytes_total", "Bytes read (in) and produced (out) by tasks.",
-                                ["workflow", "task", "direction"], registry=r)
-        self.memory = pc.Gauge("bubbles_task_peak_memory_bytes", "Peak RSS of the process while the task ran (latest).",
-                               ["workflow", "task"], registry=r)
-        self.custom = pc.Gauge("bubbles_task_metric", "Custom metrics from bubbles.log_metric (latest value).",
-                               ["workflow", "task", "name"], registry=r)
+        self.duration = pc.Histogram(
+            "bubbles_task_duration_seconds", "Wall time of task attempts.", ["workflow", "task"], buckets=_BUCKETS, registry=r
+        )
+        self.runs = pc.Counter(
+            "bubbles_task_runs_total",
+            "Task attempts by final status (retried attempts: status=retried).",
+            ["workflow", "task", "status"],
+            registry=r,
+        )
+        self.retries = pc.Counter(
+            "bubbles_task_retries_total", "Task attempts that failed and were retried.", ["workflow", "task"], registry=r
+        )
+        self.cpu = pc.Counter(
+            "bubbles_task_cpu_seconds_total", "CPU time of task attempts (thread CPU).", ["workflow", "task"], registry=r
+        )
+        self.rows = pc.Counter(
+            "bubbles_rows_total", "Rows read (in) and produced (out) by tasks.", ["workflow", "task", "direction"], registry=r
+        )
+        self.bytes = pc.Counter(
+            "bubbles_bytes_total", "Bytes read (in) and produced (out) by tasks.", ["workflow", "task", "direction"], registry=r
+        )
+        self.memory = pc.Gauge(
+            "bubbles_task_peak_memory_bytes",
+            "Peak RSS of the process while the task ran (latest).",
+            ["workflow", "task"],
+            registry=r,
+        )
+        self.custom = pc.Gauge(
+            "bubbles_task_metric",
+            "Custom metrics from bubbles.log_metric (latest value).",
+            ["workflow", "task", "name"],
+            registry=r,
+        )
         self.running = pc.Gauge("bubbles_tasks_running", "Task attempts running now.", ["workflow"], registry=r)
-        self.run_duration = pc.Gauge("bubbles_run_duration_seconds", "Wall time of the last run.", ["workflow", "status"],
-                                     registry=r)
-        self.run_start = pc.Gauge("bubbles_run_start_timestamp_seconds", "Start time of the last run (Unix time).",
-                                  ["workflow"], registry=r)
+        self.run_duration = pc.Gauge(
+            "bubbles_run_duration_seconds", "Wall time of the last run.", ["workflow", "status"], registry=r
+        )
+        self.run_start = pc.Gauge(
+            "bubbles_run_start_timestamp_seconds", "Start time of the last run (Unix time).", ["workflow"], registry=r
+        )
         self.last_success: Any = None
         self.last_failure: Any = None
         self._pc = pc
@@ -112,16 +138,34 @@ class PrometheusExporter:
     def on_task_start(self, *, workflow: str, **future_kwargs: Any) -> None:
         self.running.labels(workflow).inc()
 
-    def on_task_retry(self, *, workflow: str, task: str, group: str | None = None, duration: float | None = None,
-                      metrics: dict[str, float] | None = None, **future_kwargs: Any) -> None:
+    def on_task_retry(
+        self,
+        *,
+        workflow: str,
+        task: str,
+        group: str | None = None,
+        duration: float | None = None,
+        metrics: dict[str, float] | None = None,
+        **future_kwargs: Any,
+    ) -> None:
         name = group or task
         self.running.labels(workflow).dec()
         self.retries.labels(workflow, name).inc()
         self.runs.labels(workflow, name, "retried").inc()
         self._observe(workflow, name, duration, metrics)
 
-    def on_task_end(self, *, workflow: str, task: str, status: str, attempt: int, group: str | None = None,
-                    duration: float | None = None, metrics: dict[str, float] | None = None, **future_kwargs: Any) -> None:
+    def on_task_end(
+        self,
+        *,
+        workflow: str,
+        task: str,
+        status: str,
+        attempt: int,
+        group: str | None = None,
+        duration: float | None = None,
+        metrics: dict[str, float] | None = None,
+        **future_kwargs: Any,
+    ) -> None:
         name = group or task
         if attempt and status in ("succeeded", "failed"):
             self.running.labels(workflow).dec()
@@ -149,13 +193,15 @@ class PrometheusExporter:
         # only the gauge of this outcome is registered, so a push keeps the other one's last value
         if status == "succeeded":
             if self.last_success is None:
-                self.last_success = self._status_gauge("bubbles_run_last_success_timestamp_seconds",
-                                                       "End time of the last successful run (Unix time).")
+                self.last_success = self._status_gauge(
+                    "bubbles_run_last_success_timestamp_seconds", "End time of the last successful run (Unix time)."
+                )
             self.last_success.labels(workflow).set(ended_at)
         else:
             if self.last_failure is None:
-                self.last_failure = self._status_gauge("bubbles_run_last_failure_timestamp_seconds",
-                                                       "End time of the last failed or cancelled run (Unix time).")
+                self.last_failure = self._status_gauge(
+                    "bubbles_run_last_failure_timestamp_seconds", "End time of the last failed or cancelled run (Unix time)."
+                )
             self.last_failure.labels(workflow).set(ended_at)
         if self.pushgateway:
             self.push(workflow)
@@ -169,8 +215,13 @@ class PrometheusExporter:
         if not self.pushgateway:
             return
         try:
-            self._pc.pushadd_to_gateway(self.pushgateway, job=self.job, grouping_key={"workflow": workflow},
-                                        registry=self.registry, timeout=self.push_timeout)
+            self._pc.pushadd_to_gateway(
+                self.pushgateway,
+                job=self.job,
+                grouping_key={"workflow": workflow},
+                registry=self.registry,
+                timeout=self.push_timeout,
+            )
             self.pushed = True
         except OSError as exc:
             log.warning("bubbles: could not push metrics to the Pushgateway %s: %s", self.pushgateway, exc)

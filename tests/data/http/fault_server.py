@@ -258,8 +258,17 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             self.send_json({})
 
         def route_auth(self, query: dict[str, str]) -> None:
-            self.send_json({"data": [{"authorization": self.headers.get("Authorization"), "key": query.get("api_key"),
-                                      "x_api_key": self.headers.get("X-API-Key")}]})
+            self.send_json(
+                {
+                    "data": [
+                        {
+                            "authorization": self.headers.get("Authorization"),
+                            "key": query.get("api_key"),
+                            "x_api_key": self.headers.get("X-API-Key"),
+                        }
+                    ]
+                }
+            )
 
     return Handler
 

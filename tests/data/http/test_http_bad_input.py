@@ -101,4 +101,8 @@ def test_errors_pickle_with_their_fields(api: FaultServer) -> None:
     clone = pickle.loads(pickle.dumps(info.value))
     assert type(clone) is PaginationLoopError
     assert (clone.source, clone.page, clone.reason, str(clone)) == (
-        info.value.source, info.value.page, info.value.reason, str(info.value))
+        info.value.source,
+        info.value.page,
+        info.value.reason,
+        str(info.value),
+    )

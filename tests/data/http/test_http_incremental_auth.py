@@ -71,8 +71,9 @@ def test_a_read_cut_short_by_max_pages_does_not_advance(api: FaultServer, tmp_pa
     store = StateStore(tmp_path / "state.db")
     for concurrency in (1, 4):
         inc = Incremental("updated_at", state=store, name="items")
-        table = read_api(api.url + "/pages", paginate=PAGES, records_path="data", incremental=inc, max_pages=3,
-                         concurrency=concurrency)
+        table = read_api(
+            api.url + "/pages", paginate=PAGES, records_path="data", incremental=inc, max_pages=3, concurrency=concurrency
+        )
         assert table.num_rows == 75
         assert store.commit_run(None) == []
     inc = Incremental("updated_at", state=store, name="items")
@@ -104,8 +105,13 @@ def test_secret_in_query_is_masked_in_errors_and_logs(
     caplog.set_level(logging.INFO, logger="bubbles.http")
     api.inject("auth", 1, "500", "500")
     with pytest.raises(ApiRequestError) as info:
-        read_api(api.url + "/auth", records_path="data", auth=ApiKey("${HTTP_TEST_KEY}", query="api_key"),
-                 retry=Retry(attempts=2, backoff=0.01), breaker=None)
+        read_api(
+            api.url + "/auth",
+            records_path="data",
+            auth=ApiKey("${HTTP_TEST_KEY}", query="api_key"),
+            retry=Retry(attempts=2, backoff=0.01),
+            breaker=None,
+        )
     assert api.hits[0].query["api_key"] == "key-2718281828"  # it was sent ...
     assert "key-2718281828" not in str(info.value) + info.value.source + caplog.text  # ... and never shown
     assert "api_key=***" in info.value.source and "api_key=***" in caplog.text

@@ -58,8 +58,9 @@ def test_nested_objects_as_structs_or_flattened(api: FaultServer) -> None:
 
 
 def test_max_pages_bounds_the_read(api: FaultServer) -> None:
-    table = ApiSource(api.url, concurrency=3).read("/pages", paginate=PageNumber(size=25, size_param="per_page"),
-                                                    records_path="data", max_pages=4)
+    table = ApiSource(api.url, concurrency=3).read(
+        "/pages", paginate=PageNumber(size=25, size_param="per_page"), records_path="data", max_pages=4
+    )
     assert table["id"].to_pylist() == list(range(100))
     assert sorted(h.page for h in api.hits) == [1, 2, 3, 4]
 
@@ -115,8 +116,9 @@ def test_empty_endpoint_gives_empty_table(api: FaultServer) -> None:
 
 
 def _extract_all(url: str) -> int:
-    return read_api(url + "/pages", paginate=PageNumber(size=25, size_param="per_page"), records_path="data",
-                    concurrency=3).num_rows
+    return read_api(
+        url + "/pages", paginate=PageNumber(size=25, size_param="per_page"), records_path="data", concurrency=3
+    ).num_rows
 
 
 def test_read_api_in_a_worker_process(api: FaultServer) -> None:

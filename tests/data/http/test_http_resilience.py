@@ -46,8 +46,13 @@ def test_every_fault_is_retried_and_every_record_arrives_once(api: FaultServer, 
 
     def extract():
         return read_api(
-            api.url + "/pages", paginate=PAGES, records_path="data", concurrency=concurrency,
-            timeout=0.4, retry=FAST_RETRY, breaker=Breaker(failures=20, key=_key()),
+            api.url + "/pages",
+            paginate=PAGES,
+            records_path="data",
+            concurrency=concurrency,
+            timeout=0.4,
+            retry=FAST_RETRY,
+            breaker=Breaker(failures=20, key=_key()),
         )
 
     wf = Workflow("faults")
@@ -56,8 +61,15 @@ def test_every_fault_is_retried_and_every_record_arrives_once(api: FaultServer, 
     table = result.tasks["extract"].result
     assert table["id"].to_pylist() == list(range(237))
     hits = {page: [h.outcome for h in api.hits if h.page == page] for page in range(2, 9)}
-    assert hits == {2: ["429", "ok"], 3: ["500", "ok"], 4: ["503", "ok"], 5: ["drop", "ok"],
-                    6: ["truncate", "ok"], 7: ["cut_json", "ok"], 8: ["slow", "ok"]}
+    assert hits == {
+        2: ["429", "ok"],
+        3: ["500", "ok"],
+        4: ["503", "ok"],
+        5: ["drop", "ok"],
+        6: ["truncate", "ok"],
+        7: ["cut_json", "ok"],
+        8: ["slow", "ok"],
+    }
     metrics = result.tasks["extract"].metrics
     assert metrics["http_retries"] == 7
     assert metrics["http_retry_wait_seconds"] >= 1.0  # the 429 asked for 1 s
@@ -97,8 +109,7 @@ def test_retry_after_http_date() -> None:
 def test_retries_run_out_with_a_clear_transient_error(api: FaultServer) -> None:
     api.inject("pages", 2, "500", "503", "500")
     with pytest.raises(ApiRequestError) as info:
-        read_api(api.url + "/pages", paginate=PAGES, records_path="data",
-                 retry=Retry(attempts=3, backoff=0.01), breaker=None)
+        read_api(api.url + "/pages", paginate=PAGES, records_path="data", retry=Retry(attempts=3, backoff=0.01), breaker=None)
     err = info.value
     assert (err.page, err.status, err.transient) == (2, 500, True)
     assert "after 3 attempt(s)" in str(err) and "/pages?page=2" in str(err)
@@ -109,8 +120,14 @@ def test_timeout_is_retried_then_reported(api: FaultServer) -> None:
     api.slow_seconds = 0.6
     api.inject("cursor", 1, "slow", "slow")
     with pytest.raises(ApiRequestError) as info:
-        read_api(api.url + "/cursor", paginate=Cursor("meta.next"), records_path="data", timeout=0.2,
-                 retry=Retry(attempts=2, backoff=0.01), breaker=None)
+        read_api(
+            api.url + "/cursor",
+            paginate=Cursor("meta.next"),
+            records_path="data",
+            timeout=0.2,
+            retry=Retry(attempts=2, backoff=0.01),
+            breaker=None,
+        )
     assert "timeout" in str(info.value) and info.value.status is None
 
 
@@ -161,7 +178,8 @@ def test_429_slows_down_every_user_of_the_host(api: FaultServer) -> None:
     limit = RateLimit(1000, key=_key())
     api.inject("cursor", 1, "429")
     reader = threading.Thread(
-        target=read_api, args=(api.url + "/cursor",),
+        target=read_api,
+        args=(api.url + "/cursor",),
         kwargs=dict(paginate=Cursor("meta.next"), records_path="data", rate_limit=limit, retry=FAST_RETRY),
     )
     reader.start()

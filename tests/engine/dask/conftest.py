@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dask_procs import DaskCluster
+from .dask_procs import DaskCluster
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,9 @@ DASK = str(Path(sys.executable).with_name("dask"))
 class DaskCluster:
     """Processes of one local Dask cluster; ``address`` is the scheduler's."""
 
-    def __init__(self, tmp: Path, workers: int = 2, *, nanny: bool = True, protocol: str = "tcp",
-                 tls: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, workers: int = 2, *, nanny: bool = True, protocol: str = "tcp", tls: dict[str, str] | None = None
+    ) -> None:
         self.tmp = tmp
         self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
         for name in ("BUBBLES_DASK_ADDRESS", "DASK_SCHEDULER_ADDRESS"):
@@ -31,8 +32,23 @@ class DaskCluster:
         if tls:
             self.tls_args = ["--tls-ca-file", tls["ca"], "--tls-cert", tls["cert"], "--tls-key", tls["key"]]
         info = tmp / "scheduler.json"
-        self.scheduler = self._spawn([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                      "--protocol", protocol, "--scheduler-file", str(info), *self.tls_args], "scheduler")
+        self.scheduler = self._spawn(
+            [
+                DASK,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--protocol",
+                protocol,
+                "--scheduler-file",
+                str(info),
+                *self.tls_args,
+            ],
+            "scheduler",
+        )
         deadline = time.monotonic() + 60
         while not info.exists() or not info.read_text().strip():
             if self.scheduler.poll() is not None or time.monotonic() > deadline:
@@ -40,9 +56,26 @@ class DaskCluster:
             time.sleep(0.05)
         time.sleep(0.1)
         self.address: str = json.loads(info.read_text())["address"]
-        self.workers = [self._spawn([DASK, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                                     "--nanny" if nanny else "--no-nanny", "--memory-limit", "0", *self.tls_args],
-                                    f"worker{i}") for i in range(workers)]
+        self.workers = [
+            self._spawn(
+                [
+                    DASK,
+                    "worker",
+                    self.address,
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--nanny" if nanny else "--no-nanny",
+                    "--memory-limit",
+                    "0",
+                    *self.tls_args,
+                ],
+                f"worker{i}",
+            )
+            for i in range(workers)
+        ]
 
     def _spawn(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "wb")  # closed once the child has it
@@ -69,5 +102,3 @@ class DaskCluster:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-
-

@@ -9,7 +9,7 @@ import pytest
 
 from bubbles.cli.load import load_target
 
-ETL = '''
+ETL = """
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -46,7 +46,7 @@ pipeline = bubbles.Pipeline("etl")
 pipeline.add_task(extract)
 pipeline.add_task(transform)
 pipeline.add_task(load)
-'''
+"""
 
 
 @pytest.fixture
@@ -65,8 +65,7 @@ def _read(out: Path) -> dict[str, object]:
 def test_etl_on_dask_matches_serial(address: str, etl_file: Path, tmp_path: Path) -> None:
     _, pipeline = load_target(str(etl_file))
     serial = pipeline.run(executor="serial", params={"out_dir": str(tmp_path / "serial")}, keep_outputs=True)
-    on_dask = pipeline.run(distributed=True, address=address, params={"out_dir": str(tmp_path / "dask")},
-                           keep_outputs=True)
+    on_dask = pipeline.run(distributed=True, address=address, params={"out_dir": str(tmp_path / "dask")}, keep_outputs=True)
     assert on_dask.output == serial.output == {"rows": 47_991, "files": 4}
     assert on_dask.tasks["transform"].result.equals(serial.tasks["transform"].result)
     expected, got = _read(tmp_path / "serial"), _read(tmp_path / "dask")
@@ -83,8 +82,7 @@ def test_bubbles_run_distributed_cli(address: str, etl_file: Path, tmp_path: Pat
     from bubbles.cli.main import cli
 
     out = tmp_path / "cli"
-    result = CliRunner().invoke(cli, ["run", str(etl_file), "--distributed", "--address", address,
-                                      "-p", f"out_dir={out}"])
+    result = CliRunner().invoke(cli, ["run", str(etl_file), "--distributed", "--address", address, "-p", f"out_dir={out}"])
     assert result.exit_code == 0, result.output
     assert len(_read(out)) == 4
 

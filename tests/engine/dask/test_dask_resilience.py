@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dask_procs import DaskCluster
+from .dask_procs import DaskCluster
 
 from bubbles import Workflow
 from bubbles._errors import ConfigError, RunFailed
@@ -89,29 +89,51 @@ def _self_signed(tmp: Path) -> dict[str, str]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bubbles test CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                    x509.DNSName("localhost")]), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     files = {"ca": tmp / "ca.pem", "cert": tmp / "node.pem", "key": tmp / "node-key.pem"}
     files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+    files["key"].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return {k: str(v) for k, v in files.items()}
 
 
@@ -123,30 +145,34 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> tuple[DaskCluster, 
     try:
         from distributed import Security
 
-        security = Security(tls_ca_file=certs["ca"], tls_client_cert=certs["cert"], tls_client_key=certs["key"],
-                            require_encryption=True)
+        security = Security(
+            tls_ca_file=certs["ca"], tls_client_cert=certs["cert"], tls_client_key=certs["key"], require_encryption=True
+        )
         cluster.wait_for_workers(1, security=security)
         yield cluster, certs  # type: ignore[misc]
     finally:
         cluster.stop()
 
 
-def test_tls_with_certificate_files(tls_cluster: tuple[DaskCluster, dict[str, str]], tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_with_certificate_files(
+    tls_cluster: tuple[DaskCluster, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cluster, certs = tls_cluster
     monkeypatch.setenv("BUBBLES_HOME", str(tmp_path))
     assert cluster.address.startswith("tls://")
     wf = Workflow("secure")
     n = wf.add_task(lambda: list(range(5)), name="n")
     wf.add_task(sum, requires=[n], name="total")
-    result = wf.run(distributed=True, address=cluster.address, tls_ca_file=certs["ca"], tls_cert=certs["cert"],
-                    tls_key=certs["key"])
+    result = wf.run(
+        distributed=True, address=cluster.address, tls_ca_file=certs["ca"], tls_cert=certs["cert"], tls_key=certs["key"]
+    )
     assert result.tasks["total"].result == 10
     assert result.tasks["total"].worker.startswith("tls://127.0.0.1:")
 
 
-def test_tls_from_environment(tls_cluster: tuple[DaskCluster, dict[str, str]], tmp_path: Path,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_from_environment(
+    tls_cluster: tuple[DaskCluster, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cluster, certs = tls_cluster
     monkeypatch.setenv("BUBBLES_HOME", str(tmp_path))
     monkeypatch.setenv("BUBBLES_DASK_ADDRESS", cluster.address)
@@ -158,8 +184,9 @@ def test_tls_from_environment(tls_cluster: tuple[DaskCluster, dict[str, str]], t
     assert wf.run(distributed=True).tasks["incs"].result == [2, 3, 4]
 
 
-def test_tls_without_certificates_is_a_clear_error(tls_cluster: tuple[DaskCluster, dict[str, str]], tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_without_certificates_is_a_clear_error(
+    tls_cluster: tuple[DaskCluster, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cluster, certs = tls_cluster
     monkeypatch.setenv("BUBBLES_HOME", str(tmp_path))
     wf = Workflow("insecure")

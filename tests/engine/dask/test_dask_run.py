@@ -302,8 +302,9 @@ def load(rows: list[dict[str, Any]]) -> int:
 
 
 @pytest.mark.slow
-def test_seed_pipeline_on_a_local_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_seed_pipeline_on_a_local_cluster(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.delenv("BUBBLES_DASK_ADDRESS", raising=False)
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     monkeypatch.setenv("BUBBLES_HOME", str(tmp_path))
@@ -388,7 +389,7 @@ def test_seed_script_without_main_guard(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from dask_procs import SRC
+    from .dask_procs import SRC
 
     script = tmp_path / "etl.py"
     script.write_text(SEED_SCRIPT)

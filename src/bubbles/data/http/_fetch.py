@@ -196,7 +196,11 @@ class PageFetcher:
             raise ApiRequestError(
                 f"GET {shown} (page {page_no}) failed after {self.retry.attempts} attempt(s): {exc.reason}. "
                 "The server may be down or overloaded; the task can be retried later, or raise Retry(attempts=...).",
-                source=shown, page=page_no, status=exc.status, reason=exc.reason, transient=True,
+                source=shown,
+                page=page_no,
+                status=exc.status,
+                reason=exc.reason,
+                transient=True,
             ) from exc
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
@@ -206,7 +210,11 @@ class PageFetcher:
         self.stats.add(retries=1, retry_wait_seconds=wait)
         log.warning(
             "GET %s (page %d) attempt %d failed: %s; retrying in %.2f s",
-            shown, request.index + 1, state.attempt_number, exc, wait,
+            shown,
+            request.index + 1,
+            state.attempt_number,
+            exc,
+            wait,
         )
 
     def _sleep(self, seconds: float) -> None:
@@ -242,7 +250,9 @@ class PageFetcher:
                     f"GET {shown} (page {page_no}) not sent: the circuit breaker for {self.breaker.name} is open after "
                     f"{self.breaker.failures} consecutive failures; it lets a probe through in {wait:.1f} s. "
                     "Check the server, then run the task again.",
-                    **where, reason="circuit breaker open", transient=True,
+                    **where,
+                    reason="circuit breaker open",
+                    transient=True,
                 )
         if self.limiter is not None:
             waited = self.limiter.acquire()
@@ -277,7 +287,10 @@ class PageFetcher:
                 raise ApiRequestError(
                     f"GET {shown} (page {page_no}): {reason}, longer than max_retry_after={self.retry.max_retry_after:g} s. "
                     "Run the task later, or raise Retry(max_retry_after=...).",
-                    **where, status=status, reason=reason, transient=True,
+                    **where,
+                    status=status,
+                    reason=reason,
+                    transient=True,
                 )
             raise _Transient(reason, status=status, retry_after=after)
         if self.breaker is not None:
@@ -291,7 +304,10 @@ class PageFetcher:
             reason = f"HTTP {status} {response.reason_phrase}"
             raise ApiRequestError(
                 f"GET {shown} (page {page_no}) failed: {reason}; body {_preview(response.content)}. {hint}",
-                **where, status=status, reason=reason, transient=False,
+                **where,
+                status=status,
+                reason=reason,
+                transient=False,
             )
         return self._parse(request, response, shown)
 
@@ -314,7 +330,8 @@ class PageFetcher:
                 f"GET {shown} (page {page_no}): expected a JSON body, found Content-Type {content_type!r}, "
                 f"body {_preview(content)}. Check the URL (an HTML page is often a login or error page), "
                 "or pass check_content_type=False if the server mislabels JSON.",
-                **where, reason=reason,
+                **where,
+                reason=reason,
             )
         try:
             body = json.loads(content)
@@ -329,7 +346,8 @@ class PageFetcher:
             raise ApiResponseError(
                 f"GET {shown} (page {page_no}): {reason}; body {_preview(content)}. "
                 "Check the URL and that the endpoint returns JSON.",
-                **where, reason=reason,
+                **where,
+                reason=reason,
             ) from None
         records = self._records(body, shown, page_no, response.status_code)
         digest = hashlib.blake2b(content, digest_size=16).hexdigest()
@@ -352,7 +370,8 @@ class PageFetcher:
                 f"GET {shown} (page {page_no}): {reason}; the body is {type(body).__name__}"
                 + (f" with keys {keys}" if keys is not None else "")
                 + ". Fix records_path to where the list of records is.",
-                **where, reason=reason,
+                **where,
+                reason=reason,
             ) from None
         if found is None:
             return []  # some APIs send "items": null on an empty page
@@ -361,7 +380,8 @@ class PageFetcher:
             reason = f"expected a list of records {at}, found an object with keys {keys}"
             raise ApiResponseError(
                 f"GET {shown} (page {page_no}): {reason}. Set records_path= to the key that holds the list.",
-                **where, reason=reason,
+                **where,
+                reason=reason,
             )
         if not isinstance(found, list):
             reason = f"expected a list of records {at}, found {type(found).__name__} {_preview(json.dumps(found).encode())}"

@@ -114,7 +114,9 @@ class CircuitBreaker:
                 self.trips += 1
                 log.warning(
                     "circuit breaker for %s opened after %d consecutive failures; failing fast for %g s",
-                    self.name, self._count, self.cooldown,
+                    self.name,
+                    self._count,
+                    self.cooldown,
                 )
                 return True
             return False

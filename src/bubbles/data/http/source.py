@@ -135,6 +135,9 @@ class ApiSource:
                     from ..._errors import MissingDependencyError
 
                     raise MissingDependencyError("Reading HTTP APIs", "httpx", "http") from None
+                from ..._secrets import mask_loggers
+
+                mask_loggers("httpx", "httpcore")  # they log request URLs, which may carry an API key
                 pool = max(self.concurrency, 10)
                 self._client = httpx.Client(
                     timeout=httpx.Timeout(self.timeout),
@@ -233,9 +236,16 @@ class ApiSource:
         auth_params = self.auth.params() if self.auth else {}
         stats = HttpStats()
         fetcher = PageFetcher(
-            self._http(), auth_headers=auth_headers, auth_params=auth_params, retry=self.retry, timeout=self.timeout,
-            limiter=self.limiter(url), breaker=self.circuit(url), records_path=records_path,
-            check_content_type=self.check_content_type, stats=stats,
+            self._http(),
+            auth_headers=auth_headers,
+            auth_params=auth_params,
+            retry=self.retry,
+            timeout=self.timeout,
+            limiter=self.limiter(url),
+            breaker=self.circuit(url),
+            records_path=records_path,
+            check_content_type=self.check_content_type,
+            stats=stats,
         )
         shown = mask(url)
         started = time.perf_counter()
@@ -263,8 +273,13 @@ class ApiSource:
                     incremental.propose(mark_name, mark)
             log.info(
                 "read %d records in %d pages from %s in %.2f s (%d requests, %d retries, %d throttled waits)",
-                stats.records, stats.pages, shown, time.perf_counter() - started,
-                stats.requests, stats.retries, stats.throttled_waits,
+                stats.records,
+                stats.pages,
+                shown,
+                time.perf_counter() - started,
+                stats.requests,
+                stats.retries,
+                stats.throttled_waits,
             )
         finally:
             stats.report()
@@ -278,7 +293,10 @@ class ApiSource:
         return PaginationLoopError(
             f"Pagination of {shown} would never end: after page {page.number}, {exc}. "
             "Check the paginator settings (path/param), or report the API's behaviour; nothing was returned.",
-            source=shown, page=page.number, status=None, reason=str(exc),
+            source=shown,
+            page=page.number,
+            status=None,
+            reason=str(exc),
         )
 
     def _sequential(
@@ -444,7 +462,10 @@ def _page_table(page: Page, flatten: bool, sep: str, schema: pa.Schema | None) -
         raise ApiResponseError(
             f"Page {page.number} of {shown}: column {column!r} cannot be converted to Arrow ({expected}): {detail}. "
             "Declare schema= with the right type, or fix the data at the source.",
-            source=shown, page=page.number, column=column, reason=detail,
+            source=shown,
+            page=page.number,
+            column=column,
+            reason=detail,
         ) from None
 
 
@@ -479,7 +500,10 @@ def _unify(schemas: list[tuple[int, pa.Schema]], shown: str) -> None:
                 raise ApiResponseError(
                     f"The schema of {shown} changes between pages: column {fld.name!r} is {known[1]} on page {known[0]} "
                     f"but {fld.type} on page {number} ({exc}). Declare schema= with the type to use.",
-                    source=shown, page=number, column=fld.name, reason=f"column {fld.name!r} changed type",
+                    source=shown,
+                    page=number,
+                    column=fld.name,
+                    reason=f"column {fld.name!r} changed type",
                 ) from None
             widened = merged.field(fld.name).type
             seen[fld.name] = (known[0] if widened == known[1] else number, widened)
@@ -513,6 +537,13 @@ def read_api(
     """
     with ApiSource(**source) as api:
         return api.read(
-            url, params=params, paginate=paginate, records_path=records_path, flatten=flatten, sep=sep,
-            schema=schema, incremental=incremental, max_pages=max_pages,
+            url,
+            params=params,
+            paginate=paginate,
+            records_path=records_path,
+            flatten=flatten,
+            sep=sep,
+            schema=schema,
+            incremental=incremental,
+            max_pages=max_pages,
         )

@@ -78,17 +78,31 @@ def run_attempt(shell: Call, digest: str, fn_bytes: bytes, args: Any, kwargs: An
         import traceback
 
         outcome = Outcome(
-            shell.key, shell.attempt, False,
+            shell.key,
+            shell.attempt,
+            False,
             error=RemoteTaskError(
                 f"Task {shell.key!r} could not be loaded on Dask worker {worker.address}: {type(exc).__name__}: {exc}. "
                 "Install the packages the task imports on every worker (the same versions as on the client).",
-                task=shell.key, attempt=shell.attempt, error_type=type(exc).__name__,
+                task=shell.key,
+                attempt=shell.attempt,
+                error_type=type(exc).__name__,
             ),
             traceback=traceback.format_exc(),
         )
     else:
-        call = Call(shell.key, shell.attempt, fn, tuple(args), dict(kwargs), shell.run_id, shell.workflow,
-                    shell.timeout, shell.probes, shell.params)
+        call = Call(
+            shell.key,
+            shell.attempt,
+            fn,
+            tuple(args),
+            dict(kwargs),
+            shell.run_id,
+            shell.workflow,
+            shell.timeout,
+            shell.probes,
+            shell.params,
+        )
         outcome = execute(call)
     outcome.worker = worker.address
     value, outcome.value = outcome.value, None

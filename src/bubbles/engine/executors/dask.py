@@ -264,7 +264,10 @@ class DaskExecutor:
         log.info(
             "bubbles: no Dask scheduler address given (address=, %s or Dask's 'scheduler-address'); started a "
             "LocalCluster at %s with %d workers and %d threads on this machine. It stops when the run ends.",
-            _ENV_ADDRESS, cluster.scheduler_address, len(workers), threads,
+            _ENV_ADDRESS,
+            cluster.scheduler_address,
+            len(workers),
+            threads,
         )
         return client
 
@@ -346,22 +349,49 @@ class DaskExecutor:
                 _, digest, data = self._functions[id(c.fn)]
                 digests.append(digest)
                 datas.append(data)
-                shells.append(Call(c.key, c.attempt, None, (), {}, c.run_id, c.workflow,  # type: ignore[arg-type]
-                                   c.timeout, c.probes, c.params))
+                shells.append(
+                    Call(
+                        c.key,
+                        c.attempt,
+                        None,
+                        (),
+                        {},
+                        c.run_id,
+                        c.workflow,  # type: ignore[arg-type]
+                        c.timeout,
+                        c.probes,
+                        c.params,
+                    )
+                )
             assert self._client is not None
             try:
                 args = [self._scatter_large(list(c.args)) for c in batch]
                 kwargs = [self._scatter_large(c.kwargs) for c in batch]
                 futures = self._client.map(
-                    run_attempt, shells, digests, datas, args, kwargs,
-                    [self._topic] * len(batch), key=keys, pure=False, retries=0,
+                    run_attempt,
+                    shells,
+                    digests,
+                    datas,
+                    args,
+                    kwargs,
+                    [self._topic] * len(batch),
+                    key=keys,
+                    pure=False,
+                    retries=0,
                 )
             except Exception as exc:  # e.g. an argument Dask cannot serialize
                 for c in batch:
-                    self._post(self._failed(c.key, c.attempt, NotPicklableError(
-                        f"The inputs of task {c.key!r} cannot be sent to Dask: {type(exc).__name__}: {exc}. "
-                        "Pass plain data between tasks (Arrow, pandas, lists, dicts).", task=c.key,
-                    )))
+                    self._post(
+                        self._failed(
+                            c.key,
+                            c.attempt,
+                            NotPicklableError(
+                                f"The inputs of task {c.key!r} cannot be sent to Dask: {type(exc).__name__}: {exc}. "
+                                "Pass plain data between tasks (Arrow, pandas, lists, dicts).",
+                                task=c.key,
+                            ),
+                        )
+                    )
                 continue
             with self._lock:
                 for c, future in zip(batch, futures, strict=True):
@@ -417,7 +447,8 @@ class DaskExecutor:
                 f"Task {key!r} (attempt {attempt}) was lost: the client lost its connection to the Dask scheduler"
                 f"{' at ' + self._scheduler_address() if self._scheduler_address() else ''}. Check that the "
                 "scheduler is running; the run is recorded as failed.",
-                task=key, attempt=attempt,
+                task=key,
+                attempt=attempt,
             )
             self._lost = error
         else:
@@ -426,7 +457,9 @@ class DaskExecutor:
                 f"Dask failed task {key!r} (attempt {attempt}): {type(exc).__name__}: {exc}. If its workers died, "
                 "check their memory limits and logs; if its output could not be moved between workers, return "
                 "plain data (Arrow, pandas, lists, dicts).",
-                task=key, attempt=attempt, error_type=type(exc).__name__,
+                task=key,
+                attempt=attempt,
+                error_type=type(exc).__name__,
             )
         self._post(self._failed(key, attempt, error))
 
