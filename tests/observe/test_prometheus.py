@@ -9,12 +9,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from .conftest import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 import bubbles
 from bubbles import Workflow
 from bubbles.observe.prometheus import PrometheusExporter
+
+from .conftest import free_port
 
 SRC = str(Path(bubbles.__file__).parent.parent)
 

@@ -113,6 +113,7 @@ class _Slot:
 
     __slots__ = (
         "attempt",
+        "attempt_started_at",
         "children",
         "consumers",
         "dependents",
@@ -122,7 +123,6 @@ class _Slot:
         "future",
         "group",
         "logs",
-        "attempt_started_at",
         "metrics",
         "node",
         "output",

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from .dask_procs import DaskCluster
 
 from bubbles import Workflow
 from bubbles._errors import ConfigError, RunFailed
 from bubbles.engine.executors.dask import DaskConnectionError, SchedulerLost
+
+from .dask_procs import DaskCluster
 
 
 def nap(i: int) -> int:
