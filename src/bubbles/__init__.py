@@ -33,27 +33,68 @@ from ._version import __version__
 from .api.decorators import FlowFunction, TaskFunction, flow, task
 from .api.pipeline import Pipeline
 from .api.workflow import ParallelTask, TaskHandle, Workflow
+from .data.http import (
+    ApiError,
+    ApiKey,
+    ApiRequestError,
+    ApiResponseError,
+    ApiSource,
+    BasicAuth,
+    BearerToken,
+    Breaker,
+    CircuitOpenError,
+    Cursor,
+    Incremental,
+    LinkHeader,
+    NextLink,
+    OffsetLimit,
+    PageNumber,
+    PaginationLoopError,
+    RateLimit,
+    Retry,
+    read_api,
+)
 from .engine.result import RunResult, TaskRun, TaskState
 from .engine.runner import Future
+from .observe.alerts import Callbacks, WebhookNotifier
 from .observe.metrics import MetricsCollector
 
 bubbles = flow  # `from bubbles import bubbles` — the seeds' decorator name
 
 __all__ = [
+    "ApiError",
+    "ApiKey",
+    "ApiRequestError",
+    "ApiResponseError",
+    "ApiSource",
+    "BasicAuth",
+    "BearerToken",
+    "Breaker",
     "BubblesError",
+    "Callbacks",
+    "CircuitOpenError",
     "ConfigError",
+    "Cursor",
     "CycleError",
     "DataError",
     "DuplicateTaskError",
     "FlowFunction",
     "Future",
     "GraphError",
+    "Incremental",
+    "LinkHeader",
     "MetricsCollector",
     "MissingDependencyError",
+    "NextLink",
     "NotPicklableError",
+    "OffsetLimit",
+    "PageNumber",
+    "PaginationLoopError",
     "ParallelTask",
     "Pipeline",
+    "RateLimit",
     "RemoteTaskError",
+    "Retry",
     "RunCancelled",
     "RunFailed",
     "RunResult",
@@ -67,12 +108,14 @@ __all__ = [
     "TaskTimeout",
     "UnknownTaskError",
     "UpstreamFailed",
+    "WebhookNotifier",
     "Workflow",
     "__version__",
     "bubbles",
     "current_task",
     "flow",
     "log_metric",
+    "read_api",
     "task",
 ]
 
