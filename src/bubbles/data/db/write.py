@@ -1,0 +1,274 @@
+"""Loading Arrow data into a table: append, replace, merge; one transaction per load.
+
+How each mode runs (all inside one transaction: a failure leaves the target as it was)::
+
+    append   create the table from the Arrow schema if missing; bulk-insert the batches
+    replace  bulk-insert into a new table beside it, then DROP the old one and RENAME the new one
+    merge    bulk-insert into a temporary staging table, then
+               INSERT INTO t (...) SELECT ... FROM stage ON CONFLICT (key) DO UPDATE SET ...
+             (when t has a primary key or unique constraint on ``key`` -- bubbles creates one
+             when it creates the table); otherwise DELETE the matching keys, then INSERT
+
+Bulk insert is ADBC ingest (binary COPY) on PostgreSQL, ``INSERT ... SELECT`` from the Arrow
+stream on DuckDB, ``executemany`` on SQLite. Data flows batch by batch (``batch_size`` rows), so
+a load needs memory for one batch, not the whole input.
+
+Schema drift against an existing table: ``schema="evolve"`` (default) adds new columns as
+nullable, ``"freeze"`` raises :class:`SchemaDriftError` naming them, ``"discard"`` drops them.
+A column whose type would change is always an error, unless the new type widens into the old
+(``int32`` into ``BIGINT``); see :mod:`bubbles.data.db.types`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..._context import log_metric
+from ..._errors import ConfigError, DataError
+from .base import Connection, Session, display_table, qualified, quote_ident, split_table, transaction
+from .connect import connect
+from .errors import SchemaDriftError, in_task
+from .types import can_widen, normalize_arrow, sql_type
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["as_reader", "write_table"]
+
+Mode = Literal["append", "replace", "merge"]
+SchemaPolicy = Literal["evolve", "freeze", "discard"]
+
+
+def as_reader(data: Any, batch_size: int = 65_536) -> pa.RecordBatchReader:
+    """Arrow table, record batch(es), reader, pandas or polars DataFrame -> a RecordBatchReader."""
+    import pyarrow as pa
+
+    if isinstance(data, pa.RecordBatchReader):
+        return data
+    if isinstance(data, pa.Table):
+        return data.to_reader(max_chunksize=batch_size)
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data]).to_reader(max_chunksize=batch_size)
+    if hasattr(data, "__arrow_c_stream__") and not isinstance(data, list | tuple):
+        try:
+            return pa.RecordBatchReader.from_stream(data)
+        except Exception:  # pandas objects expose the protocol but some versions fail; fall through
+            pass
+    module = type(data).__module__.split(".")[0]
+    if module == "pandas":
+        return pa.Table.from_pandas(data, preserve_index=False).to_reader(max_chunksize=batch_size)
+    if module == "polars":
+        return data.to_arrow().to_reader(max_chunksize=batch_size)  # type: ignore[no-any-return]
+    if isinstance(data, Iterable):
+        it = iter(data)
+        first = next(it, None)
+        if not isinstance(first, pa.RecordBatch):
+            raise ConfigError(f"write_table(): an iterable of data must yield pyarrow.RecordBatch objects, got {type(first).__name__}.")
+
+        def chain() -> Iterator[pa.RecordBatch]:
+            yield first
+            yield from it
+
+        return pa.RecordBatchReader.from_batches(first.schema, chain())
+    raise ConfigError(
+        f"write_table() cannot load a {type(data).__name__}. Pass a pyarrow Table, RecordBatch or "
+        "RecordBatchReader, an iterable of RecordBatches, or a pandas/polars DataFrame."
+    )
+
+
+def write_table(
+    conn: Connection | str,
+    table: str | Sequence[str],
+    data: Any,
+    *,
+    mode: Mode = "append",
+    key: str | Sequence[str] | None = None,
+    schema: SchemaPolicy = "evolve",
+    batch_size: int = 65_536,
+) -> int:
+    """Load Arrow ``data`` into ``table`` in one transaction; returns the number of rows loaded.
+
+    Args:
+        conn: a connection, URL or connection name.
+        table: ``"orders"`` or ``"schema.orders"`` (quoted as identifiers; created if missing).
+        data: a pyarrow Table / RecordBatch / RecordBatchReader, an iterable of RecordBatches,
+            or a pandas or polars DataFrame.
+        mode: ``"append"``, ``"replace"`` (built aside, swapped atomically) or ``"merge"``
+            (upsert by ``key``).
+        key: the key column(s) for ``merge``; a created table gets it as its primary key.
+        schema: what to do with columns the table lacks: ``"evolve"`` adds them (nullable),
+            ``"freeze"`` raises, ``"discard"`` drops them. Type changes always raise.
+        batch_size: rows per batch sent to the database.
+
+    Raises:
+        SchemaDriftError: new columns under ``"freeze"``, or a column whose type would change.
+        ConstraintViolation: a constraint failed; the load was rolled back; names table and key.
+        ConnectionFailed: the database is unreachable (transient: retried per the task's policy).
+
+    Example:
+        >>> import bubbles, pyarrow as pa
+        >>> conn = bubbles.connect("duckdb:///:memory:")
+        >>> bubbles.write_table(conn, "orders", pa.table({"id": [1, 2], "total": [9.5, 3.0]}))
+        2
+        >>> bubbles.write_table(conn, "orders", pa.table({"id": [2], "total": [4.0]}), mode="merge", key="id")
+        1
+    """
+    if mode not in ("append", "replace", "merge"):
+        raise ConfigError(f"write_table(mode={mode!r}): mode must be 'append', 'replace' or 'merge'.")
+    if schema not in ("evolve", "freeze", "discard"):
+        raise ConfigError(f"write_table(schema={schema!r}): schema must be 'evolve', 'freeze' or 'discard'.")
+    keys = [key] if isinstance(key, str) else list(key or [])
+    if mode == "merge" and not keys:
+        raise ConfigError(f"write_table({display_table(table)!r}, mode='merge') needs key=[...]: the column(s) that identify a row.")
+    conn = connect(conn)
+    reader = as_reader(data, batch_size)
+    missing_keys = [k for k in keys if k not in reader.schema.names]
+    if missing_keys:
+        raise ConfigError(
+            f"write_table({display_table(table)!r}): key column(s) {missing_keys} are not in the data "
+            f"(columns: {', '.join(reader.schema.names)}).",
+            table=display_table(table),
+        )
+    name = display_table(table)
+    with conn.session() as s, transaction(s, action=f"load table {name!r}", table=name):
+        if mode == "replace":
+            rows = _replace(s, table, reader, keys)
+        else:
+            existing = s.table_types(table)
+            if existing is None:
+                _create(s, table, reader.schema, keys)
+                existing = {f.name: normalize_arrow(f.type) for f in reader.schema}
+            reader = _reconcile(s, table, reader, existing, schema)
+            if keys:
+                reader = _check_keys(reader, keys, name)
+            rows = _merge(s, table, reader, keys) if mode == "merge" else s.insert_arrow(table, reader)
+    log_metric("db_rows_written", max(rows, 0), add=True)
+    return rows
+
+
+def _columns_sql(schema: pa.Schema, dialect: str, keys: Sequence[str] = ()) -> str:
+    cols = [f"{quote_ident(f.name)} {sql_type(f.type, dialect)}" + (" NOT NULL" if f.name in keys else "") for f in schema]
+    if keys:
+        cols.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in keys)})")
+    return ", ".join(cols)
+
+
+def _create(s: Session, table: str | Sequence[str], schema: pa.Schema, keys: Sequence[str]) -> None:
+    db_schema, _ = split_table(table)
+    if db_schema and s.dialect != "sqlite":
+        s.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(db_schema)}")
+    s.execute(f"CREATE TABLE {qualified(table)} ({_columns_sql(schema, s.dialect, keys)})")
+
+
+def _reconcile(
+    s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, existing: dict[str, pa.DataType | None], policy: str
+) -> pa.RecordBatchReader:
+    """Add, refuse or drop new columns per ``policy``; refuse type changes; cast to the table's types."""
+    import pyarrow as pa
+
+    name = display_table(table)
+    incoming = reader.schema
+    new = [f for f in incoming if f.name not in existing]
+    if new and policy == "freeze":
+        listed = ", ".join(f"{f.name} ({f.type})" for f in new)
+        raise SchemaDriftError(
+            f"Table {name!r}{in_task()} has no column(s) {listed}, and schema='freeze' forbids adding them. "
+            "Drop them from the data, or load with schema='evolve' (add them) or 'discard' (ignore them).",
+            source=name, table=name, columns=[f.name for f in new],
+        )
+    if new and policy == "evolve":
+        for f in new:
+            s.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN {quote_ident(f.name)} {sql_type(f.type, s.dialect)}")
+    changed = []
+    for f in incoming:
+        have = existing.get(f.name, f.type)
+        if have is not None and not can_widen(f.type, have):
+            changed.append(f"{f.name}: table has {have}, data has {f.type}")
+    if changed:
+        raise SchemaDriftError(
+            f"Column types of the data do not fit table {name!r}{in_task()}: {'; '.join(changed)}. bubbles never changes "
+            "a type silently: cast the column in a transform, or load into a new table (mode='replace').",
+            source=name, table=name, columns=[c.split(":")[0] for c in changed],
+        )
+    keep = [f for f in incoming if not (policy == "discard" and f.name not in existing)]
+    target = pa.schema([pa.field(f.name, _target_type(f.type, existing.get(f.name))) for f in keep])
+    if [f.name for f in keep] == incoming.names and all(a.type.equals(b.type) for a, b in zip(keep, target, strict=True)):
+        return reader
+
+    def cast() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            cols = [batch.column(f.name) for f in target]
+            yield pa.RecordBatch.from_arrays(
+                [c if c.type.equals(f.type) else c.cast(f.type) for c, f in zip(cols, target, strict=True)], schema=target
+            )
+
+    return pa.RecordBatchReader.from_batches(target, cast())
+
+
+def _target_type(incoming: pa.DataType, have: pa.DataType | None) -> pa.DataType:
+    return normalize_arrow(incoming) if have is None else have
+
+
+def _check_keys(reader: pa.RecordBatchReader, keys: Sequence[str], table: str) -> pa.RecordBatchReader:
+    """Refuse null keys as the batches go by (a null key can match nothing and would pile up)."""
+    import pyarrow as pa
+
+    def check() -> Iterator[pa.RecordBatch]:
+        seen = 0
+        for batch in reader:
+            for k in keys:
+                col = batch.column(k)
+                if col.null_count:
+                    import pyarrow.compute as pc
+
+                    row = seen + int(pc.index(pc.is_null(col), True).as_py())
+                    raise DataError(
+                        f"Key column {k!r} is empty (null) at row {row} of the data loaded into {table!r}{in_task()}. "
+                        "Every row needs a key: fill it or filter those rows out before the load.",
+                        source=table, row=row, column=k,
+                    )
+            seen += batch.num_rows
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(reader.schema, check())
+
+
+def _merge(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str]) -> int:
+    stage = f"__bubbles_stage_{secrets.token_hex(4)}"
+    s.execute(s.temp_table_sql(stage, _columns_sql(reader.schema, s.dialect)))
+    rows = s.insert_arrow((stage,), reader, temporary=True)
+    cols = [quote_ident(n) for n in reader.schema.names]
+    col_list = ", ".join(cols)
+    target = qualified(table)
+    src = quote_ident(stage)
+    unique = {frozenset(u) for u in s.unique_keys(table)}
+    if frozenset(keys) in unique:
+        updates = [c for n, c in zip(reader.schema.names, cols, strict=True) if n not in keys]
+        action = "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates) if updates else "DO NOTHING"
+        where = " WHERE true" if s.dialect == "sqlite" else ""  # SQLite needs it to parse ON CONFLICT after SELECT
+        s.execute(
+            f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {src}{where} "
+            f"ON CONFLICT ({', '.join(quote_ident(k) for k in keys)}) {action}"
+        )
+    else:
+        match = " AND ".join(f"{src}.{quote_ident(k)} = {target}.{quote_ident(k)}" for k in keys)
+        s.execute(f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {src} WHERE {match})")
+        s.execute(f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {src}")
+    if s.dialect != "postgresql":  # PostgreSQL drops it at commit (ON COMMIT DROP)
+        s.execute(f"DROP TABLE {src}")
+    return rows
+
+
+def _replace(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str]) -> int:
+    db_schema, name = split_table(table)
+    new = (db_schema, f"{name}__bubbles_new") if db_schema else (f"{name}__bubbles_new",)
+    s.execute(f"DROP TABLE IF EXISTS {qualified(new)}")
+    _create(s, new, reader.schema, keys)
+    if keys:
+        reader = _check_keys(reader, keys, display_table(table))
+    rows = s.insert_arrow(new, reader)
+    s.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
+    s.execute(f"ALTER TABLE {qualified(new)} RENAME TO {quote_ident(name)}")
+    return rows
