@@ -116,6 +116,8 @@ def bind_params(sql: str, params: Sequence[Any] | Mapping[str, Any] | None, styl
         return m.group(0)
 
     out = _TOKENS.sub(sub, sql)
+    if not named and not values and re.search(r"\$\d", sql):
+        return sql, tuple(params)  # type: ignore[arg-type]  # already in $1 style
     if not named and next(positional, _END) is not _END:
         raise ConfigError(f"params has more values than the query has '?' placeholders ({len(values)}).")
     return out, tuple(values)

@@ -79,7 +79,10 @@ class DuckDBSession(Session):
         try:
             row = self.cur.execute(f"INSERT INTO {qualified(table)} ({cols}) SELECT {cols} FROM {quote_ident(view)}").fetchall()
         finally:
-            self.cur.unregister(view)
+            try:
+                self.cur.unregister(view)
+            except Exception:  # after a failed INSERT the transaction is aborted; the INSERT's error matters
+                pass
         return int(row[0][0]) if row else -1
 
     def translate(self, exc: BaseException, *, action: str, query: str | None = None, table: str | None = None) -> BaseException:

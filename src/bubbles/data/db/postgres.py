@@ -71,7 +71,7 @@ def _fix_numeric(schema: pa.Schema) -> tuple[pa.Schema, bool]:
     fields, changed = [], False
     for f in schema:
         t = f.type
-        if isinstance(t, pa.ExtensionType) and getattr(t, "type_name", "") == "numeric":
+        if isinstance(t, pa.BaseExtensionType) and getattr(t, "type_name", "") == "numeric":
             typmod = int((f.metadata or {}).get(b"POSTGRESQL:typmod", b"-1"))
             if typmod >= 4:
                 precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
@@ -79,7 +79,7 @@ def _fix_numeric(schema: pa.Schema) -> tuple[pa.Schema, bool]:
             else:
                 t = pa.string()
             changed = True
-        elif isinstance(t, pa.ExtensionType):
+        elif isinstance(t, pa.BaseExtensionType):
             t, changed = t.storage_type, True
         fields.append(pa.field(f.name, t, f.nullable))
     return pa.schema(fields), changed
@@ -96,7 +96,7 @@ def _normalize_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
         for batch in reader:
             cols = []
             for col, f in zip(batch.columns, schema, strict=True):
-                if isinstance(col.type, pa.ExtensionType):
+                if isinstance(col.type, pa.BaseExtensionType):
                     col = col.storage
                 cols.append(col if col.type.equals(f.type) else col.cast(f.type))
             yield pa.RecordBatch.from_arrays(cols, schema=schema)
@@ -141,7 +141,7 @@ class PostgresSession(Session):
         self.raw.rollback()
 
     def table_types(self, table: str | Sequence[str]) -> dict[str, pa.DataType | None] | None:
-        if not self.query_all("SELECT to_regclass($1) IS NOT NULL", (qualified(table),))[0][0]:
+        if not self.query_all("SELECT to_regclass(?) IS NOT NULL", (qualified(table),))[0][0]:
             return None
         reader = self.query_reader(f"SELECT * FROM {qualified(table)} LIMIT 0", None, 1)
         reader.read_all()
@@ -152,7 +152,7 @@ class PostgresSession(Session):
             "SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i "
             "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-            "WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL GROUP BY i.indexrelid",
+            "WHERE i.indrelid = to_regclass(?) AND i.indisunique AND i.indpred IS NULL GROUP BY i.indexrelid",
             (qualified(table),),
         )
         return [tuple(r[0]) for r in rows]

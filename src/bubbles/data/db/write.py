@@ -132,20 +132,47 @@ def write_table(
             table=display_table(table),
         )
     name = display_table(table)
+    guard = _Guard()
     with conn.session() as s, transaction(s, action=f"load table {name!r}", table=name):
-        if mode == "replace":
-            rows = _replace(s, table, reader, keys)
-        else:
-            existing = s.table_types(table)
-            if existing is None:
-                _create(s, table, reader.schema, keys)
-                existing = {f.name: normalize_arrow(f.type) for f in reader.schema}
-            reader = _reconcile(s, table, reader, existing, schema)
-            if keys:
-                reader = _check_keys(reader, keys, name)
-            rows = _merge(s, table, reader, keys) if mode == "merge" else s.insert_arrow(table, reader)
+        try:
+            if mode == "replace":
+                rows = _replace(s, table, guard.wrap(reader), keys, guard)
+            else:
+                existing = s.table_types(table)
+                if existing is None:
+                    _create(s, table, reader.schema, keys)
+                    existing = {f.name: normalize_arrow(f.type) for f in reader.schema}
+                reader = _reconcile(s, table, guard.wrap(reader), existing, schema)
+                if keys:
+                    reader = _check_keys(reader, keys, name)
+                reader = guard.wrap(reader)
+                rows = _merge(s, table, reader, keys) if mode == "merge" else s.insert_arrow(table, reader)
+        except Exception as exc:
+            if guard.error is not None and guard.error is not exc:
+                raise guard.error from None  # our own error, raised while the driver pulled a batch
+            raise
     log_metric("db_rows_written", max(rows, 0), add=True)
     return rows
+
+
+class _Guard:
+    """Remembers an exception raised while a driver pulls batches, which drivers wrap in their own errors."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+    def wrap(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+        import pyarrow as pa
+
+        def pull() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except Exception as exc:
+                if self.error is None:
+                    self.error = exc
+                raise
+
+        return pa.RecordBatchReader.from_batches(reader.schema, pull())
 
 
 def _columns_sql(schema: pa.Schema, dialect: str, keys: Sequence[str] = ()) -> str:
@@ -261,13 +288,13 @@ def _merge(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader,
     return rows
 
 
-def _replace(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str]) -> int:
+def _replace(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str], guard: _Guard) -> int:
     db_schema, name = split_table(table)
     new = (db_schema, f"{name}__bubbles_new") if db_schema else (f"{name}__bubbles_new",)
     s.execute(f"DROP TABLE IF EXISTS {qualified(new)}")
     _create(s, new, reader.schema, keys)
     if keys:
-        reader = _check_keys(reader, keys, display_table(table))
+        reader = guard.wrap(_check_keys(reader, keys, display_table(table)))
     rows = s.insert_arrow(new, reader)
     s.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
     s.execute(f"ALTER TABLE {qualified(new)} RENAME TO {quote_ident(name)}")
