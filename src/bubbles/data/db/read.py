@@ -101,7 +101,7 @@ def read_table(conn: Connection | str, table: str | Sequence[str], *, columns: S
     return read_sql(conn, f"SELECT {cols} FROM {qualified(table)}")
 
 
-def _read_one(conn: Connection, table: str) -> pa.Table:
+def _read_one(table: str, conn: Connection) -> pa.Table:
     return read_table(conn, table)
 
 

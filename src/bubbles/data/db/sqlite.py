@@ -42,8 +42,8 @@ def _to_python(col: pa.Array | pa.ChunkedArray) -> list[Any]:
         fmt = "%Y-%m-%d" if pt.is_date(t) else "%Y-%m-%d %H:%M:%S"  # Arrow's %S includes the fraction
         if pt.is_time(t):
             return [None if v is None else v.isoformat() for v in col.to_pylist()]
-        if pt.is_timestamp(t) and t.tz:
-            col = col.cast(pa.timestamp(t.unit, "UTC"))
+        if pt.is_timestamp(t):  # one text form (microseconds, UTC) so that text comparison is time order
+            col = col.cast(pa.timestamp("us", "UTC" if t.tz else None))
         text = pc.strftime(col, format=fmt)
         return text.to_pylist()  # type: ignore[no-any-return]
     if pt.is_decimal(t):
@@ -76,6 +76,30 @@ def _typed_column(values: list[Any], target: pa.DataType | None) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
+def _param(value: Any) -> Any:
+    """A parameter in the text form the columns were stored in (see :func:`_to_python`)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _params(values: tuple[Any, ...] | dict[str, Any] | None) -> tuple[Any, ...] | dict[str, Any]:
+    if values is None:
+        return ()
+    if isinstance(values, dict):
+        return {k: _param(v) for k, v in values.items()}
+    return tuple(_param(v) for v in values)
+
+
 class SQLiteSession(Session):
     dialect = "sqlite"
 
@@ -85,13 +109,13 @@ class SQLiteSession(Session):
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
         sql, values = bind_params(sql, params, "native")
-        self.db.execute(sql, values if values is not None else ())
+        self.db.execute(sql, _params(values))
 
     def query_reader(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None, batch_rows: int) -> pa.RecordBatchReader:
         import pyarrow as pa
 
         sql, values = bind_params(sql, params, "native")
-        cur = self.db.execute(sql, values if values is not None else ())
+        cur = self.db.execute(sql, _params(values))
         names = [d[0] for d in cur.description or ()]
         declared = self._declared_types(sql, names)
         first = cur.fetchmany(batch_rows)
