@@ -82,7 +82,7 @@ class ProjectConfig:
         known = {env_var_for(n): n for n in names}
         for var in os.environ:
             if var.startswith(_ENV_PREFIX) and var not in known:
-                names.add(var[len(_ENV_PREFIX):].lower())
+                names.add(var[len(_ENV_PREFIX) :].lower())
         return sorted(names)
 
 
@@ -112,7 +112,7 @@ def load_config(path: str | Path | None = None) -> ProjectConfig:
         if isinstance(entry, str):
             entry = {"url": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
-            raise ConfigError(f"{found}: [sources.{name}] needs url = \"https://...\".", source=str(found))
+            raise ConfigError(f'{found}: [sources.{name}] needs url = "https://...".', source=str(found))
         config.sources[name] = dict(entry)
     return config
 
@@ -122,8 +122,8 @@ def _connection_entry(path: Path, name: str, entry: Any) -> str:
         return entry
     if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
         raise ConfigError(
-            f"{path}: [connections.{name}] needs url = \"duckdb:///...\" or \"postgresql://...\" "
-            f"(or write it short: {name} = \"duckdb:///warehouse.duckdb\").",
+            f'{path}: [connections.{name}] needs url = "duckdb:///..." or "postgresql://..." '
+            f'(or write it short: {name} = "duckdb:///warehouse.duckdb").',
             source=str(path),
         )
     url = entry["url"]
@@ -148,7 +148,7 @@ def connection_url(name: str, config: ProjectConfig | None = None) -> tuple[str,
     known = ", ".join(config.connection_names()) or "none"
     where = str(config.path) if config.path else f"no {CONFIG_NAME} found from {Path.cwd()}"
     raise ConfigError(
-        f"No connection named {name!r} (known: {known}). Add [connections.{name}] url = \"...\" to "
+        f'No connection named {name!r} (known: {known}). Add [connections.{name}] url = "..." to '
         f"{config.path or CONFIG_NAME} ({where}), or set {var} to a URL.",
         source=name,
     )

@@ -55,7 +55,13 @@ def _check_source(name: str, entry: dict[str, Any]) -> tuple[bool, str]:
 
 
 @click.command("check")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="bubbles.toml to read (default: found from the current folder).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="bubbles.toml to read (default: found from the current folder).",
+)
 def check(config_path: str | None) -> None:
     """Open every named connection and ping every named HTTP source; report each one's health.
 
@@ -94,7 +100,14 @@ def check(config_path: str | None) -> None:
 @click.command("state")
 @click.option("--reset", "reset", metavar="NAME", default=None, help="Delete watermark NAME: the next run reads from the start.")
 @click.option("--reset-all", is_flag=True, help="Delete every watermark.")
-@click.option("--set", "set_", nargs=2, metavar="NAME VALUE", default=None, help="Set watermark NAME to VALUE (JSON, e.g. an ISO date string or a number).")
+@click.option(
+    "--set",
+    "set_",
+    nargs=2,
+    metavar="NAME VALUE",
+    default=None,
+    help="Set watermark NAME to VALUE (JSON, e.g. an ISO date string or a number).",
+)
 def state(reset: str | None, reset_all: bool, set_: tuple[str, str] | None) -> None:
     """Show incremental watermarks (how far each source has been read); reset or set one."""
     import json
@@ -126,16 +139,19 @@ def state(reset: str | None, reset_all: bool, set_: tuple[str, str] | None) -> N
         store.set(name, value)
         console.print(f"Set {name!r} = {value!r}.")
         return
-    rows = store.list()
-    if not rows:
+    rows, pending = store.list(), store.pending()
+    if not rows and not pending:
         console.print(f"No watermarks in {store.path}.")
         return
     table = Table(title=f"watermarks ({store.path})")
-    for col in ("name", "value", "updated", "run"):
+    for col in ("name", "value", "state", "updated", "run"):
         table.add_column(col, overflow="fold")
     for w in rows:
         updated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(w["updated_at"]))
-        table.add_row(w["name"], str(w["value"]), updated, w["run_id"] or "-")
+        table.add_row(w["name"], str(w["value"]), "committed", updated, w["run_id"] or "-")
+    for p in pending:
+        proposed = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p["proposed_at"]))
+        table.add_row(p["name"], str(p["value"]), "pending", proposed, p["run_id"] or "(outside a run)")
     console.print(table)
 
 

@@ -64,7 +64,7 @@ def test_password_from_secrets_file(home, pg_url: str, pg_server: TempPostgres, 
 def test_named_connections_from_toml_and_env(home, tmp_path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "bubbles.toml").write_text(
         '[connections]\nlocal = "duckdb:///local.duckdb"\n\n'
-        f'[connections.warehouse]\nurl = "duckdb:///wh.duckdb"\n\n[sources.api]\nurl = "http://127.0.0.1:1/health"\n'
+        '[connections.warehouse]\nurl = "duckdb:///wh.duckdb"\n\n[sources.api]\nurl = "http://127.0.0.1:1/health"\n'
     )
     sub = tmp_path / "jobs"
     sub.mkdir()
@@ -87,7 +87,9 @@ def test_named_connections_from_toml_and_env(home, tmp_path, pg_url: str, monkey
 
 def test_table_options_become_libpq_params(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "bubbles.toml"
-    path.write_text('[connections.w]\nurl = "postgresql://etl:${PW}@h/db"\nsslmode = "verify-full"\nsslrootcert = "/ca.pem"\npool_size = 2\n')
+    path.write_text(
+        '[connections.w]\nurl = "postgresql://etl:${PW}@h/db"\nsslmode = "verify-full"\nsslrootcert = "/ca.pem"\npool_size = 2\n'
+    )
     url = load_config(path).connections["w"]
     assert url == "postgresql://etl:${PW}@h/db?sslmode=verify-full&sslrootcert=%2Fca.pem&pool_size=2"
 
@@ -164,12 +166,20 @@ def test_parallel_extraction_through_fan_out(pg_url: str) -> None:
         assert {k: v.num_rows for k, v in data.items()} == {"t0": 1, "t1": 2, "t2": 3, "t3": 4}
         # the same written by hand with Workflow.map: four queries overlap on four pooled connections
         wf = bubbles.Workflow("extract")
-        wf.map(run_query, [f"SELECT slow_id(id) AS id FROM t{i}" for i in range(4)], kwargs={"conn": conn}, max_concurrent=4, name="q")
+        wf.map(
+            run_query,
+            [f"SELECT slow_id(id) AS id FROM t{i}" for i in range(4)],
+            kwargs={"conn": conn},
+            max_concurrent=4,
+            name="q",
+        )
         start = time.perf_counter()
         result = wf.run(executor="threads", max_workers=4)
         elapsed = time.perf_counter() - start
         assert [t.num_rows for t in result.tasks["q"].result] == [1, 2, 3, 4]
-        assert elapsed < 2.4, f"the four queries (0.3 s per row, 10 rows: 3 s one after the other) should overlap; took {elapsed:.1f} s"
+        assert elapsed < 2.4, (
+            f"the four queries (0.3 s per row, 10 rows: 3 s one after the other) should overlap; took {elapsed:.1f} s"
+        )
 
 
 def test_map_on_processes_reconnects(tmp_path) -> None:  # type: ignore[no-untyped-def]

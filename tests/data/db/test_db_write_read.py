@@ -72,7 +72,9 @@ def test_append_replace_merge(any_url: str) -> None:
         assert sorted(rows) == [1, 2, 3, 4]
         assert rows[3]["total"] == 30.0 and rows[1]["total"] == 1.5
         # partial columns in a merge update only those columns
-        db.write_table(conn, "orders", pa.table({"id": pa.array([1], pa.int64()), "customer": ["renamed"]}), mode="merge", key="id")
+        db.write_table(
+            conn, "orders", pa.table({"id": pa.array([1], pa.int64()), "customer": ["renamed"]}), mode="merge", key="id"
+        )
         rows = rows_by_id(conn)
         assert rows[1]["customer"] == "renamed" and rows[1]["total"] == 1.5
         db.write_table(conn, "orders", orders([9]), mode="append")
@@ -185,7 +187,7 @@ def test_bad_arguments_are_config_errors(tmp_path) -> None:  # type: ignore[no-u
 def test_schema_qualified_tables(any_url: str) -> None:
     with db.connect(any_url) as conn:
         if conn.dialect == "sqlite":  # no schemas, only attached databases: a clear error
-            with pytest.raises(db.QueryError, match="unknown database \"sales\""):
+            with pytest.raises(db.QueryError, match='unknown database "sales"'):
                 db.write_table(conn, "sales.orders", orders([1]))
             return
         db.write_table(conn, "sales.orders", orders([1, 2]), mode="merge", key="id")

@@ -77,7 +77,9 @@ _TOKENS = re.compile(
 )
 
 
-def bind_params(sql: str, params: Sequence[Any] | Mapping[str, Any] | None, style: str) -> tuple[str, tuple[Any, ...] | dict[str, Any] | None]:
+def bind_params(
+    sql: str, params: Sequence[Any] | Mapping[str, Any] | None, style: str
+) -> tuple[str, tuple[Any, ...] | dict[str, Any] | None]:
     """Rewrite ``?`` or ``:name`` placeholders to the driver's ``style`` and order the values.
 
     ``style`` is ``"dollar"`` (``$1, $2``: PostgreSQL and DuckDB) or ``"native"`` (SQLite takes
@@ -108,7 +110,9 @@ def bind_params(sql: str, params: Sequence[Any] | Mapping[str, Any] | None, styl
             if not named:
                 raise ConfigError(f"The query uses :{key} but params is a list; pass a mapping {{'{key}': ...}}.")
             if key not in params:  # type: ignore[operator]
-                raise ConfigError(f"The query uses :{key} but params has no {key!r} (has: {', '.join(map(str, params)) or 'none'}).")
+                raise ConfigError(
+                    f"The query uses :{key} but params has no {key!r} (has: {', '.join(map(str, params)) or 'none'})."
+                )
             if key not in index:
                 values.append(params[key])  # type: ignore[index]
                 index[key] = len(values)

@@ -55,7 +55,8 @@ class DuckDBSession(Session):
     def table_types(self, table: str | Sequence[str]) -> dict[str, pa.DataType | None] | None:
         schema, name = split_table(table)
         found = self.cur.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = coalesce($2, current_schema())",
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_name = $1 AND table_schema = coalesce($2, current_schema())",
             [name, schema],
         ).fetchall()[0][0]
         if not found:
@@ -116,12 +117,13 @@ class DuckDBConnection(Connection):
         super().__init__(spec, source, options)
         import duckdb
 
-        config = {k: v for k, v in spec.options.items() if k not in ("batch_size", "pool_size")}
+        config: dict[str, Any] = {k: v for k, v in spec.options.items() if k not in ("batch_size", "pool_size")}
         try:
-            self._db = duckdb.connect(spec.path, read_only=bool(options.get("read_only", False)), config=config)
+            self._db: Any = duckdb.connect(spec.path, read_only=bool(options.get("read_only", False)), config=config)
         except duckdb.Error as exc:
             raise ConnectionFailed(
-                f"Cannot open {spec.where}: {exc}. Check the path, its permissions, and that no other process holds it for writing.",
+                f"Cannot open {spec.where}: {exc}. Check the path, its permissions, "
+                "and that no other process holds it for writing.",
                 database=spec.redacted,
             ) from None
         self._lock = threading.Lock()

@@ -113,7 +113,9 @@ def read_incremental(
     sql = f"SELECT * FROM {source}{where} ORDER BY {order}"
     table = read_sql(conn, sql, values or None)
     if cursor not in table.column_names:
-        raise ConfigError(f"read_incremental(): cursor column {cursor!r} is not in the result (columns: {', '.join(table.column_names)}).")
+        raise ConfigError(
+            f"read_incremental(): cursor column {cursor!r} is not in the result (columns: {', '.join(table.column_names)})."
+        )
     if table.num_rows:
         import pyarrow.compute as pc
 

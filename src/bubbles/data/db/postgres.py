@@ -170,7 +170,9 @@ class PostgresSession(Session):
         return translate(exc, self.spec, action=action, query=query, table=table)
 
 
-def translate(exc: BaseException, spec: ConnSpec, *, action: str, query: str | None = None, table: str | None = None) -> BaseException:
+def translate(
+    exc: BaseException, spec: ConnSpec, *, action: str, query: str | None = None, table: str | None = None
+) -> BaseException:
     """A bubbles error for an ADBC/libpq exception."""
     state = _sqlstate(exc)
     said = _server_message(exc)
@@ -205,7 +207,9 @@ def translate(exc: BaseException, spec: ConnSpec, *, action: str, query: str | N
 
 
 def _looks_like_connection(text: str) -> bool:
-    return any(s in text for s in ("Failed to connect", "connection to server", "server closed the connection", "could not connect"))
+    return any(
+        s in text for s in ("Failed to connect", "connection to server", "server closed the connection", "could not connect")
+    )
 
 
 class PostgresConnection(Connection):
@@ -264,7 +268,9 @@ class PostgresConnection(Connection):
             finally:
                 session.close()
         except BaseException as exc:
-            if raw is not None and (isinstance(exc, ConnectionFailed) or _looks_like_connection(str(exc)) or not self._reset(raw)):
+            if raw is not None and (
+                isinstance(exc, ConnectionFailed) or _looks_like_connection(str(exc)) or not self._reset(raw)
+            ):
                 _close_quietly(raw)
                 raw = None
             raise
@@ -304,4 +310,3 @@ def _close_quietly(raw: Any) -> None:
         raw.close()
     except Exception:
         pass
-

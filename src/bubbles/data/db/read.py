@@ -17,7 +17,9 @@ __all__ = ["read_batches", "read_sql", "read_table", "read_tables"]
 Params = Sequence[Any] | Mapping[str, Any] | None
 
 
-def read_batches(conn: Connection | str, query: str, params: Params = None, *, batch_size: int | None = None) -> pa.RecordBatchReader:
+def read_batches(
+    conn: Connection | str, query: str, params: Params = None, *, batch_size: int | None = None
+) -> pa.RecordBatchReader:
     """Stream the result of ``query`` as Arrow record batches (the connector's one-method seam).
 
     The database connection is held until the reader is exhausted or closed, so memory stays at

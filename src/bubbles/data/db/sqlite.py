@@ -83,7 +83,7 @@ def _param(value: Any) -> Any:
 
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc)
+            value = value.astimezone(dt.UTC)
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
@@ -177,7 +177,9 @@ class SQLiteSession(Session):
         pk = [(r[5], r[1]) for r in self.db.execute(f"PRAGMA {prefix}table_info({quote_ident(name)})") if r[5]]
         if pk:
             keys.append(tuple(c for _, c in sorted(pk)))
-        for _seq, index, unique, _origin, partial in self.db.execute(f"PRAGMA {prefix}index_list({quote_ident(name)})").fetchall():
+        for _seq, index, unique, _origin, partial in self.db.execute(
+            f"PRAGMA {prefix}index_list({quote_ident(name)})"
+        ).fetchall():
             if unique and not partial:
                 cols = [r[2] for r in self.db.execute(f"PRAGMA {prefix}index_info({quote_ident(index)})")]
                 keys.append(tuple(cols))
@@ -185,7 +187,9 @@ class SQLiteSession(Session):
 
     def insert_arrow(self, table: str | Sequence[str], reader: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         names = reader.schema.names
-        sql = f"INSERT INTO {qualified(table)} ({', '.join(quote_ident(n) for n in names)}) VALUES ({', '.join('?' * len(names))})"
+        sql = (
+            f"INSERT INTO {qualified(table)} ({', '.join(quote_ident(n) for n in names)}) VALUES ({', '.join('?' * len(names))})"
+        )
         total = 0
         for batch in reader:
             cols = [_to_python(c) for c in batch.columns]
@@ -220,9 +224,13 @@ class SQLiteConnection(Connection):
     def __init__(self, spec: ConnSpec, source: str, options: dict[str, Any]) -> None:
         super().__init__(spec, source, options)
         try:
-            self._db: sqlite3.Connection | None = sqlite3.connect(spec.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db: sqlite3.Connection | None = sqlite3.connect(
+                spec.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
-            raise ConnectionFailed(f"Cannot open {spec.where}: {exc}. Check that the folder exists and is writable.", database=spec.redacted) from None
+            raise ConnectionFailed(
+                f"Cannot open {spec.where}: {exc}. Check that the folder exists and is writable.", database=spec.redacted
+            ) from None
         self._lock = threading.RLock()
 
     @contextmanager

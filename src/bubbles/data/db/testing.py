@@ -34,7 +34,9 @@ def find_pg_bin() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0
+    )
     if not candidates:
         raise ConfigError(
             "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them "
@@ -52,7 +54,9 @@ def _free_port() -> int:
 class TempPostgres:
     """Start a private PostgreSQL server; ``stop()`` (or leaving the ``with``) deletes it."""
 
-    def __init__(self, *, user: str = "bubbles", password: str = "bubbles-test-pw", settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, user: str = "bubbles", password: str = "bubbles-test-pw", settings: dict[str, str] | None = None
+    ) -> None:
         self.user = user
         self.password = password
         self.port = _free_port()
@@ -77,8 +81,18 @@ class TempPostgres:
             shutil.chown(self.dir, "postgres", "postgres")
             shutil.chown(pwfile, "postgres", "postgres")
         out = self._run(
-            str(self.bin / "initdb"), "-D", str(data), "-U", self.user, f"--pwfile={pwfile}",
-            "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C", "--no-sync",
+            str(self.bin / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            self.user,
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
         )
         if out.returncode != 0:
             raise ConfigError(f"initdb failed in {data}: {out.stderr.strip() or out.stdout.strip()}")

@@ -145,7 +145,7 @@ def can_widen(src: pa.DataType, dst: pa.DataType) -> bool:
         return True
     if pt.is_time(src) and pt.is_time(dst):
         return True
-    if pt.is_string(src) and pt.is_string(dst) or pt.is_binary(src) and pt.is_binary(dst):
+    if (pt.is_string(src) and pt.is_string(dst)) or (pt.is_binary(src) and pt.is_binary(dst)):
         return True
     if (pt.is_list(src) or pt.is_large_list(src)) and (pt.is_list(dst) or pt.is_large_list(dst)):
         return can_widen(src.value_type, dst.value_type)

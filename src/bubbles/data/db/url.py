@@ -159,6 +159,14 @@ def _parse_postgres(url: str, *, name: str | None, allow_literal_password: bool)
         (options if key in BUBBLES_OPTIONS else params)[key] = value
     database = unquote(parts.path.lstrip("/")) or unquote(parts.username or "") or "postgres"
     return ConnSpec(
-        "postgresql", host=parts.hostname or "", port=port, user=unquote(parts.username or ""), password=password,
-        database=database, params=params, options=options, source=url, name=name,
+        "postgresql",
+        host=parts.hostname or "",
+        port=port,
+        user=unquote(parts.username or ""),
+        password=password,
+        database=database,
+        params=params,
+        options=options,
+        source=url,
+        name=name,
     )

@@ -65,7 +65,9 @@ def as_reader(data: Any, batch_size: int = 65_536) -> pa.RecordBatchReader:
         it = iter(data)
         first = next(it, None)
         if not isinstance(first, pa.RecordBatch):
-            raise ConfigError(f"write_table(): an iterable of data must yield pyarrow.RecordBatch objects, got {type(first).__name__}.")
+            raise ConfigError(
+                f"write_table(): an iterable of data must yield pyarrow.RecordBatch objects, got {type(first).__name__}."
+            )
 
         def chain() -> Iterator[pa.RecordBatch]:
             yield first
@@ -121,7 +123,9 @@ def write_table(
         raise ConfigError(f"write_table(schema={schema!r}): schema must be 'evolve', 'freeze' or 'discard'.")
     keys = [key] if isinstance(key, str) else list(key or [])
     if mode == "merge" and not keys:
-        raise ConfigError(f"write_table({display_table(table)!r}, mode='merge') needs key=[...]: the column(s) that identify a row.")
+        raise ConfigError(
+            f"write_table({display_table(table)!r}, mode='merge') needs key=[...]: the column(s) that identify a row."
+        )
     conn = connect(conn)
     reader = as_reader(data, batch_size)
     missing_keys = [k for k in keys if k not in reader.schema.names]
@@ -203,7 +207,9 @@ def _reconcile(
         raise SchemaDriftError(
             f"Table {name!r}{in_task()} has no column(s) {listed}, and schema='freeze' forbids adding them. "
             "Drop them from the data, or load with schema='evolve' (add them) or 'discard' (ignore them).",
-            source=name, table=name, columns=[f.name for f in new],
+            source=name,
+            table=name,
+            columns=[f.name for f in new],
         )
     if new and policy == "evolve":
         for f in new:
@@ -217,7 +223,9 @@ def _reconcile(
         raise SchemaDriftError(
             f"Column types of the data do not fit table {name!r}{in_task()}: {'; '.join(changed)}. bubbles never changes "
             "a type silently: cast the column in a transform, or load into a new table (mode='replace').",
-            source=name, table=name, columns=[c.split(":")[0] for c in changed],
+            source=name,
+            table=name,
+            columns=[c.split(":")[0] for c in changed],
         )
     keep = [f for f in incoming if not (policy == "discard" and f.name not in existing)]
     target = pa.schema([pa.field(f.name, _target_type(f.type, existing.get(f.name))) for f in keep])
@@ -254,7 +262,9 @@ def _check_keys(reader: pa.RecordBatchReader, keys: Sequence[str], table: str) -
                     raise DataError(
                         f"Key column {k!r} is empty (null) at row {row} of the data loaded into {table!r}{in_task()}. "
                         "Every row needs a key: fill it or filter those rows out before the load.",
-                        source=table, row=row, column=k,
+                        source=table,
+                        row=row,
+                        column=k,
                     )
             seen += batch.num_rows
             yield batch
