@@ -193,3 +193,23 @@ def test_schema_qualified_tables(any_url: str) -> None:
         db.write_table(conn, "sales.orders", orders([1, 2]), mode="merge", key="id")
         db.write_table(conn, "sales.orders", orders([2, 3]), mode="merge", key="id")
         assert sorted(db.read_table(conn, "sales.orders", columns=["id"]).column("id").to_pylist()) == [1, 2, 3]
+
+
+def test_duplicate_keys_in_one_merge_are_refused(any_url: str) -> None:
+    with db.connect(any_url) as conn:
+        db.write_table(conn, "orders", orders([1]))  # no primary key: nothing else would notice
+        with pytest.raises(DataError, match=r"Key \(id=2\) appears 2 times"):
+            db.write_table(conn, "orders", orders([2, 2]), mode="merge", key="id")
+        assert sorted(rows_by_id(conn)) == [1]
+
+
+def test_merge_rereading_unchanged_rows_changes_nothing(any_url: str) -> None:
+    with db.connect(any_url) as conn:
+        db.write_table(conn, "orders", orders([1, 2, 3]), mode="merge", key="id")
+        db.write_table(conn, "orders", orders([1, 2, 3]), mode="merge", key="id")
+        db.write_table(conn, "orders", orders([2], total=7.0), mode="merge", key="id")
+        assert db.read_sql(conn, "SELECT id, total FROM orders ORDER BY id").to_pylist() == [
+            {"id": 1, "total": 1.5},
+            {"id": 2, "total": 14.0},
+            {"id": 3, "total": 4.5},
+        ]
