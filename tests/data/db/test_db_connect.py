@@ -199,3 +199,17 @@ def test_reprs_and_errors_show_no_secret(pg_url: str, pg_server: TempPostgres) -
             db.read_sql(conn, "SELECT * FROM missing_table WHERE x = ?", [1])
         assert pg_server.password not in str(info.value)
         assert 'relation "missing_table" does not exist' in str(info.value)
+
+
+def test_query_error_inside_a_task_names_the_task(pg_url: str, home) -> None:  # type: ignore[no-untyped-def]
+    def extract_orders() -> None:
+        db.read_sql(pg_url, "SELECT id FROM orders WHERE")
+
+    wf = bubbles.Workflow("names")
+    wf.add_task(extract_orders, retries=2, retry_delay=0.01)
+    result = wf.run(raise_on_error=False, executor="serial")
+    run = result.tasks["extract_orders"]
+    assert run.attempts == 1, "a syntax error is not transient: no retries"
+    text = str(run.error)
+    assert "in task 'extract_orders'" in text and "syntax error at end of input" in text
+    assert "SELECT id FROM orders WHERE" in text
