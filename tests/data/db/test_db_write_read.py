@@ -213,3 +213,20 @@ def test_merge_rereading_unchanged_rows_changes_nothing(any_url: str) -> None:
             {"id": 2, "total": 14.0},
             {"id": 3, "total": 4.5},
         ]
+
+
+def test_lossy_cast_is_refused_with_column(any_url: str) -> None:
+    with db.connect(any_url) as conn:
+        db.write_table(conn, "t", pa.table({"small": pa.array([1], pa.int16())}))
+        big = pa.table({"small": pa.array([1], pa.int16())}).cast(pa.schema([("small", pa.int64())]))
+        if conn.dialect == "sqlite":  # every SQLite integer column holds 64 bits
+            assert db.write_table(conn, "t", big) == 1
+        else:
+            with pytest.raises(db.SchemaDriftError, match="small: table has int16, data has int64"):
+                db.write_table(conn, "t", big)
+        if conn.dialect == "postgresql":  # nanoseconds do not fit PostgreSQL's microseconds
+            db.write_table(conn, "ts", pa.table({"at": pa.array([0], pa.timestamp("us"))}))
+            ns = pa.table({"at": pa.array([1], pa.timestamp("ns"))})
+            with pytest.raises(db.SchemaDriftError, match=r"Column 'at' \(timestamp\[ns\]\)") as info:
+                db.write_table(conn, "ts", ns)
+            assert info.value.column == "at" and info.value.row == 0

@@ -173,7 +173,7 @@ class Session(ABC):
 
     @abstractmethod
     def translate(self, exc: BaseException, *, action: str, query: str | None = None, table: str | None = None) -> BaseException:
-        """The bubbles error for a driver exception raised while doing ``action``."""
+        """The bubbles error for a driver exception raised while doing ``action``; other exceptions come back as they are."""
 
     def temp_table_sql(self, name: str, columns: str) -> str:
         return f"CREATE TEMP TABLE {quote_ident(name)} ({columns})"
@@ -257,7 +257,9 @@ def transaction(s: Session, *, action: str, query: str | None = None, table: str
         except Exception:  # the connection may be gone; the original error is what matters
             pass
         if isinstance(exc, Exception) and not _is_bubbles(exc):
-            raise s.translate(exc, action=action, query=query, table=table) from exc
+            translated = s.translate(exc, action=action, query=query, table=table)
+            if translated is not exc:
+                raise translated from exc
         raise
 
 

@@ -89,6 +89,8 @@ class DuckDBSession(Session):
     def translate(self, exc: BaseException, *, action: str, query: str | None = None, table: str | None = None) -> BaseException:
         import duckdb
 
+        if not isinstance(exc, duckdb.Error):
+            return exc
         where = f"{self.spec.where}{in_task()}"
         fields: dict[str, Any] = {"database": self.spec.redacted}
         if table:

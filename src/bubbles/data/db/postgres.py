@@ -167,6 +167,10 @@ class PostgresSession(Session):
         return f"CREATE TEMP TABLE {qualified((name,))} ({columns}) ON COMMIT DROP"
 
     def translate(self, exc: BaseException, *, action: str, query: str | None = None, table: str | None = None) -> BaseException:
+        import adbc_driver_manager
+
+        if not isinstance(exc, adbc_driver_manager.Error):
+            return exc
         return translate(exc, self.spec, action=action, query=query, table=table)
 
 

@@ -47,7 +47,9 @@ def read_batches(
     except BaseException as exc:
         ctx.__exit__(type(exc), exc, exc.__traceback__)
         if isinstance(exc, Exception) and not _is_bubbles(exc):
-            raise session.translate(exc, action="run a query", query=query) from exc
+            translated = session.translate(exc, action="run a query", query=query)
+            if translated is not exc:
+                raise translated from exc
         raise
 
     def stream() -> Iterator[pa.RecordBatch]:
@@ -57,9 +59,10 @@ def read_batches(
                 total += batch.num_rows
                 yield batch
         except Exception as exc:
-            if _is_bubbles(exc):
+            translated = exc if _is_bubbles(exc) else session.translate(exc, action="read a query result", query=query)
+            if translated is exc:
                 raise
-            raise session.translate(exc, action="read a query result", query=query) from exc
+            raise translated from exc
         finally:
             ctx.__exit__(None, None, None)
             log_metric("db_rows_read", total, add=True)

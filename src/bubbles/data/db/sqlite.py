@@ -198,6 +198,8 @@ class SQLiteSession(Session):
         return total
 
     def translate(self, exc: BaseException, *, action: str, query: str | None = None, table: str | None = None) -> BaseException:
+        if not isinstance(exc, sqlite3.Error):
+            return exc
         where = f"{self.spec.where}{in_task()}"
         fields: dict[str, Any] = {"database": self.spec.redacted}
         if table:
