@@ -11,7 +11,7 @@ order rows, and times, each in a fresh child process (so peak RSS is per case):
 
 and prints the ratios the issue sets as targets. Usage:
 
-    python benchmarks/db_load.py [--rows 500000] [--to-sql-rows 20000]
+    python benchmarks/db_load.py [--rows 1000000] [--repeat 2] [--to-sql-rows 20000]
 
 Needs: PostgreSQL server binaries (scripts/install-services), psql, pandas, sqlalchemy (for
 pandas.to_sql / read_sql on PostgreSQL; benchmark only).
@@ -70,6 +70,12 @@ def _current_mb() -> float:
 
 
 def _peak_mb() -> float:
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report the
+    # peak of the benchmark process that started it.
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -205,7 +211,7 @@ def _drop_tables(url: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=500_000)
+    ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--to-sql-rows", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--child")

@@ -230,3 +230,43 @@ def test_lossy_cast_is_refused_with_column(any_url: str) -> None:
             with pytest.raises(db.SchemaDriftError, match=r"Column 'at' \(timestamp\[ns\]\)") as info:
                 db.write_table(conn, "ts", ns)
             assert info.value.column == "at" and info.value.row == 0
+
+
+def test_merge_mixes_new_keys_below_and_above_and_existing(any_url: str) -> None:
+    with db.connect(any_url) as conn:
+        db.write_table(conn, "orders", orders([10, 20, 30]), mode="merge", key="id")
+        # 5 and 25 are new but below the largest key (looked up), 40 is above it (straight in),
+        # 20 exists (updated)
+        first = orders([5, 20, 25], total=2.0).to_batches()[0]
+        later = orders([40], total=3.0).to_batches()[0]
+        db.write_table(conn, "orders", [first, later], mode="merge", key="id")
+        got = {r["id"]: r["total"] for r in db.read_sql(conn, "SELECT id, total FROM orders").to_pylist()}
+        assert got == {5: 10.0, 10: 15.0, 20: 40.0, 25: 50.0, 30: 45.0, 40: 120.0}
+        # a key twice in one load, even in different batches, is refused and nothing is loaded
+        with pytest.raises(DataError, match=r"Key \(id=7\) appears 2 times"):
+            db.write_table(conn, "orders", [orders([7]).to_batches()[0], orders([7, 8]).to_batches()[0]], mode="merge", key="id")
+        assert 7 not in {r["id"] for r in db.read_sql(conn, "SELECT id FROM orders").to_pylist()}
+
+
+def test_merge_on_text_and_composite_keys(any_url: str) -> None:
+    with db.connect(any_url) as conn:
+        data = pa.table({"region": ["eu", "eu", "us"], "sku": ["b", "a", "a"], "qty": [1, 2, 3]})
+        db.write_table(conn, "stock", data, mode="merge", key=["region", "sku"])
+        db.write_table(
+            conn,
+            "stock",
+            pa.table({"region": ["eu", "asia"], "sku": ["a", "a"], "qty": [9, 4]}),
+            mode="merge",
+            key=["region", "sku"],
+        )
+        rows = db.read_sql(conn, "SELECT region, sku, qty FROM stock ORDER BY region, sku").to_pylist()
+        assert [(r["region"], r["sku"], r["qty"]) for r in rows] == [
+            ("asia", "a", 4),
+            ("eu", "a", 9),
+            ("eu", "b", 1),
+            ("us", "a", 3),
+        ]
+        db.write_table(conn, "codes", pa.table({"code": ["x", "y"], "n": [1, 2]}), mode="merge", key="code")
+        db.write_table(conn, "codes", pa.table({"code": ["a", "y", "z"], "n": [0, 20, 30]}), mode="merge", key="code")
+        codes = db.read_sql(conn, "SELECT code, n FROM codes ORDER BY code").to_pylist()
+        assert {r["code"]: r["n"] for r in codes} == {"a": 0, "x": 1, "y": 20, "z": 30}

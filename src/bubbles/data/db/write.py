@@ -11,7 +11,8 @@ How each mode runs (all inside one transaction: a failure leaves the target as i
                INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE when the table has a primary
                key or unique constraint on ``key`` (tables bubbles creates do); otherwise DELETE
                the matching keys, then INSERT
-             A key twice in the data is refused (DataError), naming it.
+             A key twice in one load is refused (DataError), naming it (on PostgreSQL: twice
+             within one step of 262,144 rows; a repeat in a later step updates the row).
 
 Bulk insert is ADBC ingest (binary COPY) on PostgreSQL, ``INSERT ... SELECT`` from the Arrow
 stream on DuckDB, ``executemany`` on SQLite. Data flows batch by batch (``batch_size`` rows), so
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["as_reader", "write_table"]
 
 Mode = Literal["append", "replace", "merge"]
+MERGE_BATCH_ROWS = 262_144
 SchemaPolicy = Literal["evolve", "freeze", "discard"]
 
 
@@ -292,7 +294,8 @@ def _check_keys(reader: pa.RecordBatchReader, keys: Sequence[str], table: str) -
 
 
 def _merge(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str]) -> int:
-    if s.dialect == "postgresql":
+    unique = frozenset(keys) in {frozenset(u) for u in s.unique_keys(table)}
+    if s.dialect == "postgresql" and unique:
         return _merge_split(s, table, reader, keys)
     stage = f"__bubbles_stage_{secrets.token_hex(4)}"
     s.execute(s.temp_table_sql(stage, _columns_sql(reader.schema, s.dialect)))
@@ -301,10 +304,24 @@ def _merge(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader,
     col_list = ", ".join(quote_ident(n) for n in names)
     target, src = qualified(table), quote_ident(stage)
     others = [n for n in names if n not in keys]
-    unique = frozenset(keys) in {frozenset(u) for u in s.unique_keys(table)}
-    if not unique:  # nothing else would notice a key twice in the data, and both rows would land
-        _refuse_duplicate_keys(s, src, keys, display_table(table))
-    if unique:
+    # A key twice in one load would land twice (no constraint) or resolve arbitrarily (ON CONFLICT)
+    _refuse_duplicate_keys(s, src, keys, display_table(table))
+    if s.dialect == "postgresql":
+        # No unique index to look keys up by: UPDATE the rows that changed, INSERT the missing
+        # ones (hash joins against the whole stage), with other writers locked out in between.
+        s.execute(f"LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE")
+        match = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+        if others:
+            sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in others)
+            old = ", ".join(f"t.{quote_ident(c)}" for c in others)
+            new = ", ".join(f"s.{quote_ident(c)}" for c in others)
+            changed = f"ROW({old}) IS DISTINCT FROM ROW({new})"
+            s.execute(f"UPDATE {target} AS t SET {sets} FROM {src} AS s WHERE {match} AND {changed}")
+        s.execute(
+            f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {src} AS s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match})"
+        )
+    elif unique:
         action = (
             "DO UPDATE SET " + ", ".join(f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in others)
             if others
@@ -324,8 +341,9 @@ def _merge(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader,
 
 
 def _merge_split(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str]) -> int:
-    """PostgreSQL merge: per batch, bulk-insert the rows with new keys straight into the table
-    and stage only the rows whose key exists, then UPDATE those that changed.
+    """PostgreSQL merge into a table with a unique index on the key: per batch, bulk-insert the
+    rows with new keys straight into the table and stage only the rows whose key exists, then
+    UPDATE those that changed.
 
     Rows with new keys take the COPY fast path (an insert-mostly merge costs about an append);
     staging everything and running ``INSERT ... SELECT ... ON CONFLICT`` costs 1.5-2.5x more
@@ -335,6 +353,7 @@ def _merge_split(s: Session, table: str | Sequence[str], reader: pa.RecordBatchR
     """
     import pyarrow as pa
     import pyarrow.compute as pc
+    import pyarrow.types as pt
 
     name = display_table(table)
     target = qualified(table)
@@ -342,6 +361,10 @@ def _merge_split(s: Session, table: str | Sequence[str], reader: pa.RecordBatchR
     kstage, stage = f"__bubbles_keys_{token}", f"__bubbles_stage_{token}"
     key_schema = pa.schema([reader.schema.field(k) for k in keys] + [pa.field("__bubbles_pos", pa.int64())])
     s.execute(f"LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE")
+    # The table's statistics do not know about the rows this load inserted a batch ago: left to
+    # itself the planner hash-joins the whole table on every batch. Probe the unique index instead.
+    s.execute("SET LOCAL enable_hashjoin = off")
+    s.execute("SET LOCAL enable_mergejoin = off")
     s.execute(s.temp_table_sql(kstage, _columns_sql(key_schema, s.dialect)))
     s.execute(s.temp_table_sql(stage, _columns_sql(reader.schema, s.dialect)))
     ks, st = quote_ident(kstage), quote_ident(stage)
@@ -355,26 +378,60 @@ def _merge_split(s: Session, table: str | Sequence[str], reader: pa.RecordBatchR
         old = ", ".join(f"t.{quote_ident(c)}" for c in others)
         new = ", ".join(f"s.{quote_ident(c)}" for c in others)
         update = f"UPDATE {target} AS t SET {sets} FROM {st} AS s WHERE {match} AND ROW({old}) IS DISTINCT FROM ROW({new})"
+    # Keys above the table's largest key cannot be in it (writers are locked out): those rows go
+    # straight in without a look-up. Only for one integer/date/timestamp key, where Arrow's and
+    # PostgreSQL's orders agree (string collations may not).
+    key_type = reader.schema.field(keys[0]).type
+    high_water = len(keys) == 1 and (pt.is_integer(key_type) or pt.is_date(key_type) or pt.is_timestamp(key_type))
+    top_sql = f"SELECT max({quote_ident(keys[0])}) FROM {target}"
     rows = 0
-    for batch in reader:
-        if not batch.num_rows:
-            continue
+    for batch in _rebatch(reader, MERGE_BATCH_ROWS):
         _refuse_duplicates_in_batch(batch, keys, name, rows)
-        positions = pa.array(range(batch.num_rows), pa.int64())
-        keyed = pa.Table.from_arrays([*(batch.column(k) for k in keys), positions], schema=key_schema)
-        s.execute(f"TRUNCATE {ks}")
-        s.insert_arrow((kstage,), keyed.to_reader(), temporary=True)
-        found = s.query_reader(lookup, None, batch.num_rows).read_all().column(0)
-        exists = pc.is_in(positions, value_set=found.combine_chunks())
-        fresh = pa.Table.from_batches([batch.filter(pc.invert(exists))])
+        parts: list[pa.RecordBatch] = []
+        within = batch
+        if high_water:
+            top = s.query_all(top_sql)[0][0]
+            if top is None:
+                parts, within = [batch], batch.slice(0, 0)
+            else:
+                above = pc.greater(batch.column(keys[0]), pa.scalar(top, type=key_type))
+                parts, within = [batch.filter(above)], batch.filter(pc.invert(above))
+        updates = None
+        if within.num_rows:
+            positions = pa.array(range(within.num_rows), pa.int64())
+            keyed = pa.Table.from_arrays([*(within.column(k) for k in keys), positions], schema=key_schema)
+            s.execute(f"TRUNCATE {ks}")
+            s.insert_arrow((kstage,), keyed.to_reader(), temporary=True)
+            found = s.query_reader(lookup, None, within.num_rows).read_all().column(0)
+            exists = pc.is_in(positions, value_set=found.combine_chunks())
+            parts.append(within.filter(pc.invert(exists)))
+            updates = within.filter(exists) if len(found) else None
+        fresh = pa.Table.from_batches(parts, schema=batch.schema)
         if fresh.num_rows:
             s.insert_arrow(table, fresh.to_reader())
-        if update is not None and len(found):
+        if update is not None and updates is not None:
             s.execute(f"TRUNCATE {st}")
-            s.insert_arrow((stage,), pa.Table.from_batches([batch.filter(exists)]).to_reader(), temporary=True)
+            s.insert_arrow((stage,), pa.Table.from_batches([updates]).to_reader(), temporary=True)
             s.execute(update)
         rows += batch.num_rows
     return rows
+
+
+def _rebatch(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of about ``rows`` rows (each step of a merge costs a few round trips: fewer, bigger steps)."""
+    import pyarrow as pa
+
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in reader:
+        if batch.num_rows:
+            pending.append(batch)
+            count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending, schema=reader.schema).combine_chunks().to_batches()[0]
+            pending, count = [], 0
+    if count:
+        yield pa.Table.from_batches(pending, schema=reader.schema).combine_chunks().to_batches()[0]
 
 
 def _refuse_duplicates_in_batch(batch: pa.RecordBatch, keys: Sequence[str], table: str, offset: int) -> None:
