@@ -11,8 +11,8 @@ How each mode runs (all inside one transaction: a failure leaves the target as i
                INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE when the table has a primary
                key or unique constraint on ``key`` (tables bubbles creates do); otherwise DELETE
                the matching keys, then INSERT
-             A key twice in one load is refused (DataError), naming it (on PostgreSQL: twice
-             within one step of 262,144 rows; a repeat in a later step updates the row).
+             A key twice in one load is refused (DataError), naming it (on PostgreSQL a streamed
+             load is checked per step of 262,144 rows; a repeat in a later step updates the row).
 
 Bulk insert is ADBC ingest (binary COPY) on PostgreSQL, ``INSERT ... SELECT`` from the Arrow
 stream on DuckDB, ``executemany`` on SQLite. Data flows batch by batch (``batch_size`` rows), so
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..._context import log_metric
 from ..._errors import ConfigError, DataError
-from .base import Connection, Session, display_table, qualified, quote_ident, split_table, transaction
+from .base import DEFAULT_BATCH_ROWS, Connection, Session, display_table, qualified, quote_ident, split_table, transaction
 from .connect import connect
 from .errors import SchemaDriftError, in_task
 from .types import can_widen, normalize_arrow, sql_type
@@ -156,13 +156,25 @@ def write_table(
                 if keys:
                     reader = _check_keys(reader, keys, name)
                 reader = guard.wrap(reader)
-                rows = _merge(s, table, reader, keys) if mode == "merge" else s.insert_arrow(table, reader)
+                if mode == "merge":
+                    rows = _merge(s, table, reader, keys, in_memory=not _is_stream(data))
+                else:
+                    rows = s.insert_arrow(table, reader)
         except Exception as exc:
             if guard.error is not None and guard.error is not exc:
                 raise guard.error from None  # our own error, raised while the driver pulled a batch
             raise
     log_metric("db_rows_written", max(rows, 0), add=True)
     return rows
+
+
+def _is_stream(data: Any) -> bool:
+    """True for inputs read once as they come (readers, iterators); False for data held in memory."""
+    import pyarrow as pa
+
+    return isinstance(data, pa.RecordBatchReader) or not (
+        isinstance(data, pa.Table | pa.RecordBatch) or type(data).__module__.split(".")[0] in ("pandas", "polars")
+    )
 
 
 class _Guard:
@@ -293,10 +305,10 @@ def _check_keys(reader: pa.RecordBatchReader, keys: Sequence[str], table: str) -
     return pa.RecordBatchReader.from_batches(reader.schema, check())
 
 
-def _merge(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str]) -> int:
+def _merge(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str], in_memory: bool) -> int:
     unique = frozenset(keys) in {frozenset(u) for u in s.unique_keys(table)}
     if s.dialect == "postgresql" and unique:
-        return _merge_split(s, table, reader, keys)
+        return _merge_split(s, table, reader, keys, in_memory)
     stage = f"__bubbles_stage_{secrets.token_hex(4)}"
     s.execute(s.temp_table_sql(stage, _columns_sql(reader.schema, s.dialect)))
     rows = s.insert_arrow((stage,), reader, temporary=True)
@@ -340,7 +352,9 @@ def _merge(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader,
     return rows
 
 
-def _merge_split(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str]) -> int:
+def _merge_split(
+    s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str], in_memory: bool
+) -> int:
     """PostgreSQL merge into a table with a unique index on the key: per batch, bulk-insert the
     rows with new keys straight into the table and stage only the rows whose key exists, then
     UPDATE those that changed.
@@ -384,18 +398,23 @@ def _merge_split(s: Session, table: str | Sequence[str], reader: pa.RecordBatchR
     key_type = reader.schema.field(keys[0]).type
     high_water = len(keys) == 1 and (pt.is_integer(key_type) or pt.is_date(key_type) or pt.is_timestamp(key_type))
     top_sql = f"SELECT max({quote_ident(keys[0])}) FROM {target}"
+    # Data already in memory (a Table, a DataFrame) is merged in one step: each bulk insert then
+    # streams in one call (separate calls cost ~30% more). A stream goes in bounded steps.
+    steps = [reader.read_all()] if in_memory else (pa.Table.from_batches([b]) for b in _rebatch(reader, MERGE_BATCH_ROWS))
     rows = 0
-    for batch in _rebatch(reader, MERGE_BATCH_ROWS):
-        _refuse_duplicates_in_batch(batch, keys, name, rows)
-        parts: list[pa.RecordBatch] = []
-        within = batch
+    for step in steps:
+        if not step.num_rows:
+            continue
+        _refuse_duplicates_in_batch(step, keys, name, rows)
+        fresh = [step]
+        within = step.slice(0, 0) if high_water else step
         if high_water:
             top = s.query_all(top_sql)[0][0]
-            if top is None:
-                parts, within = [batch], batch.slice(0, 0)
-            else:
-                above = pc.greater(batch.column(keys[0]), pa.scalar(top, type=key_type))
-                parts, within = [batch.filter(above)], batch.filter(pc.invert(above))
+            if top is not None:
+                above = pc.greater(step.column(keys[0]), pa.scalar(top, type=key_type))
+                fresh, within = [step.filter(above)], step.filter(pc.invert(above))
+        elif within.num_rows:
+            fresh = []
         updates = None
         if within.num_rows:
             positions = pa.array(range(within.num_rows), pa.int64())
@@ -404,16 +423,16 @@ def _merge_split(s: Session, table: str | Sequence[str], reader: pa.RecordBatchR
             s.insert_arrow((kstage,), keyed.to_reader(), temporary=True)
             found = s.query_reader(lookup, None, within.num_rows).read_all().column(0)
             exists = pc.is_in(positions, value_set=found.combine_chunks())
-            parts.append(within.filter(pc.invert(exists)))
+            fresh.append(within.filter(pc.invert(exists)))
             updates = within.filter(exists) if len(found) else None
-        fresh = pa.Table.from_batches(parts, schema=batch.schema)
-        if fresh.num_rows:
-            s.insert_arrow(table, fresh.to_reader())
+        new_rows = pa.concat_tables(fresh)
+        if new_rows.num_rows:
+            s.insert_arrow(table, new_rows.to_reader(max_chunksize=DEFAULT_BATCH_ROWS))
         if update is not None and updates is not None:
             s.execute(f"TRUNCATE {st}")
-            s.insert_arrow((stage,), pa.Table.from_batches([updates]).to_reader(), temporary=True)
+            s.insert_arrow((stage,), updates.to_reader(max_chunksize=DEFAULT_BATCH_ROWS), temporary=True)
             s.execute(update)
-        rows += batch.num_rows
+        rows += step.num_rows
     return rows
 
 
@@ -434,10 +453,8 @@ def _rebatch(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.RecordBatch
         yield pa.Table.from_batches(pending, schema=reader.schema).combine_chunks().to_batches()[0]
 
 
-def _refuse_duplicates_in_batch(batch: pa.RecordBatch, keys: Sequence[str], table: str, offset: int) -> None:
-    import pyarrow as pa
-
-    counts = pa.Table.from_batches([batch.select(list(keys))]).group_by(list(keys)).aggregate([([], "count_all")])
+def _refuse_duplicates_in_batch(batch: pa.Table, keys: Sequence[str], table: str, offset: int) -> None:
+    counts = batch.select(list(keys)).group_by(list(keys)).aggregate([([], "count_all")])
     if counts.num_rows == batch.num_rows:
         return
     import pyarrow.compute as pc
