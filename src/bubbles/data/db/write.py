@@ -11,8 +11,9 @@ How each mode runs (all inside one transaction: a failure leaves the target as i
                INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE when the table has a primary
                key or unique constraint on ``key`` (tables bubbles creates do); otherwise DELETE
                the matching keys, then INSERT
-             A key twice in one load is refused (DataError), naming it (on PostgreSQL a streamed
-             load is checked per step of 262,144 rows; a repeat in a later step updates the row).
+             A key twice in one load is refused, naming it: DataError (on PostgreSQL a
+             ConstraintViolation from the unique index for a new key; a streamed load is
+             checked per step of 262,144 rows, and a repeat in a later step updates the row).
 
 Bulk insert is ADBC ingest (binary COPY) on PostgreSQL, ``INSERT ... SELECT`` from the Arrow
 stream on DuckDB, ``executemany`` on SQLite. Data flows batch by batch (``batch_size`` rows), so
@@ -405,14 +406,14 @@ def _merge_split(
     for step in steps:
         if not step.num_rows:
             continue
-        _refuse_duplicates_in_batch(step, keys, name, rows)
         fresh = [step]
         within = step.slice(0, 0) if high_water else step
         if high_water:
             top = s.query_all(top_sql)[0][0]
             if top is not None:
                 above = pc.greater(step.column(keys[0]), pa.scalar(top, type=key_type))
-                fresh, within = [step.filter(above)], step.filter(pc.invert(above))
+                if not pc.all(above).as_py():  # (all above, the usual case: no copies)
+                    fresh, within = [step.filter(above)], step.filter(pc.invert(above))
         elif within.num_rows:
             fresh = []
         updates = None
@@ -429,6 +430,9 @@ def _merge_split(
         if new_rows.num_rows:
             s.insert_arrow(table, new_rows.to_reader(max_chunksize=DEFAULT_BATCH_ROWS))
         if update is not None and updates is not None:
+            # A key twice among new rows trips the unique index (ConstraintViolation naming it);
+            # twice among existing rows, UPDATE would pick one at random: refuse it.
+            _refuse_duplicates_in_batch(updates, keys, name, rows)
             s.execute(f"TRUNCATE {st}")
             s.insert_arrow((stage,), updates.to_reader(max_chunksize=DEFAULT_BATCH_ROWS), temporary=True)
             s.execute(update)
