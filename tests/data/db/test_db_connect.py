@@ -213,3 +213,21 @@ def test_query_error_inside_a_task_names_the_task(pg_url: str, home) -> None:  #
     text = str(run.error)
     assert "in task 'extract_orders'" in text and "syntax error at end of input" in text
     assert "SELECT id FROM orders WHERE" in text
+
+
+def test_parameterised_postgres_reads_bind_every_type(pg_url: str) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    values = [
+        7, 2.5, Decimal("1.25"), "it's", True, None,
+        dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 3, 4, 5, 678901), dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        dt.time(1, 2, 3), b"\x00\xff",
+    ]  # fmt: skip
+    with db.connect(pg_url) as conn:
+        row = db.read_sql(conn, "SELECT " + ", ".join(f"? AS c{i}" for i in range(len(values))), values).to_pylist()[0]
+        got = list(row.values())
+        assert got[:6] == [7, 2.5, "1.25", "it's", True, None]  # an unconstrained NUMERIC reads back as text
+        assert got[6:10] == values[6:10] and got[10] == b"\x00\xff"
+        # a '$1' inside a string literal stays text; the value after it is still bound
+        assert db.read_sql(conn, "SELECT '$1' AS a, ? AS b", ["x"]).to_pylist() == [{"a": "$1", "b": "x"}]

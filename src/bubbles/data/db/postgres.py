@@ -104,6 +104,47 @@ def _normalize_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(schema, convert())
 
 
+_DOLLAR = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$(\d+)(?!\w)""")
+
+
+def _setting_cast(value: Any) -> str | None:
+    """The PostgreSQL type a bound value would have, or ``None`` if it cannot travel as text."""
+    import datetime as dt
+    from decimal import Decimal
+
+    if value is None:
+        return "text"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, float):
+        return "double precision"
+    if isinstance(value, Decimal):
+        return "numeric"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, dt.datetime):
+        return "timestamptz" if value.tzinfo is not None else "timestamp"
+    if isinstance(value, dt.date):
+        return "date"
+    if isinstance(value, dt.time):
+        return "time"
+    return None
+
+
+def _setting_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
 class PostgresSession(Session):
     dialect = "postgresql"
 
@@ -125,10 +166,40 @@ class PostgresSession(Session):
 
     def query_reader(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None, batch_rows: int) -> pa.RecordBatchReader:
         sql, values = bind_params(sql, params, "dollar")
+        if values:
+            sql, values = self._settings_for(sql, tuple(values))
         cur = self.raw.cursor()
         self._cursors.append(cur)
         cur.execute(sql, values)
         return _normalize_reader(cur.fetch_record_batch())
+
+    def _settings_for(self, sql: str, values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...] | None]:
+        """Move bound values into transaction-local settings, so that the query itself has no parameters.
+
+        libpq can only stream a result through ``COPY``, and ``COPY`` takes no parameters: with
+        them, ADBC buffers the whole result (measured: 2.8x the memory, 1.5x the time for 1M
+        rows). So each value is bound (never pasted into SQL) to ``set_config('bubbles.pN', $N,
+        true)``, and the query reads it back as ``current_setting('bubbles.pN')::type`` -- a
+        stable expression, usable by indexes. Values of other types keep ordinary binding.
+        """
+        casts = [_setting_cast(v) for v in values]
+        if any(c is None for c in casts):
+            return sql, values
+        texts = tuple(_setting_text(v) for v in values)
+        calls = ", ".join(f"set_config('bubbles.p{i}', ${i}, true)" for i in range(1, len(values) + 1))
+        with self.raw.cursor() as cur:
+            cur.execute(f"SELECT {calls}", texts)
+            cur.fetchall()
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1):
+                return m.group(1)
+            i = int(m.group(2))
+            if values[i - 1] is None:
+                return "NULL"
+            return f"current_setting('bubbles.p{i}')::{casts[i - 1]}"
+
+        return _DOLLAR.sub(sub, sql), None
 
     def begin(self) -> None:
         # ADBC runs with autocommit off: a transaction is always open; begin is where the last ended.
