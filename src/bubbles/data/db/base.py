@@ -240,6 +240,22 @@ class Connection(ABC):
         self.close()
 
 
+@contextmanager
+def using(conn: Connection | str) -> Iterator[Connection]:
+    """The connection for one call: a Connection the caller passed stays open; one opened here
+    from a URL or a name is closed when the call ends."""
+    if isinstance(conn, Connection):
+        yield conn
+        return
+    from .connect import connect
+
+    opened = connect(conn)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def _reconnect(connect: Any, source: str, options: dict[str, Any]) -> Connection:
     return connect(source, **options)  # type: ignore[no-any-return]
 

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..._context import current_task, log_metric
 from ..._errors import ConfigError
 from ..state import StateStore
-from .base import Connection, qualified, quote_ident
-from .connect import connect
+from .base import Connection, qualified, quote_ident, using
 from .read import read_sql
 
 if TYPE_CHECKING:
@@ -89,7 +88,22 @@ def read_incremental(
         ... def load(rows):
         ...     bubbles.write_table("warehouse", "orders", rows, mode="merge", key="id")
     """
-    conn = connect(conn)
+    with using(conn) as c:
+        return _read_incremental(c, table_or_query, cursor, key, name, initial, lookback, params, commit, state)
+
+
+def _read_incremental(
+    conn: Connection,
+    table_or_query: str | Sequence[str],
+    cursor: str,
+    key: str | Sequence[str] | None,
+    name: str | None,
+    initial: Any,
+    lookback: Any,
+    params: Sequence[Any] | Mapping[str, Any] | None,
+    commit: bool,
+    state: StateStore | None,
+) -> pa.Table:
     store = state or StateStore()
     keys = [key] if isinstance(key, str) else list(key or [])
     wm_name = name or watermark_name(conn, table_or_query, cursor)

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._context import log_metric
-from .base import Connection, display_table, qualified
+from .base import Connection, display_table, qualified, using
 from .connect import connect
 
 if TYPE_CHECKING:
@@ -38,14 +38,21 @@ def read_batches(
     """
     import pyarrow as pa
 
+    owned = not isinstance(conn, Connection)
     conn = connect(conn)
     rows = batch_size or conn.batch_rows
     ctx = conn.session()
     session = ctx.__enter__()
+
+    def release() -> None:
+        ctx.__exit__(None, None, None)
+        if owned:  # opened here from a URL or name: nobody else will close it
+            conn.close()
+
     try:
         reader = session.query_reader(query, params, rows)
     except BaseException as exc:
-        ctx.__exit__(type(exc), exc, exc.__traceback__)
+        release()
         if isinstance(exc, Exception) and not _is_bubbles(exc):
             translated = session.translate(exc, action="run a query", query=query)
             if translated is not exc:
@@ -64,7 +71,7 @@ def read_batches(
                 raise
             raise translated from exc
         finally:
-            ctx.__exit__(None, None, None)
+            release()
             log_metric("db_rows_read", total, add=True)
 
     return pa.RecordBatchReader.from_batches(reader.schema, stream())
@@ -124,11 +131,11 @@ def read_tables(
     """
     from ...api.workflow import Workflow
 
-    conn = connect(conn)
-    wf = Workflow("read_tables")
-    wf.map(_read_one, list(tables), max_concurrent=max_concurrent, name="read_table", kwargs={"conn": conn})
-    result = wf.run(executor=executor, max_workers=max_concurrent)
-    outputs = result.tasks["read_table"].result
+    with using(conn) as c:
+        wf = Workflow("read_tables")
+        wf.map(_read_one, list(tables), max_concurrent=max_concurrent, name="read_table", kwargs={"conn": c})
+        result = wf.run(executor=executor, max_workers=max_concurrent)
+        outputs = result.tasks["read_table"].result
     return {display_table(t): out for t, out in zip(tables, outputs, strict=True)}
 
 

@@ -32,9 +32,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..._context import log_metric
-from ..._errors import ConfigError, DataError
-from .base import DEFAULT_BATCH_ROWS, Connection, Session, display_table, qualified, quote_ident, split_table, transaction
-from .connect import connect
+from ..._errors import BubblesError, ConfigError, DataError
+from .base import (
+    DEFAULT_BATCH_ROWS,
+    Connection,
+    Session,
+    display_table,
+    qualified,
+    quote_ident,
+    split_table,
+    transaction,
+    using,
+)
 from .errors import SchemaDriftError, in_task
 from .types import can_widen, normalize_arrow, sql_type
 
@@ -133,7 +142,6 @@ def write_table(
         raise ConfigError(
             f"write_table({display_table(table)!r}, mode='merge') needs key=[...]: the column(s) that identify a row."
         )
-    conn = connect(conn)
     reader = as_reader(data, batch_size)
     missing_keys = [k for k in keys if k not in reader.schema.names]
     if missing_keys:
@@ -144,7 +152,7 @@ def write_table(
         )
     name = display_table(table)
     guard = _Guard()
-    with conn.session() as s, transaction(s, action=f"load table {name!r}", table=name):
+    with using(conn) as c, c.session() as s, transaction(s, action=f"load table {name!r}", table=name):
         try:
             if mode == "replace":
                 rows = _replace(s, table, guard.wrap(reader), keys, guard)
@@ -163,7 +171,10 @@ def write_table(
                     rows = s.insert_arrow(table, reader)
         except Exception as exc:
             if guard.error is not None and guard.error is not exc:
-                raise guard.error from None  # our own error, raised while the driver pulled a batch
+                # Raised while the driver pulled a batch. Our own errors say all in their message,
+                # and their traceback runs through DuckDB's scan, which it would keep alive.
+                err = guard.error
+                raise (err.with_traceback(None) if isinstance(err, BubblesError) else err) from None
             raise
     log_metric("db_rows_written", max(rows, 0), add=True)
     return rows
