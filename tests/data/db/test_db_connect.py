@@ -231,3 +231,11 @@ def test_parameterised_postgres_reads_bind_every_type(pg_url: str) -> None:
         assert got[6:10] == values[6:10] and got[10] == b"\x00\xff"
         # a '$1' inside a string literal stays text; the value after it is still bound
         assert db.read_sql(conn, "SELECT '$1' AS a, ? AS b", ["x"]).to_pylist() == [{"a": "$1", "b": "x"}]
+
+
+def test_tls_options_reach_libpq(pg_url: str) -> None:
+    # the test server has no TLS: sslmode=require must fail there, which shows the option got through
+    with pytest.raises(db.ConnectionFailed, match="does not support SSL"):
+        db.connect(pg_url + "?sslmode=require")
+    with db.connect(pg_url + "?sslmode=disable&application_name=bubbles-test") as conn:
+        assert db.read_sql(conn, "SELECT current_setting('application_name') AS a").to_pylist() == [{"a": "bubbles-test"}]

@@ -284,3 +284,18 @@ def test_duplicate_existing_keys_in_a_merge_are_refused(any_url: str) -> None:
         with pytest.raises(DataError, match=r"Key \(id=2\) appears 2 times"):
             db.write_table(conn, "orders", orders([2, 2], total=9.0), mode="merge", key="id")
         assert db.read_sql(conn, "SELECT total FROM orders WHERE id = 2").to_pylist() == [{"total": 3.0}]
+
+
+def test_failed_replace_leaves_the_old_table(any_url: str) -> None:
+    with db.connect(any_url) as conn:
+        db.write_table(conn, "orders", orders([1, 2]))
+        good = orders([5]).to_batches()[0]
+        bad = pa.table({"id": pa.array([None], pa.int64())}).to_batches()[0]
+        bad = pa.RecordBatch.from_arrays(
+            [bad.column(0), *(pa.nulls(1, f.type) for f in good.schema if f.name != "id")], schema=good.schema
+        )
+        with pytest.raises(DataError, match="Key column 'id' is empty"):
+            db.write_table(conn, "orders", [good, bad], mode="replace", key="id")
+        assert sorted(rows_by_id(conn)) == [1, 2]
+        tables = db.read_sql(conn, "SELECT count(*) AS n FROM orders").column("n").to_pylist()
+        assert tables == [2]
