@@ -12,7 +12,8 @@ lookup order for a name ``NAME``:
 ``bubbles.toml``::
 
     [connections]
-    local = "duckdb:///warehouse.duckdb"                # short form: just the URL
+    local = "duckdb:///warehouse.duckdb"                # short form; a relative file is relative
+                                                        # to this bubbles.toml, not to the cwd
 
     [connections.warehouse]
     url = "postgresql://etl:${PGPASSWORD}@db.internal:5432/analytics"
@@ -117,16 +118,26 @@ def load_config(path: str | Path | None = None) -> ProjectConfig:
     return config
 
 
+def _anchor(path: Path, url: str) -> str:
+    """A relative DuckDB/SQLite file is relative to the ``bubbles.toml`` that names it, not to the cwd."""
+    for scheme in ("duckdb:///", "sqlite:///"):
+        if url.startswith(scheme):
+            file = url[len(scheme) :]
+            if file and not file.startswith(("/", "~", ":memory:", "$")):
+                return scheme + str(path.parent.resolve() / file)
+    return url
+
+
 def _connection_entry(path: Path, name: str, entry: Any) -> str:
     if isinstance(entry, str):
-        return entry
+        return _anchor(path, entry)
     if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
         raise ConfigError(
             f'{path}: [connections.{name}] needs url = "duckdb:///..." or "postgresql://..." '
             f'(or write it short: {name} = "duckdb:///warehouse.duckdb").',
             source=str(path),
         )
-    url = entry["url"]
+    url = _anchor(path, entry["url"])
     extra = {k: str(v) for k, v in entry.items() if k != "url"}
     if extra:
         url += ("&" if "?" in url else "?") + urlencode(extra, safe="${}")

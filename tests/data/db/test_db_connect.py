@@ -70,9 +70,11 @@ def test_named_connections_from_toml_and_env(home, tmp_path, pg_url: str, monkey
     sub.mkdir()
     monkeypatch.chdir(sub)  # found from a subfolder
     cfg = load_config()
-    assert cfg.connections["local"] == "duckdb:///local.duckdb" and cfg.sources["api"]["url"].endswith("/health")
+    assert cfg.connections["local"] == f"duckdb:///{tmp_path.resolve()}/local.duckdb"  # relative to bubbles.toml
+    assert cfg.sources["api"]["url"].endswith("/health")
     with db.connect("warehouse") as conn:
         assert conn.dialect == "duckdb" and conn.name == "warehouse"
+        assert conn.spec.path == str(tmp_path.resolve() / "wh.duckdb")
     # production: the same name, pointed at PostgreSQL by the environment (a literal password is fine there)
     real = pg_url.replace("${BUBBLES_TEST_PGPASSWORD}", "bubbles-test-pw")
     monkeypatch.setenv(env_var_for("warehouse"), real)
