@@ -131,6 +131,14 @@ class StateStore:
                 cur = db.execute("DELETE FROM watermarks WHERE name = ?", (name,))
             return cur.rowcount
 
+    def pending(self) -> list[dict[str, Any]]:
+        """Watermarks proposed but not yet committed: name, value, run_id, proposed_at."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT name, value, run_id, proposed_at FROM pending_watermarks ORDER BY name, proposed_at"
+            ).fetchall()
+        return [{"name": n, "value": _decode(v), "run_id": r or None, "proposed_at": t} for n, v, r, t in rows]
+
     def list(self) -> list[dict[str, Any]]:
         """Every committed watermark: name, value, updated_at, run_id."""
         with self._connect() as db:

@@ -1,0 +1,145 @@
+"""Reading query results as Arrow: whole tables, or streams of record batches for big results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..._context import log_metric
+from .base import Connection, display_table, qualified, using
+from .connect import connect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["read_batches", "read_sql", "read_table", "read_tables"]
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+
+def read_batches(
+    conn: Connection | str, query: str, params: Params = None, *, batch_size: int | None = None
+) -> pa.RecordBatchReader:
+    """Stream the result of ``query`` as Arrow record batches (the connector's one-method seam).
+
+    The database connection is held until the reader is exhausted or closed, so memory stays at
+    about one batch whatever the result size. PostgreSQL results arrive through binary COPY
+    (ADBC); DuckDB hands over its own Arrow batches.
+
+    Args:
+        conn: a connection, URL or connection name.
+        query: SQL; values as ``?`` (with a list) or ``:name`` (with a mapping) placeholders.
+        params: the values, always sent as bound parameters.
+        batch_size: rows per batch where the driver lets us choose (DuckDB, SQLite).
+
+    Example:
+        >>> reader = read_batches(conn, "SELECT * FROM orders WHERE day >= ?", [day])  # doctest: +SKIP
+        >>> for batch in reader: ...  # doctest: +SKIP
+    """
+    import pyarrow as pa
+
+    owned = not isinstance(conn, Connection)
+    conn = connect(conn)
+    rows = batch_size or conn.batch_rows
+    ctx = conn.session()
+    session = ctx.__enter__()
+
+    def release() -> None:
+        ctx.__exit__(None, None, None)
+        if owned:  # opened here from a URL or name: nobody else will close it
+            conn.close()
+
+    try:
+        reader = session.query_reader(query, params, rows)
+    except BaseException as exc:
+        release()
+        if isinstance(exc, Exception) and not _is_bubbles(exc):
+            translated = session.translate(exc, action="run a query", query=query)
+            if translated is not exc:
+                raise translated from exc
+        raise
+
+    def stream() -> Iterator[pa.RecordBatch]:
+        total = 0
+        try:
+            for batch in reader:
+                total += batch.num_rows
+                yield batch
+        except Exception as exc:
+            translated = exc if _is_bubbles(exc) else session.translate(exc, action="read a query result", query=query)
+            if translated is exc:
+                raise
+            raise translated from exc
+        finally:
+            release()
+            log_metric("db_rows_read", total, add=True)
+
+    return pa.RecordBatchReader.from_batches(reader.schema, stream())
+
+
+def read_sql(conn: Connection | str, query: str, params: Params = None, *, batch_size: int | None = None) -> pa.Table:
+    """Run ``query`` and return its result as an Arrow table.
+
+    For results bigger than memory use :func:`read_batches`, which streams.
+
+    Args:
+        conn: a connection, URL or connection name (``"warehouse"``).
+        query: SQL with ``?`` or ``:name`` placeholders.
+        params: the values, bound (never pasted into the SQL).
+        batch_size: rows per batch while reading.
+
+    Raises:
+        QueryError: the database rejected the query; the message quotes the database, the task
+            and the query.
+
+    Example:
+        >>> import bubbles
+        >>> conn = bubbles.connect("duckdb:///:memory:")
+        >>> bubbles.read_sql(conn, "SELECT ? + 1 AS n", [41]).column("n").to_pylist()
+        [42]
+    """
+    return read_batches(conn, query, params, batch_size=batch_size).read_all()
+
+
+def read_table(conn: Connection | str, table: str | Sequence[str], *, columns: Sequence[str] | None = None) -> pa.Table:
+    """Read a whole table (or some ``columns`` of it); names are quoted as identifiers.
+
+    Example:
+        >>> read_table(conn, "sales.orders", columns=["id", "total"])  # doctest: +SKIP
+    """
+    from .base import quote_ident
+
+    cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+    return read_sql(conn, f"SELECT {cols} FROM {qualified(table)}")
+
+
+def _read_one(table: str, conn: Connection) -> pa.Table:
+    return read_table(conn, table)
+
+
+def read_tables(
+    conn: Connection | str, tables: Sequence[str], *, max_concurrent: int = 4, executor: str = "threads"
+) -> dict[str, pa.Table]:
+    """Read several tables in parallel through the engine's fan-out (``Workflow.map``).
+
+    Each table is one task (retries and metrics apply); PostgreSQL gives each its own pooled
+    connection, so raise ``pool_size`` with ``max_concurrent``.
+
+    Example:
+        >>> data = read_tables("source", ["customers", "orders", "items"], max_concurrent=3)  # doctest: +SKIP
+        >>> data["orders"].num_rows  # doctest: +SKIP
+    """
+    from ...api.workflow import Workflow
+
+    with using(conn) as c:
+        wf = Workflow("read_tables")
+        wf.map(_read_one, list(tables), max_concurrent=max_concurrent, name="read_table", kwargs={"conn": c})
+        result = wf.run(executor=executor, max_workers=max_concurrent)
+        outputs = result.tasks["read_table"].result
+    return {display_table(t): out for t, out in zip(tables, outputs, strict=True)}
+
+
+def _is_bubbles(exc: BaseException) -> bool:
+    from ..._errors import BubblesError
+
+    return isinstance(exc, BubblesError)
