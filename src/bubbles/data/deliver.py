@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .._context import current_task, log_metric
@@ -318,13 +319,13 @@ def _to_http(url: str, batch: str, payloads: Sequence[str], manifest: dict[str, 
         return isinstance(exc, DeliveryError) and bool(exc.transient)
 
     retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(max(1, retries)),
-                                 wait=tenacity.wait_exponential_jitter(initial=0.2, max=10),
+                                 wait=tenacity.wait_exponential(multiplier=0.2, max=10) + tenacity.wait_random(0, 0.2),
                                  retry=tenacity.retry_if_exception(transient), reraise=True)
     with httpx.Client(timeout=timeout, headers=sent) as client:
         uploads = list(zip([*payloads, None], [*manifest["files"], None], strict=True))
         for payload, entry in uploads:
             name = entry["name"] if entry else MANIFEST
-            body = open(payload, "rb").read() if payload else _manifest_bytes(manifest)  # noqa: SIM115
+            body = Path(payload).read_bytes() if payload else _manifest_bytes(manifest)
             ctype = "application/json" if payload is None else "application/octet-stream"
             for attempt in retrying:
                 with attempt:

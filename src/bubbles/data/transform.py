@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._context import TaskContext, _current, current_task
 from .._errors import ConfigError, DataError
-from .files._common import to_arrow
+from .files._common import is_stream, to_arrow
 from .files._fs import is_url
 
 if TYPE_CHECKING:
@@ -59,12 +60,14 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
         raise ConfigError(f"sql(output={output!r}): use one of {', '.join(_OUTPUTS)}.")
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
             con.execute(f"SET memory_limit = '{_size(memory_limit)}'")
+        sink = _Sink(current_task())
         for name, value in tables.items():
-            _register(con, name, value)
+            _register(con, name, value, sink)
         try:
             relation = con.sql(query, params=params) if params is not None else con.sql(query)
         except duckdb.Error as exc:
@@ -73,7 +76,7 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
             raise ConfigError("sql() runs queries that return rows (SELECT ...); use DuckDB directly for statements.")
         if stream:
             reader = relation.to_arrow_reader(batch_size)
-            return _owning_reader(reader, con)
+            return _owning_reader(reader, con, sink)
         try:
             table = relation.to_arrow_table()
         except duckdb.Error as exc:
@@ -98,11 +101,40 @@ def _size(text: str) -> str:
     return cleaned
 
 
-def _register(con: Any, name: str, value: Any) -> None:
+class _Sink:
+    """The task that consumes the query's result: DuckDB pulls input streams on its own threads, where
+    no task context is set, so the rows read there are attributed to this task."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: TaskContext | None) -> None:
+        self.ctx = ctx
+
+
+def _attributed(reader: pa.RecordBatchReader, sink: _Sink) -> pa.RecordBatchReader:
+    import pyarrow as pa
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        it = iter(reader)
+        while True:
+            token = _current.set(sink.ctx) if sink.ctx is not None and current_task() is None else None
+            try:
+                batch = next(it, None)
+            finally:
+                if token is not None:
+                    _current.reset(token)
+            if batch is None:
+                return
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def _register(con: Any, name: str, value: Any, sink: _Sink) -> None:
     if isinstance(value, str | os.PathLike):
         text = os.fspath(value)
         if is_url(text):
-            _register_url(con, name, text)
+            _register_url(con, name, text, sink)
             return
         path = Path(text)
         if not path.exists():
@@ -119,10 +151,13 @@ def _register(con: Any, name: str, value: Any) -> None:
             relation = getattr(con, reader)(source)
         relation.create_view(name)
         return
-    con.register(name, to_arrow(value, what=f"sql() table {name!r}"))
+    data = to_arrow(value, what=f"sql() table {name!r}")
+    if is_stream(data):
+        data = _attributed(data, sink)
+    con.register(name, data)
 
 
-def _register_url(con: Any, name: str, url: str) -> None:
+def _register_url(con: Any, name: str, url: str, sink: _Sink) -> None:
     """Object storage goes through the bubbles readers (fsspec), streamed into DuckDB."""
     from .files.csv import read_csv
     from .files.json import read_json
@@ -135,14 +170,15 @@ def _register_url(con: Any, name: str, url: str) -> None:
         data = read_json(url)
     else:
         data = read_parquet(url, batch_size=65_536)
-    con.register(name, data)
+    con.register(name, _attributed(data, sink) if is_stream(data) else data)
 
 
-def _owning_reader(reader: pa.RecordBatchReader, con: Any) -> pa.RecordBatchReader:
+def _owning_reader(reader: pa.RecordBatchReader, con: Any, sink: _Sink) -> pa.RecordBatchReader:
     """A reader that keeps the DuckDB connection alive until it is exhausted, then closes it."""
     import pyarrow as pa
 
     def batches() -> Iterator[pa.RecordBatch]:
+        sink.ctx = current_task()  # whoever pulls the result is the task doing the work
         try:
             yield from reader
         finally:
