@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 import bubbles
+from bubbles._errors import ConfigError, DataError
 from bubbles.data.deliver import MANIFEST, DeliveryError, decrypt_file, deliver
 from bubbles.data.files import write_csv, write_parquet
-from bubbles._errors import ConfigError, DataError
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 

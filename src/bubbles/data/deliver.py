@@ -42,7 +42,7 @@ from .._errors import BubblesError, ConfigError, DataError, MissingDependencyErr
 from .._secrets import Secret, mask, resolve
 from .files._atomic import atomic_file
 from .files._common import WrittenFile
-from .files._fs import is_url, locate
+from .files._fs import locate
 
 __all__ = ["DeliveryError", "DeliveryReceipt", "decrypt_file", "deliver"]
 
@@ -138,7 +138,7 @@ def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.
 def _items(files: Iterable[str | os.PathLike[str] | WrittenFile]) -> list[tuple[str, int | None]]:
     if isinstance(files, str | os.PathLike | WrittenFile):
         files = [files]
-    out = []
+    out: list[tuple[str, int | None]] = []
     for f in files:
         if isinstance(f, WrittenFile):
             out.append((f.path, f.rows))

@@ -539,7 +539,7 @@ def _locate_structural(spec: _Spec) -> None:
     """Arrow gives no line numbers when reading in parallel: find them by the raw text."""
     missing = [b for b in spec.bad if b.get("line") is None and b.get("raw") is not None]
     if missing:
-        pending = {}
+        pending: dict[str, list[dict[str, Any]]] = {}
         for b in missing:
             pending.setdefault(b["raw"].split("\n", 1)[0].rstrip("\r"), []).append(b)
         for line, raw, _fields in _records(spec):
