@@ -67,7 +67,7 @@ def atomic_file(loc: Location) -> Iterator[str]:
             raise
         return
     tmpdir = tempfile.mkdtemp(prefix="bubbles-")
-    tmp = os.path.join(tmpdir, loc.name or "part")
+    tmp = os.path.join(tmpdir, "part.tmp")  # no suffix: writers must not infer a compression from it
     try:
         yield tmp
         parent = loc.path.rsplit("/", 1)[0]

@@ -209,7 +209,7 @@ def read_csv(
     )
     if batch_size is not None:
         if not block_size:
-            spec.block_size = 4 << 20
+            spec.block_size = 1 << 20  # larger blocks make Arrow read further ahead: memory grows with the file
         return _read_stream(spec, batch_size, storage_options)
     return _read_table(spec, storage_options)
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["compact", "read_parquet", "write_parquet"]
 
 _DEFAULT_TARGET = 128 << 20
+_ROW_GROUP = 128 * 1024
 _ZSTD_RATIO = 0.3  # typical on-disk / in-memory size of zstd Parquet, to turn bytes into rows per file
 
 
@@ -136,14 +137,26 @@ def write_parquet(data: Any, path: str | os.PathLike[str], *, partition_by: Sequ
 
 def _write_file(reader: pa.RecordBatchReader, loc: Location, compression: str, level: int | None,
                 row_group_size: int | None) -> WrittenFile:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    group_rows = row_group_size or _ROW_GROUP
     rows = 0
+    pending: list[pa.RecordBatch] = []
+    buffered = 0
     with atomic_file(loc) as tmp:
         with pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level) as writer:
+            # streams often come in small batches; a row group per batch would make a slow, badly compressed
+            # file, so batches are gathered into row groups of ``group_rows`` (memory: one row group)
             for batch in reader:
-                writer.write_batch(batch, row_group_size=row_group_size)
+                pending.append(batch)
+                buffered += batch.num_rows
                 rows += batch.num_rows
+                if buffered >= group_rows:
+                    writer.write_table(pa.Table.from_batches(pending, reader.schema), row_group_size=group_rows)
+                    pending, buffered = [], 0
+            if pending or rows == 0:
+                writer.write_table(pa.Table.from_batches(pending, reader.schema), row_group_size=group_rows)
         size = os.path.getsize(tmp)
     return WrittenFile(str(loc), rows, size)
 
