@@ -127,7 +127,7 @@ def write_parquet(data: Any, path: str | os.PathLike[str], *, partition_by: Sequ
     arrow = to_arrow(data, what="write_parquet data")
     compression = compression or "none"
     if not partition_by and not target_file_size and mode == "overwrite" and not loc.isdir():
-        written = [_write_file(to_reader(arrow), loc, compression, compression_level, row_group_size)]
+        written = [_write_file(arrow, loc, compression, compression_level, row_group_size)]
     else:
         written = _write_dataset(arrow, loc, list(partition_by or []), compression, compression_level,
                                  target_file_size, row_group_size, mode)
@@ -135,11 +135,18 @@ def write_parquet(data: Any, path: str | os.PathLike[str], *, partition_by: Sequ
     return written
 
 
-def _write_file(reader: pa.RecordBatchReader, loc: Location, compression: str, level: int | None,
+def _write_file(data: pa.Table | pa.RecordBatchReader, loc: Location, compression: str, level: int | None,
                 row_group_size: int | None) -> WrittenFile:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if isinstance(data, pa.Table):
+        with atomic_file(loc) as tmp:
+            pq.write_table(data, tmp, compression=compression, compression_level=level,
+                           row_group_size=row_group_size or 1024 * 1024)
+            size = os.path.getsize(tmp)
+        return WrittenFile(str(loc), data.num_rows, size)
+    reader = data
     group_rows = row_group_size or _ROW_GROUP
     rows = 0
     pending: list[pa.RecordBatch] = []
