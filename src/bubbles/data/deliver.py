@@ -34,7 +34,6 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .._context import current_task, log_metric
@@ -132,7 +131,7 @@ def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.
     if not done:
         log_metric("files_delivered", len(entries), add=True)
         log_metric("bytes_delivered", manifest["bytes"], add=True)
-    return DeliveryReceipt(batch_id, _shown(target), manifest, done, [e["name"] for e in entries])
+    return DeliveryReceipt(batch_id, mask(target), manifest, done, [e["name"] for e in entries])
 
 
 def _items(files: Iterable[str | os.PathLike[str] | WrittenFile]) -> list[tuple[str, int | None]]:
@@ -154,10 +153,6 @@ def _items(files: Iterable[str | os.PathLike[str] | WrittenFile]) -> list[tuple[
 def _check_name(batch: str) -> None:
     if not batch or "/" in batch or "\\" in batch or batch.startswith("."):
         raise ConfigError(f"deliver(batch={batch!r}): a batch id must be a plain name (no '/' or leading '.').")
-
-
-def _shown(target: str) -> str:
-    return mask(target)
 
 
 def _key(value: str | Secret) -> bytes:
@@ -322,18 +317,20 @@ def _to_http(url: str, batch: str, payloads: Sequence[str], manifest: dict[str, 
                                  wait=tenacity.wait_exponential(multiplier=0.2, max=10) + tenacity.wait_random(0, 0.2),
                                  retry=tenacity.retry_if_exception(transient), reraise=True)
     with httpx.Client(timeout=timeout, headers=sent) as client:
-        uploads = list(zip([*payloads, None], [*manifest["files"], None], strict=True))
+        uploads = [*zip(payloads, manifest["files"], strict=True), (None, None)]
         for payload, entry in uploads:
             name = entry["name"] if entry else MANIFEST
-            body = Path(payload).read_bytes() if payload else _manifest_bytes(manifest)
-            ctype = "application/json" if payload is None else "application/octet-stream"
             for attempt in retrying:
                 with attempt:
-                    _send(client, httpx, url, batch, name, body, ctype, method)
+                    if payload is None:
+                        _send(client, httpx, url, batch, name, _manifest_bytes(manifest), "application/json", method)
+                    else:
+                        with open(payload, "rb") as body:  # streamed from disk, reopened on each attempt
+                            _send(client, httpx, url, batch, name, body, "application/octet-stream", method)
     return False
 
 
-def _send(client: Any, httpx: Any, url: str, batch: str, name: str, body: bytes, ctype: str, method: str) -> None:
+def _send(client: Any, httpx: Any, url: str, batch: str, name: str, body: Any, ctype: str, method: str) -> None:
     headers = {"Idempotency-Key": f"{batch}/{name}"}
     where = mask(url)
     try:

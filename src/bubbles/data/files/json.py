@@ -41,39 +41,43 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
     loc = locate(path, storage_options)
     sch = as_schema(schema) if schema is not None else None
     try:
-        stream = loc.fs.open_input_stream(loc.path, compression=compression)
+        with loc.fs.open_input_stream(loc.path, compression=compression) as stream:
+            first = stream.read(4096).lstrip()[:1]
     except FileNotFoundError:
         raise DataError(f"JSON file {loc} does not exist. Check the path.", source=str(loc)) from None
-    with stream:
-        head = stream.read(4096)
-        first = head.lstrip()[:1]
-        if not first:
-            raise DataError(f"JSON file {loc} is empty. Check that the producer finished writing it.", source=str(loc))
-        if lines is None:
-            lines = first != b"["
-        rest = stream.read()
-    body = head + rest
+    if not first:
+        raise DataError(f"JSON file {loc} is empty. Check that the producer finished writing it.", source=str(loc))
+    if lines is None:
+        lines = first != b"["
     if not lines:
-        return _read_array(body, loc, sch)
+        with loc.fs.open_input_stream(loc.path, compression=compression) as stream:
+            return _read_array(stream.read(), loc, sch)
     parse = pj.ParseOptions(explicit_schema=sch, unexpected_field_behavior="infer") if sch is not None else None
+    stream = loc.fs.open_input_stream(loc.path, compression=compression)
     try:
-        if batch_size:
-            reader = pj.open_json(pa.BufferReader(body), parse_options=parse)
-            return counted(_rebatch(reader, batch_size))
-        table = pj.read_json(pa.BufferReader(body), parse_options=parse)
+        if batch_size:  # NDJSON streams from the file, block by block
+            return counted(_rebatch(pj.open_json(stream, parse_options=parse), batch_size, stream, loc))
+        table = pj.read_json(stream, parse_options=parse)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise _translate(exc, loc, body) from None
+        stream.close()
+        raise _translate(exc, loc) from None
+    stream.close()
     count_read(table.num_rows, table.nbytes)
     return table
 
 
-def _rebatch(reader: pa.RecordBatchReader, size: int) -> pa.RecordBatchReader:
+def _rebatch(reader: pa.RecordBatchReader, size: int, stream: Any, loc: Location) -> pa.RecordBatchReader:
     import pyarrow as pa
 
     def gen() -> Any:
-        for batch in reader:
-            for start in range(0, batch.num_rows, size):
-                yield batch.slice(start, size)
+        try:
+            for batch in reader:
+                for start in range(0, batch.num_rows, size):
+                    yield batch.slice(start, size)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _translate(exc, loc) from None
+        finally:
+            stream.close()
 
     return pa.RecordBatchReader.from_batches(reader.schema, gen())
 
@@ -98,18 +102,18 @@ def _read_array(body: bytes, loc: Location, schema: pa.Schema | None) -> pa.Tabl
     return table
 
 
-def _translate(exc: BaseException, loc: Location, body: bytes) -> DataError:
+def _translate(exc: BaseException, loc: Location) -> DataError:
+    """Arrow's JSON errors name no line: find the first line that does not parse (error path only)."""
     text = str(exc)
-    line = None
-    for number, raw in enumerate(io.BytesIO(body), start=1):
-        if raw.strip():
-            try:
-                _json.loads(raw)
-            except ValueError:
-                line = number
-                return DataError(f"JSON file {loc}, line {number}: {text}. Raw line: {raw[:200]!r}. Fix the line.",
-                                 source=str(loc), line=number, raw=raw.decode("utf-8", "replace").rstrip())
-    return DataError(f"JSON file {loc} cannot be read: {text}.", source=str(loc), line=line)
+    with loc.fs.open_input_stream(loc.path, compression="detect") as stream:
+        for number, raw in enumerate(io.TextIOWrapper(stream, encoding="utf-8", errors="replace"), start=1):
+            if raw.strip():
+                try:
+                    _json.loads(raw)
+                except ValueError:
+                    return DataError(f"JSON file {loc}, line {number}: {text}. Raw line: {raw[:200]!r}. Fix the line.",
+                                     source=str(loc), line=number, raw=raw.rstrip("\r\n"))
+    return DataError(f"JSON file {loc} cannot be read: {text}.", source=str(loc))
 
 
 def write_json(data: Any, path: str | os.PathLike[str], *, lines: bool = True, compression: str | None = "infer",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_dir, atomic_file, fsync_dir, publish_file
-from ._common import WrittenFile, count_read, count_written, counted, to_arrow, to_reader
+from ._common import WrittenFile, count_read, count_written, counted, to_arrow
 from ._fs import Location, locate
 
 if TYPE_CHECKING:
