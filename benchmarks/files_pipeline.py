@@ -172,16 +172,25 @@ def job_pandas(csv: str, out: str) -> None:
     df.to_parquet(out, compression="zstd", index=False)
 
 
-def job_export_duckdb(parquet: str, out: str) -> None:
+def job_export_duckdb(parquet: str, out: str, fsync: bool = False) -> None:
     import duckdb
     import pyarrow.parquet as pq
 
     table = pq.read_table(parquet)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.register("t", table)
     t0 = time.perf_counter()
     con.execute(f"COPY t TO '{out}' (FORMAT csv, HEADER true)")
+    if fsync:  # what an atomic write adds: the data reaches the disk before the rename
+        fd = os.open(out, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
     print(json.dumps({"inner": time.perf_counter() - t0}))
+
+
+def job_export_duckdb_fsync(parquet: str, out: str) -> None:
+    job_export_duckdb(parquet, out, fsync=True)
 
 
 def job_export_bubbles(parquet: str, out: str) -> None:
@@ -201,7 +210,7 @@ _BUBBLES = ["bubbles.data.files", "bubbles.data.transform", "pyarrow.dataset", "
 IMPORTS = {"polars": ["polars"], "duckdb": ["duckdb"], "pyarrow": _ARROW, "pyarrow_stream": _ARROW,
            "pandas": ["pandas", "pyarrow.parquet"], "bubbles": _BUBBLES, "bubbles_stream": _BUBBLES,
            "bubbles_pushdown": _BUBBLES,
-           "export_duckdb": ["duckdb", *_ARROW], "export_bubbles": _BUBBLES}
+           "export_duckdb": ["duckdb", *_ARROW], "export_duckdb_fsync": ["duckdb", *_ARROW], "export_bubbles": _BUBBLES}
 
 
 def child(name: str, src: str, out: str) -> None:
@@ -216,6 +225,12 @@ def child(name: str, src: str, out: str) -> None:
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": after.ru_maxrss / 1024}))
+
+
+def rows_of(parquet: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(parquet).metadata.num_rows)
 
 
 def run(name: str, src: Path, out: Path) -> dict[str, float]:
@@ -267,9 +282,13 @@ def main() -> None:
             print(f"  {name}: {results[name]['seconds'] / fastest:.2f}x the fastest hand-written engine ({fastest_name})")
     cleaned = DATA / "out-bubbles.parquet"
     if cleaned.exists():
-        duck = min(run("export_duckdb", cleaned, DATA / "export-duckdb.csv")["inner"] for _ in range(args.repeat))
-        ours = min(run("export_bubbles", cleaned, DATA / "export-bubbles.csv")["inner"] for _ in range(args.repeat))
-        print(f"  export CSV: duckdb COPY {duck:.2f} s, bubbles write_csv {ours:.2f} s -> {ours / duck:.2f}x")
+        export = {"export_duckdb": [], "export_duckdb_fsync": [], "export_bubbles": []}
+        for _ in range(args.repeat):
+            for name, times in export.items():
+                times.append(run(name, cleaned, DATA / f"{name}.csv")["inner"])
+        duck, synced, ours = (min(export[n]) for n in export)
+        print(f"  export CSV ({rows_of(cleaned):,} rows): duckdb COPY {duck:.2f} s, COPY + fsync {synced:.2f} s, "
+              f"bubbles write_csv {ours:.2f} s -> {ours / duck:.2f}x COPY, {ours / synced:.2f}x COPY + fsync")
     if args.flat:
         big = generate(args.rows * 4)
         big_run = run("bubbles_stream", big, DATA / "out-stream-4x.parquet")

@@ -178,6 +178,7 @@ def _write_one(data: Any, path: str, fmt: CsvFormat, compression: str | None,
     loc = locate(path, storage_options)
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         con.register("src", data)
         schema = data.schema
         select = _select(schema, fmt)

@@ -137,6 +137,7 @@ def write_json(data: Any, path: str | os.PathLike[str], *, lines: bool = True, c
     arrow = to_arrow(data, what="write_json data")
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         con.register("src", arrow)
         with atomic_file(loc) as tmp:
             opts = f"FORMAT json, ARRAY {'false' if lines else 'true'}, COMPRESSION {sql_string(compression or 'none')}"
