@@ -67,3 +67,21 @@ def test_not_parquet_is_a_clear_error(tmp_path) -> None:
         read_parquet(bad)
     with pytest.raises(DataError, match="does not exist"):
         read_parquet(tmp_path / "nothing")
+
+
+def test_failed_writes_leave_the_previous_version(tmp_path) -> None:
+    schema = _orders(4).schema
+
+    def dying():
+        yield _orders(4).to_batches()[0]
+        raise RuntimeError("upstream died")
+
+    (f,) = write_parquet(_orders(8), tmp_path / "o.parquet")
+    with pytest.raises(RuntimeError, match="upstream died"):
+        write_parquet(pa.RecordBatchReader.from_batches(schema, dying()), f.path)
+    assert read_parquet(f.path).num_rows == 8
+    write_parquet(_orders(8), tmp_path / "ds", partition_by=["country"])
+    with pytest.raises(RuntimeError, match="upstream died"):
+        write_parquet(pa.RecordBatchReader.from_batches(schema, dying()), tmp_path / "ds", partition_by=["country"])
+    assert read_parquet(tmp_path / "ds").num_rows == 8
+    assert sorted(os.listdir(tmp_path)) == ["ds", "o.parquet"]

@@ -43,6 +43,7 @@ _COMPRESSIONS = {"infer": "detect", "detect": "detect", None: None, "none": None
 _CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to ([^:]+): (.*)", re.S)
 _PARSE = re.compile(r"CSV parse error: (.*?)(?::\s(.*))?$", re.S)
 
+
 @dataclass
 class _Spec:
     """Everything needed to (re)open and parse one CSV source."""
@@ -121,6 +122,7 @@ class _Spec:
             return action
 
         return on_invalid_row
+
 
 def read_csv(
     path: str | os.PathLike[str],
@@ -213,6 +215,7 @@ def read_csv(
         return _read_stream(spec, batch_size, storage_options)
     return _read_table(spec, storage_options)
 
+
 # -- whole table ------------------------------------------------------------------------------------
 def _read_table(spec: _Spec, storage_options: dict[str, Any] | None) -> pa.Table:
     import pyarrow as pa
@@ -229,21 +232,22 @@ def _read_table(spec: _Spec, storage_options: dict[str, Any] | None) -> pa.Table
         if not _CONVERSION.search(str(exc)):
             raise _translate(exc, spec) from None
         table = None
-    targets = _targets(spec)
     if table is None or _undeclared_binary(table, spec):
         spec.bad.clear()  # the raw read below meets the structural bad lines again
-        table = _convert_safely(_read_raw(spec), targets, spec, row_offset=0)
+        table = _convert_safely(_read_raw(spec), _targets(spec), spec, row_offset=0)
     if spec.bad:
         _locate_structural(spec)
         _finish_bad(spec, storage_options)
     count_read(table.num_rows, table.nbytes)
     return table
 
+
 def _undeclared_binary(table: pa.Table, spec: _Spec) -> bool:
     """Arrow infers ``binary`` for a column with bytes invalid in the encoding: treat those as bad values."""
     import pyarrow as pa
 
     return any(f.type == pa.binary() and f.name not in spec.column_types for f in table.schema)
+
 
 def _targets(spec: _Spec) -> pa.Schema:
     """The types each column should have: declared ones, others as Arrow infers from the first block."""
@@ -268,6 +272,7 @@ def _targets(spec: _Spec) -> pa.Schema:
         fields.append(pa.field(f.name, pa.string() if t == pa.binary() and f.name not in spec.column_types else t))
     return pa.schema(fields)
 
+
 def _read_raw(spec: _Spec) -> pa.Table:
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -284,6 +289,7 @@ def _read_raw(spec: _Spec) -> pa.Table:
                 raise _bad_line_error(spec, spec.bad[0]) from None
             raise _translate(exc, spec) from None
 
+
 def _raw_convert(spec: _Spec, raw_types: dict[str, pa.DataType]) -> Any:
     import pyarrow.csv as pacsv
 
@@ -294,6 +300,7 @@ def _raw_convert(spec: _Spec, raw_types: dict[str, pa.DataType]) -> Any:
         opts["include_columns"] = spec.include_columns
     return pacsv.ConvertOptions(**opts)
 
+
 def _column_names(spec: _Spec) -> list[str]:
     import pyarrow.csv as pacsv
 
@@ -301,6 +308,7 @@ def _column_names(spec: _Spec) -> list[str]:
         reader = pacsv.open_csv(stream, spec.read_options(), spec.parse_options(lambda row: "skip"),
                                 _raw_convert(spec, {}))
         return list(reader.schema.names)
+
 
 # -- per-value conversion with bisection --------------------------------------------------------------
 def _convert_safely(raw: pa.Table | pa.RecordBatch, targets: pa.Schema, spec: _Spec, *, row_offset: int) -> Any:
@@ -342,6 +350,7 @@ def _convert_safely(raw: pa.Table | pa.RecordBatch, targets: pa.Schema, spec: _S
         return pa.RecordBatch.from_arrays(arrays, names=names)
     return pa.Table.from_arrays(arrays, names=names)
 
+
 def _converter(target: pa.DataType, spec: _Spec) -> Callable[[pa.Array], pa.Array]:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -378,6 +387,7 @@ def _converter(target: pa.DataType, spec: _Spec) -> Callable[[pa.Array], pa.Arra
         return to_bool
     return lambda arr: pc.cast(to_text(arr), target)
 
+
 def _bisect(arr: pa.Array, convert: Callable[[pa.Array], pa.Array], target: pa.DataType,
             offset: int = 0) -> Iterator[tuple[int, str]]:
     import pyarrow as pa
@@ -401,6 +411,7 @@ def _bisect(arr: pa.Array, convert: Callable[[pa.Array], pa.Array], target: pa.D
     half = len(arr) // 2
     yield from _bisect(arr.slice(0, half), convert, target, offset)
     yield from _bisect(arr.slice(half), convert, target, offset + half)
+
 
 # -- streams ------------------------------------------------------------------------------------------
 def _read_stream(spec: _Spec, batch_size: int, storage_options: dict[str, Any] | None) -> pa.RecordBatchReader:
@@ -459,6 +470,7 @@ def _read_stream(spec: _Spec, batch_size: int, storage_options: dict[str, Any] |
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
+
 def _conversion_error(spec: _Spec, exc: Exception) -> DataError:
     """A bad value met while streaming with ``on_bad_lines="error"``: find its line by value."""
     m = _CONVERSION.search(str(exc))
@@ -475,6 +487,7 @@ def _conversion_error(spec: _Spec, exc: Exception) -> DataError:
                 info["line"], info["raw"] = line, raw
                 break
     return _bad_line_error(spec, info)
+
 
 # -- where bad rows are: line numbers and raw text ------------------------------------------------------
 def _records(spec: _Spec) -> Iterator[tuple[int, str, list[str]]]:
@@ -501,6 +514,7 @@ def _records(spec: _Spec) -> Iterator[tuple[int, str, list[str]]]:
     finally:
         text.close()
 
+
 class _Lines:
     def __init__(self, f: Any) -> None:
         self.f = f
@@ -515,6 +529,7 @@ class _Lines:
         self.taken += 1
         self.buf.append(line)
         return line
+
 
 def _locate_rows(spec: _Spec, infos: list[dict[str, Any]]) -> None:
     """Fill ``line`` and ``raw`` of bad *values* from their row index among well-formed records."""
@@ -535,6 +550,7 @@ def _locate_rows(spec: _Spec, infos: list[dict[str, Any]]) -> None:
             break
         index += 1
 
+
 def _locate_structural(spec: _Spec) -> None:
     """Arrow gives no line numbers when reading in parallel: find them by the raw text."""
     missing = [b for b in spec.bad if b.get("line") is None and b.get("raw") is not None]
@@ -553,6 +569,7 @@ def _locate_structural(spec: _Spec) -> None:
                     break
     _locate_rows(spec, spec.bad)
 
+
 def _finish_bad(spec: _Spec, storage_options: dict[str, Any] | None) -> None:
     spec.bad.sort(key=lambda b: (b.get("line") or 0))
     log_metric("bad_lines", len(spec.bad), add=True)
@@ -565,6 +582,7 @@ def _finish_bad(spec: _Spec, storage_options: dict[str, Any] | None) -> None:
                       "reason": b["reason"], "raw": b.get("raw")}
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
+
 def _bad_line_error(spec: _Spec, info: dict[str, Any]) -> BadLineError:
     where = f"line {info['line']}" if info.get("line") else "a line"
     column = f", column {info['column']!r}" if info.get("column") else ""
@@ -575,6 +593,7 @@ def _bad_line_error(spec: _Spec, info: dict[str, Any]) -> BadLineError:
         "type/format (schema=, timestamp_formats=), or pass on_bad_lines='quarantine' to set bad lines aside.",
         source=str(spec.loc), line=info.get("line"), column=info.get("column"), raw=raw, reason=info["reason"],
     )
+
 
 def _translate(exc: BaseException, spec: _Spec) -> DataError:
     text = str(exc)

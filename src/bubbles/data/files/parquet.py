@@ -124,6 +124,9 @@ def write_parquet(data: Any, path: str | os.PathLike[str], *, partition_by: Sequ
     if mode not in ("overwrite", "append"):
         raise ConfigError(f"write_parquet mode={mode!r}: use 'overwrite' or 'append'.")
     loc = locate(path, storage_options)
+    if mode == "append" and loc.exists() and not loc.isdir():
+        raise ConfigError(f"write_parquet(mode='append'): {loc} is a file; appending needs a dataset directory. "
+                          "Write to a directory (with partition_by or not), or use mode='overwrite'.")
     arrow = to_arrow(data, what="write_parquet data")
     compression = compression or "none"
     if not partition_by and not target_file_size and mode == "overwrite" and not loc.isdir():
