@@ -177,10 +177,10 @@ def job_export_duckdb(parquet: str, out: str, fsync: bool = False) -> None:
     import pyarrow.parquet as pq
 
     table = pq.read_table(parquet)
+    t0 = time.perf_counter()  # connecting is part of the job, as it is inside write_csv
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.register("t", table)
-    t0 = time.perf_counter()
     con.execute(f"COPY t TO '{out}' (FORMAT csv, HEADER true)")
     if fsync:  # what an atomic write adds: the data reaches the disk before the rename
         fd = os.open(out, os.O_RDONLY)
@@ -206,7 +206,7 @@ def job_export_bubbles(parquet: str, out: str) -> None:
 
 JOBS = {name[4:]: fn for name, fn in globals().items() if name.startswith("job_")}
 _ARROW = ["pyarrow", "pyarrow.csv", "pyarrow.compute", "pyarrow.parquet"]
-_BUBBLES = ["bubbles.data.files", "bubbles.data.transform", "pyarrow.dataset", "duckdb", *_ARROW]
+_BUBBLES = ["bubbles.data.files", "bubbles.data.transform", "pyarrow.dataset", "pyarrow.fs", "duckdb", *_ARROW]
 IMPORTS = {"polars": ["polars"], "duckdb": ["duckdb"], "pyarrow": _ARROW, "pyarrow_stream": _ARROW,
            "pandas": ["pandas", "pyarrow.parquet"], "bubbles": _BUBBLES, "bubbles_stream": _BUBBLES,
            "bubbles_pushdown": _BUBBLES,
