@@ -39,6 +39,8 @@ def test_outbox_with_manifest_last_and_no_duplicates(tmp_path, files) -> None:
     assert not receipt.already_delivered
     again = deliver(files, to=outbox, batch="run-1")
     assert again.already_delivered and sorted(os.listdir(outbox)) == ["run-1"]
+    with pytest.raises(ConfigError, match="other files"):
+        deliver(files[:1], to=outbox, batch="run-1")
 
 
 def test_batch_defaults_to_run_id_inside_a_task(tmp_path, files) -> None:
@@ -46,7 +48,7 @@ def test_batch_defaults_to_run_id_inside_a_task(tmp_path, files) -> None:
     wf.add_task(lambda: deliver(files, to=tmp_path / "box"), name="deliver")
     result = wf.run(executor="serial")
     receipt = result.tasks["deliver"].result
-    assert receipt.batch == result.run_id and receipt.manifest["task"] == "deliver"
+    assert receipt.batch == f"{result.run_id}-deliver" and receipt.manifest["task"] == "deliver"
     # outside a run, the id is the content hash: the same files map to the same batch
     assert deliver(files, to=tmp_path / "b2").batch == deliver(files, to=tmp_path / "b2").batch
 

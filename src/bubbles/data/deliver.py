@@ -75,7 +75,9 @@ def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.
     Args:
         files: paths, or the :class:`WrittenFile` list a writer returned (which carries row counts).
         to: a local directory, an ``http(s)://`` endpoint, or an fsspec URL such as ``s3://bucket/outbox``.
-        batch: the batch id; default the current run id, else a hash of the files' contents.
+        batch: the batch id; default ``<run id>-<task>`` inside a task, else a hash of the files' contents.
+            A batch that is already complete at the destination is not sent again (same files
+            required: a batch id reused for other files is an error).
         method: ``"post"`` (multipart upload to ``to``) or ``"put"`` (to ``<to>/<batch>/<name>``).
         auth: a bearer token, normally a secret reference such as ``"${PARTNER_TOKEN}"``.
         headers: extra HTTP headers; values may reference secrets (``{"X-Api-Key": "${KEY}"}``).
@@ -107,7 +109,7 @@ def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.
             payload, entry = _prepare(path, rows, key, staging, schema)
             entries.append(entry)
             payloads.append(payload)
-        batch_id = batch or (ctx.run_id if ctx else "sha-" + hashlib.sha256(
+        batch_id = batch or (_safe_name(f"{ctx.run_id}-{ctx.task}") if ctx else "sha-" + hashlib.sha256(
             "".join(e.get("plain_sha256", e["sha256"]) for e in entries).encode()).hexdigest()[:16])
         _check_name(batch_id)
         manifest = {
@@ -148,6 +150,10 @@ def _items(files: Iterable[str | os.PathLike[str] | WrittenFile]) -> list[tuple[
     if dupes:
         raise ConfigError(f"deliver(): several files are named {sorted(dupes)}; a batch is flat, rename them.")
     return out
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def _check_name(batch: str) -> None:
@@ -288,6 +294,7 @@ def _to_storage(target: str, batch: str, payloads: Sequence[str], manifest: dict
     base = locate(target, storage_options)
     folder = base.join(batch)
     if folder.join(MANIFEST).exists():
+        _check_same_batch(folder, manifest)
         return True
     for payload, entry in zip(payloads, manifest["files"], strict=True):
         with atomic_file(folder.join(entry["name"])) as tmp:
@@ -295,6 +302,23 @@ def _to_storage(target: str, batch: str, payloads: Sequence[str], manifest: dict
     with atomic_file(folder.join(MANIFEST)) as tmp, open(tmp, "wb") as f:
         f.write(_manifest_bytes(manifest))
     return False
+
+
+def _check_same_batch(folder: Any, manifest: dict[str, Any]) -> None:
+    """A batch already there must be this batch: the same files. Otherwise two deliverables share an id."""
+    if folder.is_local:
+        with open(folder.join(MANIFEST).path, "rb") as f:
+            existing = json.loads(f.read())
+    else:
+        existing = json.loads(folder.fsspec.cat_file(folder.join(MANIFEST).path))
+    ours = sorted(e["name"] for e in manifest["files"])
+    theirs = sorted(e["name"] for e in existing.get("files", []))
+    if ours != theirs:
+        raise ConfigError(
+            f"deliver(): batch {manifest['batch']!r} was already delivered to {mask(str(folder))} with other files "
+            f"({', '.join(theirs)}), not {', '.join(ours)}. Give each deliverable its own batch id (batch=...).",
+            batch=manifest["batch"],
+        )
 
 
 def _to_http(url: str, batch: str, payloads: Sequence[str], manifest: dict[str, Any], method: str,
