@@ -64,3 +64,19 @@ def test_avro_roundtrip_keeps_types(tmp_path, nested) -> None:
     assert t.to_pylist()[0]["customer"] == {"name": "Zoë", "country": "DE"}
     assert t.column("at").to_pylist() == nested.column("at").to_pylist()
     assert read_avro(f.path, batch_size=1).read_all().num_rows == 2
+
+
+def test_readers_return_frames_on_request(tmp_path, nested) -> None:
+    import pandas as pd
+    import polars as pl
+
+    from bubbles.data.files import read_csv, read_parquet, write_csv, write_parquet
+
+    flat = nested.select(["id", "day"])
+    write_csv(flat, tmp_path / "f.csv")
+    write_parquet(flat, tmp_path / "f.parquet")
+    assert isinstance(read_csv(tmp_path / "f.csv", output="pandas"), pd.DataFrame)
+    frame = read_parquet(tmp_path / "f.parquet", output="polars")
+    assert isinstance(frame, pl.DataFrame) and frame["id"].to_list() == [1, 2]
+    write_avro(flat, tmp_path / "f.avro")
+    assert isinstance(read_avro(tmp_path / "f.avro", output="polars"), pl.DataFrame)

@@ -19,7 +19,8 @@ from ..._errors import ConfigError, DataError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["BadLineError", "WrittenFile", "count_read", "count_written", "is_stream", "to_arrow", "to_reader", "to_table"]
+__all__ = ["BadLineError", "WrittenFile", "as_output", "count_read", "count_written", "is_stream", "to_arrow", "to_reader",
+           "to_table"]
 
 ON_BAD_LINES = ("error", "quarantine", "skip")
 
@@ -108,6 +109,22 @@ def to_arrow(obj: Any, *, what: str = "data") -> pa.Table | pa.RecordBatchReader
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield first
     yield from rest
+
+
+OUTPUTS = ("arrow", "pandas", "polars")
+
+
+def as_output(table: pa.Table, output: str) -> Any:
+    """``table`` as asked: Arrow (default), or a pandas / polars frame (polars shares Arrow's buffers)."""
+    if output == "arrow":
+        return table
+    if output == "pandas":
+        return table.to_pandas()
+    if output == "polars":
+        import polars as pl
+
+        return pl.from_arrow(table)
+    raise ConfigError(f"output={output!r}: use one of {', '.join(OUTPUTS)}.")
 
 
 def to_table(obj: Any, *, what: str = "data") -> pa.Table:

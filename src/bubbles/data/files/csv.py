@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..._context import log_metric
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_file
-from ._common import BadLineError, check_on_bad_lines, count_read
+from ._common import BadLineError, as_output, check_on_bad_lines, count_read
 from ._fs import Location, locate
 from ._types import as_schema
 
@@ -146,7 +146,8 @@ def read_csv(
     batch_size: int | None = None,
     block_size: int | None = None,
     storage_options: dict[str, Any] | None = None,
-) -> pa.Table | pa.RecordBatchReader:
+    output: str = "arrow",
+) -> Any:
     """Read a CSV file into an Arrow table, or with ``batch_size`` into a stream of record batches.
 
     Args:
@@ -173,9 +174,11 @@ def read_csv(
             larger than memory flows through the pipeline.
         block_size: bytes parsed per block (Arrow's unit of parallelism and of streaming memory).
         storage_options: passed to fsspec for URLs (credentials, ``endpoint_url``...).
+        output: ``"arrow"`` (default), ``"pandas"`` or ``"polars"`` for a frame; streams stay Arrow.
 
     Returns:
-        A ``pyarrow.Table``, or a ``pyarrow.RecordBatchReader`` when ``batch_size`` is given.
+        A ``pyarrow.Table`` (or frame, see ``output``), or a ``pyarrow.RecordBatchReader`` when
+        ``batch_size`` is given.
 
     Example:
         >>> import bubbles
@@ -213,7 +216,7 @@ def read_csv(
         if not block_size:
             spec.block_size = 1 << 20  # larger blocks make Arrow read further ahead: memory grows with the file
         return _read_stream(spec, batch_size, storage_options)
-    return _read_table(spec, storage_options)
+    return as_output(_read_table(spec, storage_options), output)
 
 
 # -- whole table ------------------------------------------------------------------------------------

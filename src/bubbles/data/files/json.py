@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_file
-from ._common import WrittenFile, count_read, count_written, counted, sql_string, to_arrow
+from ._common import WrittenFile, as_output, count_read, count_written, counted, sql_string, to_arrow
 from ._fs import Location, locate
 from ._types import as_schema
 
@@ -21,7 +21,7 @@ __all__ = ["read_json", "write_json"]
 
 def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool | None = None,
               batch_size: int | None = None, compression: str | None = "detect",
-              storage_options: dict[str, Any] | None = None) -> pa.Table | pa.RecordBatchReader:
+              storage_options: dict[str, Any] | None = None, output: str = "arrow") -> Any:
     """Read NDJSON or a JSON array of objects into Arrow.
 
     Args:
@@ -30,6 +30,7 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         lines: ``True`` for NDJSON, ``False`` for one JSON array; ``None`` looks at the first byte.
         batch_size: stream record batches (NDJSON only) instead of one table.
         storage_options: passed to fsspec for URLs.
+        output: ``"arrow"`` (default), ``"pandas"`` or ``"polars"`` for a frame; streams stay Arrow.
 
     Example:
         >>> import bubbles
@@ -51,7 +52,7 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         lines = first != b"["
     if not lines:
         with loc.fs.open_input_stream(loc.path, compression=compression) as stream:
-            return _read_array(stream.read(), loc, sch)
+            return as_output(_read_array(stream.read(), loc, sch), output)
     parse = pj.ParseOptions(explicit_schema=sch, unexpected_field_behavior="infer") if sch is not None else None
     stream = loc.fs.open_input_stream(loc.path, compression=compression)
     try:
@@ -63,7 +64,7 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         raise _translate(exc, loc) from None
     stream.close()
     count_read(table.num_rows, table.nbytes)
-    return table
+    return as_output(table, output)
 
 
 def _rebatch(reader: pa.RecordBatchReader, size: int, stream: Any, loc: Location) -> pa.RecordBatchReader:

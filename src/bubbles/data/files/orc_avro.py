@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError, MissingDependencyError
 from ._atomic import atomic_file
-from ._common import WrittenFile, count_read, count_written, counted, to_reader
+from ._common import WrittenFile, as_output, count_read, count_written, counted, to_reader
 from ._fs import locate
 
 if TYPE_CHECKING:
@@ -22,8 +22,10 @@ __all__ = ["read_avro", "read_orc", "write_avro", "write_orc"]
 
 
 def read_orc(path: str | os.PathLike[str], *, columns: Sequence[str] | None = None, batch_size: int | None = None,
-             storage_options: dict[str, Any] | None = None) -> pa.Table | pa.RecordBatchReader:
+             storage_options: dict[str, Any] | None = None, output: str = "arrow") -> Any:
     """Read an ORC file (only ``columns`` are read), as a table or a stream of stripes.
+
+    ``output="pandas"`` or ``"polars"`` returns a frame instead of a table.
 
     Example:
         >>> import bubbles
@@ -53,7 +55,7 @@ def read_orc(path: str | os.PathLike[str], *, columns: Sequence[str] | None = No
         raise DataError(f"{loc} is not a readable ORC file: {exc}. Check the path and that it was written whole.",
                         source=str(loc)) from None
     count_read(table.num_rows, table.nbytes)
-    return table
+    return as_output(table, output)
 
 
 def write_orc(data: Any, path: str | os.PathLike[str], *, compression: str = "zstd",
@@ -175,8 +177,10 @@ def avro_schema(schema: pa.Schema, name: str = "Row") -> dict[str, Any]:
 
 
 def read_avro(path: str | os.PathLike[str], *, columns: Sequence[str] | None = None, batch_size: int | None = None,
-              storage_options: dict[str, Any] | None = None) -> pa.Table | pa.RecordBatchReader:
+              storage_options: dict[str, Any] | None = None, output: str = "arrow") -> Any:
     """Read an Avro object container file into Arrow (a table, or a stream with ``batch_size``).
+
+    ``output="pandas"`` or ``"polars"`` returns a frame instead of a table.
 
     Example:
         >>> import bubbles
@@ -221,7 +225,7 @@ def read_avro(path: str | os.PathLike[str], *, columns: Sequence[str] | None = N
         return counted(reader)
     table = reader.read_all()
     count_read(table.num_rows, table.nbytes)
-    return table
+    return as_output(table, output)
 
 
 def write_avro(data: Any, path: str | os.PathLike[str], *, codec: str = "deflate", name: str = "Row",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_dir, atomic_file, fsync_dir, publish_file
-from ._common import WrittenFile, count_read, count_written, counted, to_arrow
+from ._common import WrittenFile, as_output, count_read, count_written, counted, to_arrow
 from ._fs import Location, locate
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ _ZSTD_RATIO = 0.3  # typical on-disk / in-memory size of zstd Parquet, to turn b
 
 def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None = None, filters: Any = None,
                  partitioning: str | None = "hive", batch_size: int | None = None,
-                 storage_options: dict[str, Any] | None = None) -> pa.Table | pa.RecordBatchReader:
+                 storage_options: dict[str, Any] | None = None, output: str = "arrow") -> Any:
     """Read a Parquet file or a (Hive-partitioned) directory of them.
 
     Args:
@@ -44,6 +44,7 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
         partitioning: ``"hive"`` to read ``key=value`` directories as columns, ``None`` to not.
         batch_size: stream record batches of at most this many rows instead of one table.
         storage_options: passed to fsspec for URLs.
+        output: ``"arrow"`` (default), ``"pandas"`` or ``"polars"`` for a frame; streams stay Arrow.
 
     Example:
         >>> import bubbles
@@ -68,7 +69,7 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise _translate(exc, loc) from None
     count_read(table.num_rows, table.nbytes)
-    return table
+    return as_output(table, output)
 
 
 def _translate(exc: BaseException, loc: Location) -> DataError:
