@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._context import TaskContext, _current, current_task
 from .._errors import ConfigError, DataError
-from .files._common import is_stream, to_arrow
+from .files._common import as_output, is_stream, to_arrow
 from .files._fs import is_url
 
 if TYPE_CHECKING:
@@ -85,13 +85,7 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
         con.close()
         raise
     con.close()
-    if output == "pandas":
-        return table.to_pandas()
-    if output == "polars":
-        import polars as pl
-
-        return pl.from_arrow(table)
-    return table
+    return as_output(table, output)
 
 
 def _size(text: str) -> str:
