@@ -127,3 +127,19 @@ def test_clear_errors_for_broken_files(tmp_path) -> None:
         read_csv(empty)
     with pytest.raises(DataError, match="does not exist"):
         read_csv(tmp_path / "missing.csv")
+
+
+def test_line_numbers_count_line_breaks_inside_quotes(tmp_path) -> None:
+    p = _write(tmp_path / "m.csv", 'id,note\n1,"two\nlines"\n2\n3,x\n4,oops,extra\n')
+    q = tmp_path / "q.jsonl"
+    t = read_csv(p, newlines_in_values=True, on_bad_lines="quarantine", quarantine=str(q))
+    assert t.column("id").to_pylist() == [1, 3]
+    assert [json.loads(line)["line"] for line in q.read_text().splitlines()] == [4, 6]
+
+
+def test_bad_first_record_does_not_shift_line_numbers(tmp_path) -> None:
+    p = _write(tmp_path / "f.csv", "id,amount\n1\n2,3.5\n3,bad\n")
+    q = tmp_path / "q.jsonl"
+    t = read_csv(p, schema={"amount": "float64"}, on_bad_lines="quarantine", quarantine=str(q))
+    assert t.column("id").to_pylist() == [2]
+    assert [(b["line"], b["column"]) for b in map(json.loads, q.read_text().splitlines())] == [(2, None), (4, "amount")]

@@ -117,7 +117,9 @@ class _Spec:
         action = "error" if self.on_bad_lines == "error" else "skip"
 
         def on_invalid_row(row: Any) -> str:
-            self.bad.append({"line": row.number, "reason": f"expected {row.expected_columns} columns, "
+            # Arrow's line numbers do not count line breaks inside quoted values: recount those ourselves
+            line = None if self.newlines_in_values else row.number
+            self.bad.append({"line": line, "reason": f"expected {row.expected_columns} columns, "
                              f"found {row.actual_columns}", "raw": row.text, "column": None, "row": None})
             return action
 
@@ -539,12 +541,10 @@ def _locate_rows(spec: _Spec, infos: list[dict[str, Any]]) -> None:
     wanted = {info["row"]: info for info in infos if info.get("row") is not None and info.get("line") is None}
     if not wanted:
         return
-    ncols = None
+    ncols = _expected_columns(spec)
     index = 0
     last = max(wanted)
     for line, raw, fields in _records(spec):
-        if ncols is None:
-            ncols = len(fields) if spec.column_names is None or spec.header else len(spec.column_names)
         if len(fields) != ncols:
             continue  # a structural bad line: Arrow skipped it too
         if index in wanted:
@@ -552,6 +552,19 @@ def _locate_rows(spec: _Spec, infos: list[dict[str, Any]]) -> None:
         if index >= last:
             break
         index += 1
+
+
+def _expected_columns(spec: _Spec) -> int:
+    """Fields per record: the given names, else the header line (or first record) as Arrow reads it."""
+    if spec.column_names is not None:
+        return len(spec.column_names)
+    header = spec.header
+    spec.header = False  # so that _records yields the header line itself
+    try:
+        first = next(_records(spec), None)
+    finally:
+        spec.header = header
+    return len(first[2]) if first else 0
 
 
 def _locate_structural(spec: _Spec) -> None:
