@@ -143,3 +143,17 @@ def test_bad_first_record_does_not_shift_line_numbers(tmp_path) -> None:
     t = read_csv(p, schema={"amount": "float64"}, on_bad_lines="quarantine", quarantine=str(q))
     assert t.column("id").to_pylist() == [2]
     assert [(b["line"], b["column"]) for b in map(json.loads, q.read_text().splitlines())] == [(2, None), (4, "amount")]
+
+
+def test_streaming_finds_bad_values_in_later_blocks(tmp_path) -> None:
+    rows = [f"{i},{i}.5" for i in range(20_000)]
+    rows[15_000] = "15000,oops"
+    p = _write(tmp_path / "s.csv", "id,amount\n" + "\n".join(rows) + "\n")
+    q = tmp_path / "q.jsonl"
+    reader = read_csv(p, on_bad_lines="quarantine", quarantine=str(q), batch_size=4_000, block_size=32 << 10)
+    assert sum(b.num_rows for b in reader) == 19_999
+    (bad,) = [json.loads(line) for line in q.read_text().splitlines()]
+    assert (bad["line"], bad["column"], bad["raw"]) == (15_002, "amount", "15000,oops")
+    with pytest.raises(BadLineError) as info:
+        read_csv(p, batch_size=4_000, block_size=32 << 10).read_all()
+    assert (info.value.line, info.value.column) == (15_002, "amount")
