@@ -27,6 +27,8 @@ __all__ = ["compact", "read_parquet", "write_parquet"]
 
 _DEFAULT_TARGET = 128 << 20
 _ROW_GROUP = 128 * 1024
+_SAMPLE_ROWS = 16 * 1024
+_DICTIONARY_MAX_RATIO = 0.2
 _ZSTD_RATIO = 0.3  # typical on-disk / in-memory size of zstd Parquet, to turn bytes into rows per file
 
 
@@ -139,6 +141,29 @@ def write_parquet(data: Any, path: str | os.PathLike[str], *, partition_by: Sequ
     return written
 
 
+def _dictionary_columns(sample: pa.Table | pa.RecordBatch) -> list[str]:
+    """Columns worth dictionary encoding, judged on a sample: few distinct values.
+
+    Arrow tries a dictionary for every column and gives up only once the dictionary page is full;
+    on ids, e-mails or free text that attempt costs more CPU than the whole zstd write.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    head = sample.slice(0, _SAMPLE_ROWS)
+    rows = max(head.num_rows, 1)
+    chosen = []
+    for name, column in zip(head.schema.names, head.columns, strict=True):
+        try:
+            distinct = pc.count_distinct(column).as_py()
+        except (NotImplementedError, ValueError, TypeError, pa.ArrowException):  # nested types: Arrow decides
+            chosen.append(name)
+            continue
+        if distinct <= _DICTIONARY_MAX_RATIO * rows:
+            chosen.append(name)
+    return chosen
+
+
 def _write_file(data: pa.Table | pa.RecordBatchReader, loc: Location, compression: str, level: int | None,
                 row_group_size: int | None) -> WrittenFile:
     import pyarrow as pa
@@ -147,7 +172,7 @@ def _write_file(data: pa.Table | pa.RecordBatchReader, loc: Location, compressio
     if isinstance(data, pa.Table):
         with atomic_file(loc) as tmp:
             pq.write_table(data, tmp, compression=compression, compression_level=level,
-                           row_group_size=row_group_size or 1024 * 1024)
+                           row_group_size=row_group_size or 1024 * 1024, use_dictionary=_dictionary_columns(data))
             size = os.path.getsize(tmp)
         return WrittenFile(str(loc), data.num_rows, size)
     reader = data
@@ -155,8 +180,9 @@ def _write_file(data: pa.Table | pa.RecordBatchReader, loc: Location, compressio
     rows = 0
     pending: list[pa.RecordBatch] = []
     buffered = 0
+    writer: pq.ParquetWriter | None = None
     with atomic_file(loc) as tmp:
-        with pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level) as writer:
+        try:
             # streams often come in small batches; a row group per batch would make a slow, badly compressed
             # file, so batches are gathered into row groups of ``group_rows`` (memory: one row group)
             for batch in reader:
@@ -164,10 +190,21 @@ def _write_file(data: pa.Table | pa.RecordBatchReader, loc: Location, compressio
                 buffered += batch.num_rows
                 rows += batch.num_rows
                 if buffered >= group_rows:
-                    writer.write_table(pa.Table.from_batches(pending, reader.schema), row_group_size=group_rows)
+                    group = pa.Table.from_batches(pending, reader.schema)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level,
+                                                  use_dictionary=_dictionary_columns(group))
+                    writer.write_table(group, row_group_size=group_rows)
                     pending, buffered = [], 0
-            if pending or rows == 0:
-                writer.write_table(pa.Table.from_batches(pending, reader.schema), row_group_size=group_rows)
+            if pending or writer is None:
+                group = pa.Table.from_batches(pending, reader.schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level,
+                                              use_dictionary=_dictionary_columns(group))
+                writer.write_table(group, row_group_size=group_rows)
+        finally:
+            if writer is not None:
+                writer.close()
         size = os.path.getsize(tmp)
     return WrittenFile(str(loc), rows, size)
 
