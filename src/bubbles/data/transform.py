@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._context import TaskContext, _current, current_task
 from .._errors import ConfigError, DataError
-from .files._common import as_output, is_stream, to_arrow
+from .files._common import as_output, is_stream, prefetch, to_arrow
 from .files._fs import is_url
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
             raise ConfigError("sql() runs queries that return rows (SELECT ...); use DuckDB directly for statements.")
         if stream:
             reader = relation.to_arrow_reader(batch_size)
-            return _owning_reader(reader, con, sink)
+            return prefetch(_owning_reader(reader, con, sink), depth=2)
         try:
             table = relation.to_arrow_table()
         except duckdb.Error as exc:

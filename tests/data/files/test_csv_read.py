@@ -155,5 +155,20 @@ def test_streaming_finds_bad_values_in_later_blocks(tmp_path) -> None:
     (bad,) = [json.loads(line) for line in q.read_text().splitlines()]
     assert (bad["line"], bad["column"], bad["raw"]) == (15_002, "amount", "15000,oops")
     with pytest.raises(BadLineError) as info:
-        read_csv(p, batch_size=4_000, block_size=32 << 10).read_all()
+        read_csv(p, schema={"amount": "float64"}, batch_size=4_000, block_size=32 << 10).read_all()
     assert (info.value.line, info.value.column) == (15_002, "amount")
+
+
+def test_parallel_stream_matches_table_read(tmp_path, monkeypatch) -> None:
+    import pyarrow.compute as pc
+
+    from bubbles.data.files import csv as csv_module
+
+    rows = "".join(f'{i},"name, {i}",{i % 7}.25,2026-01-{i % 28 + 1:02d} 10:00:00\n' for i in range(60_000))
+    p = _write(tmp_path / "p.csv", "id,name,amount,at\n" + rows)
+    monkeypatch.setattr(csv_module, "_CHUNK_BYTES", 100_000)  # many chunks, cut mid-file
+    streamed = read_csv(p, batch_size=5_000, block_size=32 << 10).read_all()
+    table = read_csv(p)
+    assert streamed.schema == table.schema and streamed.num_rows == 60_000
+    assert pc.all(pc.equal(streamed.column("id"), table.column("id"))).as_py()
+    assert streamed.column("name")[59_999].as_py() == "name, 59999"

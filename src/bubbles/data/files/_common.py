@@ -153,6 +153,61 @@ def counted(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(reader.schema, gen())
 
 
+def prefetch(reader: pa.RecordBatchReader, depth: int = 4) -> pa.RecordBatchReader:
+    """The same stream, produced ``depth`` batches ahead on a background thread.
+
+    Pulling a stream runs every stage behind it (parse, query, ...) in the puller's thread, one
+    after the other, while the consumer (a Parquet writer, say) waits. Arrow and DuckDB release
+    the GIL while they work, so producing the next batches on another thread lets the stages
+    overlap on several cores. Memory stays bounded by ``depth`` batches. The producer runs in a
+    copy of the context of the first pull; count rows on the consumer side (:func:`counted`) so
+    they land in the task that consumes them.
+    """
+    import contextvars
+    import queue
+    import threading
+
+    import pyarrow as pa
+
+    done = object()
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for batch in reader:
+                    while not stop.is_set():
+                        try:
+                            q.put(batch, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                q.put(done)
+            except BaseException as exc:  # handed to the consumer, raised there
+                q.put(exc)
+
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(produce,), name="bubbles-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
 def quote_ident(name: str) -> str:
     """A DuckDB identifier, quoted."""
     return '"' + str(name).replace('"', '""') + '"'

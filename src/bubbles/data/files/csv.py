@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..._context import log_metric
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_file
-from ._common import BadLineError, as_output, check_on_bad_lines, count_read
+from ._common import BadLineError, as_output, check_on_bad_lines, count_read, counted, prefetch
 from ._fs import Location, locate
 from ._types import as_schema
 
@@ -67,6 +67,7 @@ class _Spec:
     on_bad_lines: str
     quarantine: str | None
     bad: list[dict[str, Any]] = field(default_factory=list)
+    chunked: bool = False  # line numbers Arrow reports are relative to a chunk
 
     def open(self) -> Any:
         try:
@@ -118,7 +119,7 @@ class _Spec:
 
         def on_invalid_row(row: Any) -> str:
             # Arrow's line numbers do not count line breaks inside quoted values: recount those ourselves
-            line = None if self.newlines_in_values else row.number
+            line = None if self.newlines_in_values or self.chunked else row.number
             self.bad.append({"line": line, "reason": f"expected {row.expected_columns} columns, "
                              f"found {row.actual_columns}", "raw": row.text, "column": None, "row": None})
             return action
@@ -434,6 +435,10 @@ def _read_stream(spec: _Spec, batch_size: int, storage_options: dict[str, Any] |
             reader = pacsv.open_csv(stream, spec.read_options(use_threads=False), spec.parse_options(spec.handler()),
                                     _raw_convert(spec, {n: pa.binary() for n in names}))
             schema = targets
+        elif not spec.newlines_in_values:
+            spec.chunked = True
+            reader = _ChunkedReader(stream, spec)
+            schema = reader.schema
         else:
             reader = pacsv.open_csv(stream, spec.read_options(), spec.parse_options(spec.handler()),
                                     spec.convert_options())
@@ -443,6 +448,8 @@ def _read_stream(spec: _Spec, batch_size: int, storage_options: dict[str, Any] |
         if spec.bad:
             _locate_structural(spec)
             raise _bad_line_error(spec, spec.bad[0]) from None
+        if _CONVERSION.search(str(exc)):
+            raise _conversion_error(spec, exc) from None
         raise _translate(exc, spec) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -464,7 +471,6 @@ def _read_stream(spec: _Spec, batch_size: int, storage_options: dict[str, Any] |
                     structural = len(spec.bad)
                     batch = _convert_safely(batch, schema, spec, row_offset=rows)
                     rows += batch.num_rows + len(spec.bad) - structural
-                count_read(batch.num_rows, batch.nbytes)
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
             if spec.bad:
@@ -473,7 +479,71 @@ def _read_stream(spec: _Spec, batch_size: int, storage_options: dict[str, Any] |
         finally:
             stream.close()
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    # parsing runs ahead on its own thread; rows are counted where they are consumed, in that task
+    return counted(prefetch(pa.RecordBatchReader.from_batches(schema, batches()), depth=8))
+
+
+_CHUNK_BYTES = 8 << 20
+
+
+class _ChunkedReader:
+    """A CSV stream parsed in parallel: chunks of the file cut at line ends, each read by Arrow's
+    multi-threaded reader. Arrow's own streaming reader parses one block at a time on one core.
+
+    Only used when values cannot hold line breaks, so that every line end ends a record. The first
+    chunk fixes the column names and types, as Arrow's streaming reader does with its first block.
+    """
+
+    def __init__(self, stream: Any, spec: _Spec, chunk_bytes: int | None = None) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        self.stream, self.spec, self.chunk_bytes = stream, spec, chunk_bytes or _CHUNK_BYTES
+        self.rest = b""
+        first = self._next_chunk() or b""
+        header = pacsv.open_csv(pa.BufferReader(first), spec.read_options(), spec.parse_options(lambda row: "skip"),
+                                pacsv.ConvertOptions(column_types={n: pa.string() for n in spec.column_types}))
+        self.names = list(header.schema.names)
+        table = self._parse(first, first=True)
+        self.schema = table.schema
+        self.types = {f.name: f.type for f in table.schema}
+        self.pending = table.to_batches()
+        self.pending.reverse()
+
+    def _next_chunk(self) -> bytes | None:
+        while True:
+            data = self.stream.read(self.chunk_bytes)
+            if not data:
+                tail, self.rest = self.rest, b""
+                return tail or None
+            buf = self.rest + data
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                self.rest = buf
+                continue
+            self.rest = buf[cut + 1:]
+            return buf[: cut + 1]
+
+    def _parse(self, data: bytes, *, first: bool) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        options = self.spec.read_options()
+        convert = self.spec.convert_options()
+        if not first:
+            options = pacsv.ReadOptions(use_threads=True, block_size=options.block_size, encoding=options.encoding,
+                                        column_names=self.names)
+            convert = self.spec.convert_options(dict(self.types))
+        return pacsv.read_csv(pa.BufferReader(data), options, self.spec.parse_options(self.spec.handler()), convert)
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        while not self.pending:
+            data = self._next_chunk()
+            if data is None:
+                raise StopIteration
+            self.pending = self._parse(data, first=False).to_batches()
+            self.pending.reverse()
+        return self.pending.pop()
 
 
 def _conversion_error(spec: _Spec, exc: Exception) -> DataError:
