@@ -79,3 +79,17 @@ def test_task_returning_a_stream_feeds_the_next_steps(tmp_path) -> None:
     # when the query is planned (in "transform"); the rest is read as "load" pulls the result
     read = {task: mc.get_metric("rows_read", task=task) or 0 for task in ("extract", "transform", "load")}
     assert sum(read.values()) == 10_000 and read["load"] > 5_000
+
+
+def test_abandoned_stream_stops_its_threads() -> None:
+    import threading
+
+    big = pa.table({"x": list(range(200_000))})
+    result = sql("SELECT x FROM s", s=big.to_reader(max_chunksize=1_000), stream=True, batch_size=1_000)
+    first = result.read_next_batch()
+    assert first.num_rows == 1_000
+    del result
+    import gc
+
+    gc.collect()
+    assert not [t for t in threading.enumerate() if t.name == "bubbles-prefetch" and t.is_alive()]

@@ -202,8 +202,8 @@ def prefetch(reader: pa.RecordBatchReader, depth: int = 4) -> pa.RecordBatchRead
                     raise item
                 yield item
         finally:
-            stop.set()
-            thread.join()
+            stop.set()  # the producer stops at its next batch; a source stuck mid-batch is left to finish alone
+            thread.join(timeout=10)
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
