@@ -33,6 +33,9 @@ def test_outbox_with_manifest_last_and_no_duplicates(tmp_path, files) -> None:
     assert manifest["rows"] == 6 and manifest["batch"] == "run-1"
     parquet = next(f for f in manifest["files"] if f["name"] == "orders.parquet")
     assert parquet["rows"] == 3 and parquet["schema"][0] == {"name": "id", "type": "int64"}
+    csv_entry = next(f for f in manifest["files"] if f["name"] == "orders-DE.csv")
+    assert csv_entry["rows"] == 2 and csv_entry["schema"] == [{"name": "id", "type": "int64"},
+                                                              {"name": "country", "type": "string"}]
     import hashlib
 
     assert parquet["sha256"] == hashlib.sha256((folder / "orders.parquet").read_bytes()).hexdigest()

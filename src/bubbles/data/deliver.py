@@ -105,8 +105,8 @@ def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.
     staging = tempfile.mkdtemp(prefix="bubbles-deliver-")
     try:
         entries, payloads = [], []
-        for path, rows in items:
-            payload, entry = _prepare(path, rows, key, staging, schema)
+        for path, rows, columns in items:
+            payload, entry = _prepare(path, rows, key, staging, schema, columns)
             entries.append(entry)
             payloads.append(payload)
         batch_id = batch or (_safe_name(f"{ctx.run_id}-{ctx.task}") if ctx else "sha-" + hashlib.sha256(
@@ -136,16 +136,16 @@ def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.
     return DeliveryReceipt(batch_id, mask(target), manifest, done, [e["name"] for e in entries])
 
 
-def _items(files: Iterable[str | os.PathLike[str] | WrittenFile]) -> list[tuple[str, int | None]]:
+def _items(files: Iterable[str | os.PathLike[str] | WrittenFile]) -> list[tuple[str, int | None, Any]]:
     if isinstance(files, str | os.PathLike | WrittenFile):
         files = [files]
-    out: list[tuple[str, int | None]] = []
+    out: list[tuple[str, int | None, Any]] = []
     for f in files:
         if isinstance(f, WrittenFile):
-            out.append((f.path, f.rows))
+            out.append((f.path, f.rows, f.schema))
         else:
-            out.append((os.fspath(f), None))
-    names = [os.path.basename(p) for p, _ in out]
+            out.append((os.fspath(f), None, None))
+    names = [os.path.basename(p) for p, _, _ in out]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise ConfigError(f"deliver(): several files are named {sorted(dupes)}; a batch is flat, rename them.")
@@ -181,7 +181,8 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _prepare(path: str, rows: int | None, key: bytes | None, staging: str, schema: Any) -> tuple[str, dict[str, Any]]:
+def _prepare(path: str, rows: int | None, key: bytes | None, staging: str, schema: Any,
+             columns: Any) -> tuple[str, dict[str, Any]]:
     loc = locate(path)
     if not loc.is_local:
         local = os.path.join(staging, "in-" + loc.name)
@@ -190,7 +191,8 @@ def _prepare(path: str, rows: int | None, key: bytes | None, staging: str, schem
     elif not os.path.isfile(path):
         raise DataError(f"deliver(): {path} is not a file. Pass files written by a writer.", source=path)
     name = os.path.basename(loc.path)
-    entry: dict[str, Any] = {"name": name, "rows": rows, "schema": _schema_of(path, schema)}
+    described = [{"name": n, "type": t} for n, t in columns] if columns and schema is None else None
+    entry: dict[str, Any] = {"name": name, "rows": rows, "schema": described or _schema_of(path, schema)}
     if rows is None and name.endswith(".parquet"):
         import pyarrow.parquet as pq
 

@@ -19,8 +19,19 @@ from ..._errors import ConfigError, DataError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["BadLineError", "WrittenFile", "as_output", "count_read", "count_written", "is_stream", "to_arrow", "to_reader",
-           "to_table"]
+__all__ = [
+    "BadLineError",
+    "WrittenFile",
+    "as_output",
+    "count_read",
+    "count_written",
+    "is_stream",
+    "prefetch",
+    "schema_of",
+    "to_arrow",
+    "to_reader",
+    "to_table",
+]
 
 ON_BAD_LINES = ("error", "quarantine", "skip")
 
@@ -35,11 +46,22 @@ class BadLineError(DataError):
 
 @dataclass(frozen=True, slots=True)
 class WrittenFile:
-    """One file a writer produced: where, how many rows, how many bytes on disk."""
+    """One file a writer produced: where, how many rows, how many bytes on disk, and its columns.
+
+    ``schema`` lists ``{"name": ..., "type": ...}`` per column as written (CSV: the output names,
+    with the Arrow type each was written from); :func:`bubbles.deliver` puts it in the manifest.
+    """
 
     path: str
     rows: int
     bytes: int
+    schema: tuple[tuple[str, str], ...] | None = None
+
+
+def schema_of(schema: pa.Schema, names: list[str] | None = None) -> tuple[tuple[str, str], ...]:
+    """A compact, hashable description of ``schema`` (optionally under other column names)."""
+    out_names = names if names is not None else schema.names
+    return tuple((str(n), str(f.type)) for n, f in zip(out_names, schema, strict=True))
 
 
 def check_on_bad_lines(value: str) -> str:

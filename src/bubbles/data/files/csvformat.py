@@ -199,7 +199,9 @@ def _write_one(data: Any, path: str, fmt: CsvFormat, compression: str | None,
             size = os.path.getsize(tmp)
     finally:
         con.close()
-    return WrittenFile(str(loc), rows, size)
+    pairs = _output_names(schema, fmt)
+    columns = tuple((out, str(schema.field(src).type)) for src, out in pairs)
+    return WrittenFile(str(loc), rows, size, columns)
 
 
 def _count_rows(con: Any) -> int:

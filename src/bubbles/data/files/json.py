@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_file
-from ._common import WrittenFile, as_output, count_read, count_written, counted, sql_string, to_arrow
+from ._common import WrittenFile, as_output, count_read, count_written, counted, schema_of, sql_string, to_arrow
 from ._fs import Location, locate
 from ._types import as_schema
 
@@ -150,6 +150,6 @@ def write_json(data: Any, path: str | os.PathLike[str], *, lines: bool = True, c
             size = os.path.getsize(tmp)
     finally:
         con.close()
-    written = [WrittenFile(str(loc), int(row[0]) if row else 0, size)]
+    written = [WrittenFile(str(loc), int(row[0]) if row else 0, size, schema_of(arrow.schema))]
     count_written(written)
     return written

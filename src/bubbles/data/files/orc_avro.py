@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError, MissingDependencyError
 from ._atomic import atomic_file
-from ._common import WrittenFile, as_output, count_read, count_written, counted, to_reader
+from ._common import WrittenFile, as_output, count_read, count_written, counted, schema_of, to_reader
 from ._fs import locate
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def write_orc(data: Any, path: str | os.PathLike[str], *, compression: str = "zs
         finally:
             writer.close()
         size = os.path.getsize(tmp)
-    written = [WrittenFile(str(loc), rows, size)]
+    written = [WrittenFile(str(loc), rows, size, schema_of(reader.schema))]
     count_written(written)
     return written
 
@@ -252,6 +252,6 @@ def write_avro(data: Any, path: str | os.PathLike[str], *, codec: str = "deflate
         with open(tmp, "wb") as out:
             fastavro.writer(out, schema, records(), codec=codec)
         size = os.path.getsize(tmp)
-    written = [WrittenFile(str(loc), rows, size)]
+    written = [WrittenFile(str(loc), rows, size, schema_of(reader.schema))]
     count_written(written)
     return written

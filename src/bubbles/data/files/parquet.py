@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_dir, atomic_file, fsync_dir, publish_file
-from ._common import WrittenFile, as_output, count_read, count_written, counted, to_arrow
+from ._common import WrittenFile, as_output, count_read, count_written, counted, schema_of, to_arrow
 from ._fs import Location, locate
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def _write_file(data: pa.Table | pa.RecordBatchReader, loc: Location, compressio
             pq.write_table(data, tmp, compression=compression, compression_level=level,
                            row_group_size=row_group_size or 1024 * 1024, use_dictionary=_dictionary_columns(data))
             size = os.path.getsize(tmp)
-        return WrittenFile(str(loc), data.num_rows, size)
+        return WrittenFile(str(loc), data.num_rows, size, schema_of(data.schema))
     reader = data
     group_rows = row_group_size or _ROW_GROUP
     rows = 0
@@ -206,7 +206,7 @@ def _write_file(data: pa.Table | pa.RecordBatchReader, loc: Location, compressio
             if writer is not None:
                 writer.close()
         size = os.path.getsize(tmp)
-    return WrittenFile(str(loc), rows, size)
+    return WrittenFile(str(loc), rows, size, schema_of(reader.schema))
 
 
 def _write_dataset(arrow: Any, loc: Location, partition_by: list[str], compression: str, level: int | None,
@@ -246,7 +246,9 @@ def _write_dataset(arrow: Any, loc: Location, partition_by: list[str], compressi
             raise DataError(f"Writing Parquet dataset {loc} failed: {exc}", source=str(loc)) from exc
         files = [(os.path.relpath(p, tmp), rows, os.path.getsize(p)) for p, rows in found]
     sep = os.sep if loc.is_local else "/"
-    return [WrittenFile(str(loc).rstrip("/") + sep + rel.replace(os.sep, sep), rows, size) for rel, rows, size in files]
+    columns = schema_of(arrow.schema)
+    return [WrittenFile(str(loc).rstrip("/") + sep + rel.replace(os.sep, sep), rows, size, columns)
+            for rel, rows, size in files]
 
 
 def _rows_for_bytes(arrow: Any, target: int) -> int:
