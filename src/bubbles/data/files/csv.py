@@ -435,7 +435,7 @@ def _read_stream(spec: _Spec, batch_size: int, storage_options: dict[str, Any] |
             reader = pacsv.open_csv(stream, spec.read_options(use_threads=False), spec.parse_options(spec.handler()),
                                     _raw_convert(spec, {n: pa.binary() for n in names}))
             schema = targets
-        elif not spec.newlines_in_values:
+        elif not spec.newlines_in_values and "\n".encode(spec.encoding) == b"\n":  # line ends cut cleanly
             spec.chunked = True
             reader = _ChunkedReader(stream, spec)
             schema = reader.schema
