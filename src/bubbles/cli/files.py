@@ -1,0 +1,46 @@
+"""``bubbles compact`` and ``bubbles decrypt``: maintenance of Parquet datasets and delivered files."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["commands"]
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--target-size", default="128MB", show_default=True, help="Target file size, e.g. 64MB.")
+def compact(path: str, target_size: str) -> None:
+    """Merge the small Parquet files of the dataset at PATH, directory by directory."""
+    from ..data.files.parquet import compact as run_compact
+
+    stats = run_compact(path, target_file_size=_bytes(target_size))
+    click.echo(f"{path}: {stats['files_before']} files -> {stats['files_after']} "
+               f"({stats['directories']} directories compacted, {stats['rows']:,} rows rewritten)")
+
+
+@click.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--key", "key", default="${DELIVERY_KEY}", show_default=True,
+              help="The base64 key, normally a secret reference.")
+def decrypt(src: str, dst: str, key: str) -> None:
+    """Decrypt SRC, a file encrypted by deliver(encrypt_key=...), into DST."""
+    from ..data.deliver import decrypt_file
+
+    decrypt_file(src, dst, key)
+    click.echo(f"{dst} written")
+
+
+def _bytes(text: str) -> int:
+    units = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "B": 1}
+    cleaned = text.strip().upper()
+    for unit, factor in units.items():
+        if cleaned.endswith(unit) and cleaned[: -len(unit)].strip().replace(".", "", 1).isdigit():
+            return int(float(cleaned[: -len(unit)]) * factor)
+    if cleaned.isdigit():
+        return int(cleaned)
+    raise click.BadParameter(f"{text!r} is not a size such as 64MB or 1GB.")
+
+
+commands: list[click.Command] = [compact, decrypt]
