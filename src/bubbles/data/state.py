@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 from .._errors import ConfigError
 
@@ -73,6 +75,8 @@ class StateStore:
             db.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
+        import sqlite3  # here, not at import: `import bubbles` stays light
+
         try:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
