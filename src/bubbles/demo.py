@@ -1,12 +1,16 @@
 """The demo ETL job behind ``bubbles demo``: seed 003's pipeline on embedded defaults.
 
-1. *generate* source data the first time: an orders CSV, a customers JSON file, FX rates;
-2. *extract* the three sources in parallel (a ``ParallelTask``);
-3. *transform* with DuckDB SQL: join, filter cancelled orders, convert amounts to EUR;
-4. *load* the cleaned orders into a DuckDB warehouse and a per-country summary into SQLite,
-   in parallel;
-5. *export* a CSV for the downstream team, written atomically;
-6. print each task's time, rows and attempts, gathered by a ``MetricsCollector``.
+1. *generate* source data the first time: an orders CSV (with two malformed lines, as real
+   deliveries have), a customers NDJSON file, FX rates;
+2. *extract* the three sources in parallel (a ``ParallelTask``, retried on failure); bad CSV
+   lines go to a quarantine file with their line number and reason instead of stopping the run;
+3. *transform* with ``bubbles.sql`` (DuckDB): join, drop cancelled orders, convert to EUR;
+4. *load*, side by side: merge into a DuckDB warehouse (re-runs do not duplicate), replace a
+   per-country summary in SQLite, write a Parquet lake partitioned by month;
+5. *deliver* per-country CSV files in the finance team's format (``CsvFormat``) to an outbox, with
+   a manifest written last;
+6. print each task's time, rows, memory and attempts; the run is in the history
+   (``bubbles show RUN_ID``, ``bubbles report RUN_ID -o report.html``).
 
 Everything lands under ``--workdir`` (default ``.bubbles/demo``); no server is needed.
 """
@@ -14,9 +18,7 @@ Everything lands under ``--workdir`` (default ``.bubbles/demo``); no server is n
 from __future__ import annotations
 
 import json
-import os
 import random
-import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,9 @@ def generate_sources(source: Path, rows: int, seed: int = 7) -> None:
         }
     )
     pacsv.write_csv(orders, source / "orders.csv")
+    with open(source / "orders.csv", "a", encoding="utf-8") as fh:  # what real deliveries contain
+        fh.write(f'{rows + 1},{customer_ids[0]},2024-13-45 25:00:00,12.50,"EUR",paid\n')
+        fh.write(f"{rows + 2},{customer_ids[0]},2024-06-01 10:00:00\n")
     with open(source / "customers.json", "w", encoding="utf-8") as fh:
         for cid in range(customers):
             fh.write(json.dumps({"customer_id": cid, "country": country_of[cid], "email": f"customer{cid}@example.com"}) + "\n")
@@ -76,79 +81,85 @@ def generate_sources(source: Path, rows: int, seed: int = 7) -> None:
 
 
 def extract_orders(source: str) -> Any:
-    import pyarrow.csv as pacsv
+    from .data.files import read_csv
 
-    return pacsv.read_csv(Path(source) / "orders.csv")
+    return read_csv(Path(source) / "orders.csv", on_bad_lines="quarantine",
+                    schema={"ordered_at": "timestamp[s]", "amount": "decimal(12,2)"},
+                    quarantine=str(Path(source).parent / "quarantine" / "orders.bad.jsonl"))
 
 
 def extract_customers(source: str) -> Any:
-    import pyarrow.json as pajson
+    from .data.files import read_json
 
-    return pajson.read_json(Path(source) / "customers.json")
+    return read_json(Path(source) / "customers.json")
 
 
 def extract_rates(source: str) -> Any:
-    import pyarrow.csv as pacsv
+    from .data.files import read_csv
 
-    return pacsv.read_csv(Path(source) / "fx_rates.csv")
+    return read_csv(Path(source) / "fx_rates.csv")
 
 
 def transform(sources: list[Any]) -> Any:
-    import duckdb
+    from .data.transform import sql
 
     orders, customers, rates = sources
-    con = duckdb.connect()
-    con.register("orders", orders)
-    con.register("customers", customers)
-    con.register("rates", rates)
-    return con.sql("""
-        SELECT o.order_id, o.customer_id, c.country, o.ordered_at, o.status,
+    return sql(
+        """
+        SELECT o.order_id, o.customer_id, c.country, o.ordered_at,
+               strftime(o.ordered_at, '%Y-%m') AS order_month, o.status,
                o.amount, o.currency, round(o.amount * r.rate_to_eur, 2) AS amount_eur
         FROM orders o
         JOIN customers c USING (customer_id)
         JOIN rates r USING (currency)
         WHERE o.status <> 'cancelled'
         ORDER BY o.order_id
-    """).to_arrow_table()
+        """,
+        orders=orders, customers=customers, rates=rates,
+    )
 
 
 def load_warehouse(clean: Any, warehouse: str) -> int:
-    import duckdb
+    from .data.db import connect, write_table
 
-    con = duckdb.connect(warehouse)
-    con.register("clean", clean)
-    con.execute("BEGIN")
-    con.execute("CREATE OR REPLACE TABLE orders_clean AS SELECT * FROM clean")
-    con.execute("COMMIT")
-    (count,) = con.execute("SELECT count(*) FROM orders_clean").fetchone()  # type: ignore[misc]
-    con.close()
-    return int(count)
+    with connect(f"duckdb:///{warehouse}") as conn:
+        return write_table(conn, "orders_clean", clean, mode="merge", key=["order_id"])
 
 
 def load_reporting(clean: Any, database: str) -> int:
-    import duckdb
+    from .data.db import connect, write_table
+    from .data.transform import sql
 
-    summary = duckdb.sql(  # type: ignore[union-attr]
+    summary = sql(
         "SELECT country, count(*) AS orders, round(sum(amount_eur), 2) AS revenue_eur "
-        "FROM clean GROUP BY country ORDER BY country"
-    ).fetchall()
-    with sqlite3.connect(database) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS revenue_by_country (country TEXT PRIMARY KEY, orders INTEGER, revenue_eur REAL)")
-        db.execute("DELETE FROM revenue_by_country")
-        db.executemany("INSERT INTO revenue_by_country VALUES (?, ?, ?)", summary)
-    return len(summary)
+        "FROM clean GROUP BY country ORDER BY country",
+        clean=clean,
+    )
+    with connect(f"sqlite:///{database}") as conn:
+        return write_table(conn, "revenue_by_country", summary, mode="replace")
 
 
-def export_csv(clean: Any, outbox: str) -> str:
-    import pyarrow.csv as pacsv
+def write_lake(clean: Any, lake: str) -> int:
+    from .data.files import write_parquet
 
-    out = Path(outbox)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "orders_eur.csv"
-    tmp = target.with_suffix(".csv.tmp")
-    pacsv.write_csv(clean.select(["order_id", "country", "ordered_at", "status", "amount_eur"]), tmp)
-    os.replace(tmp, target)  # readers never see half a file
-    return str(target)
+    files = write_parquet(clean, lake, partition_by=["order_month"])
+    return sum(f.rows for f in files)
+
+
+FINANCE_CSV = {
+    "delimiter": ";", "decimal_separator": ",", "timestamp_format": "%d.%m.%Y %H:%M",
+    "columns": {"order_id": "Auftrag", "country": "Land", "ordered_at": "Datum", "status": "Status", "amount_eur": "Betrag_EUR"},
+}
+
+
+def deliver_finance(clean: Any, workdir: str) -> str:
+    from .data.deliver import deliver
+    from .data.files import CsvFormat, write_csv
+
+    staging = Path(workdir) / "staging"
+    files = write_csv(clean, staging / "orders_{key}.csv", CsvFormat(**FINANCE_CSV), split_by="country")  # type: ignore[arg-type]
+    receipt = deliver(files, to=Path(workdir) / "outbox")
+    return f"{receipt.destination} (batch {receipt.batch}, {len(receipt.files)} files)"
 
 
 def build_workflow(workdir: Path) -> Any:
@@ -169,7 +180,8 @@ def build_workflow(workdir: Path) -> Any:
     clean = wf.add_task(transform, requires=[extract])
     wf.add_task(load_warehouse, requires=[clean], kwargs={"warehouse": str(workdir / "warehouse.duckdb")})
     wf.add_task(load_reporting, requires=[clean], kwargs={"database": str(workdir / "reporting.sqlite")})
-    wf.add_task(export_csv, requires=[clean], kwargs={"outbox": str(workdir / "outbox")})
+    wf.add_task(write_lake, requires=[clean], kwargs={"lake": str(workdir / "lake" / "orders")})
+    wf.add_task(deliver_finance, requires=[clean], kwargs={"workdir": str(workdir)})
     return wf
 
 
@@ -198,23 +210,26 @@ def run_demo(*, rows: int, workdir: str, executor: str) -> int:
     console.print(f"[bold]bubbles demo[/]: running workflow {wf.name!r} ({len(wf.tasks)} tasks) on the {executor} executor")
     result = wf.run(executor=executor, raise_on_error=False)
     table = Table(title=f"run {result.run_id}: {result.status} in {result.duration:.2f} s", title_justify="left")
-    for column in ("task", "state", "attempts", "seconds", "rows in", "rows out"):
+    for column in ("task", "state", "attempts", "seconds", "rows in", "rows out", "peak MB"):
         table.add_column(column, justify="left" if column in ("task", "state") else "right")
     for name, run in result.tasks.items():
         m = run.metrics
         table.add_row(
-            name,
-            run.state,
-            str(run.attempts),
-            f"{run.duration:.3f}" if run.duration is not None else "",
-            f"{int(m['rows_in']):,}" if "rows_in" in m else "",
-            f"{int(m['rows_out']):,}" if "rows_out" in m else "",
+            name, run.state, str(run.attempts), f"{run.duration:.3f}" if run.duration is not None else "",
+            f"{int(m['rows_in']):,}" if "rows_in" in m else "", f"{int(m['rows_out']):,}" if "rows_out" in m else "",
+            f"{m['peak_memory'] / 2**20:,.0f}" if "peak_memory" in m else "",
         )
     console.print(table)
     if not result.ok:
         console.print(f"[red]{result.describe_failure()}[/]")
         return 1
-    console.print(f"warehouse: {base / 'warehouse.duckdb'} (table orders_clean, {result.tasks['load_warehouse'].result:,} rows)")
-    console.print(f"reporting: {base / 'reporting.sqlite'} (table revenue_by_country)")
-    console.print(f"delivery:  {result.tasks['export_csv'].result}")
+    quarantine = base / "quarantine" / "orders.bad.jsonl"
+    bad = quarantine.read_text(encoding="utf-8").count("\n") if quarantine.exists() else 0
+    console.print(f"quarantine: {bad} malformed order lines kept with line number and reason in {quarantine}")
+    console.print(f"warehouse:  {base / 'warehouse.duckdb'} (table orders_clean, merged "
+                  f"{result.tasks['load_warehouse'].result:,} rows)")
+    console.print(f"reporting:  {base / 'reporting.sqlite'} (table revenue_by_country)")
+    console.print(f"lake:       {base / 'lake' / 'orders'} (Parquet, partitioned by order_month)")
+    console.print(f"delivery:   {result.tasks['deliver_finance'].result}")
+    console.print(f"history:    bubbles show {result.run_id}   ·   bubbles report {result.run_id} -o report.html")
     return 0
