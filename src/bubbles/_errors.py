@@ -11,14 +11,30 @@ BubblesError                      root: catch this to catch anything bubbles rai
 ├── TaskError                     raised *inside* a task run (carries task, attempt, run_id)
 │   ├── TaskTimeout               the task ran past its timeout
 │   ├── RemoteTaskError           a worker's exception that could not be sent back as itself
-│   └── UpstreamFailed            the task did not run because a task it needs failed
+│   ├── UpstreamFailed            the task did not run because a task it needs failed
+│   ├── WorkerDied                a worker process died running it      (engine.executors.processes)
+│   ├── SchedulerLost             the Dask scheduler went away           (engine.executors.dask)
+│   └── DaskTaskError             Dask itself failed the task            (engine.executors.dask)
 ├── RunFailed                     a run ended with failed tasks; carries the RunResult
 │   └── RunCancelled              the run was cancelled (Ctrl-C); carries the RunResult
 ├── ConfigError                   bad option, bad CLI argument, missing secret or setting
-├── MissingDependencyError        an optional library is not installed; names the pip line
-└── DataError                     bad input data: file, line/row, column, what was expected
+│   ├── MissingDependencyError    an optional library is not installed; names the pip line
+│   └── DaskConnectionError       no Dask scheduler at the address        (engine.executors.dask)
+├── DataError                     bad input data: file, line/row, column, what was expected
+│   ├── BadLineError              a malformed CSV line                    (data.files)
+│   ├── SchemaDriftError          incoming columns do not fit the table   (data.db)
+│   └── ApiResponseError          an API answered garbage (also an ApiError)
+│       └── PaginationLoopError   an API returned the same cursor twice
+├── DatabaseError                 (data.db)
+│   ├── ConnectionFailed          host/database unreachable or refused (never shows the password)
+│   ├── QueryError                the database rejected a query; its message, the task, the query
+│   └── ConstraintViolation       a load broke a constraint; rolled back; names table and key
+├── ApiError                      an HTTP API source failed: URL, page, status (data.http)
+│   ├── ApiRequestError           network error, timeout, or HTTP error status after retries
+│   └── CircuitOpenError          the host's circuit breaker is open: failing fast
+├── DeliveryError                 a deliverable could not be handed over   (data.deliver)
+└── HistoryError                  the run-history database is locked, corrupt or too new (observe.history)
 ```
-
 Every error pickles with its fields (it must survive process and Dask boundaries), and
 carries ``transient``: ``True`` means trying again may help (a network blip), ``False`` means it
 will not (a cycle, a malformed file), ``None`` means unknown. The runner never retries an
