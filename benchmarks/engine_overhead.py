@@ -8,6 +8,10 @@ no-op functions submitted the same way), and with --cpu the speedup of 8 × 0.5 
 tasks on the processes executor ≥ 0.9× that of a bare ProcessPoolExecutor. The best of
 ``--repeat`` runs is kept (the machine is shared; the best run is the least disturbed one).
 Peak RSS for the 10,000-task fan-out is measured in a fresh subprocess.
+
+The engine is measured with the default observers off (run history, peak-memory and log-capture
+probes, resource sampler: see ``benchmarks/monitor_overhead.py`` for their cost); the rows
+"(default observers)" show what a run costs with them on, as a user gets it out of the box.
 """
 
 from __future__ import annotations
@@ -97,6 +101,21 @@ def dask_chain(n: int) -> None:
     value.compute(scheduler="threads")
 
 
+OBSERVERS_OFF = {"BUBBLES_HISTORY": "0", "BUBBLES_MEMORY": "0", "BUBBLES_CAPTURE_LOGS": "0",
+                 "BUBBLES_RESOURCES": "0", "BUBBLES_PROGRESS": "0"}
+
+
+def with_default_observers(fn: Callable[[], object]) -> Callable[[], object]:
+    def run() -> object:
+        saved = {k: os.environ.pop(k) for k in OBSERVERS_OFF if k in os.environ}
+        try:
+            return fn()
+        finally:
+            os.environ.update(saved)
+
+    return run
+
+
 def measure_overhead(tasks: int, chain: int, repeat: int) -> dict[str, dict[str, float]]:
     workers = min(32, (os.cpu_count() or 1) + 4)
     out: dict[str, dict[str, float]] = {"fanout": {}, "chain": {}}
@@ -111,6 +130,9 @@ def measure_overhead(tasks: int, chain: int, repeat: int) -> dict[str, dict[str,
     for executor in ("serial", "threads"):
         out["fanout"][f"bubbles {executor}"] = best(lambda ex=executor: wf_fan.run(executor=ex), repeat) / tasks
         out["chain"][f"bubbles {executor}"] = best(lambda ex=executor: wf_chain.run(executor=ex), repeat) / chain
+    out["fanout"]["bubbles threads (default observers)"] = (
+        best(with_default_observers(lambda: wf_fan.run(executor="threads")), repeat) / tasks
+    )
 
     procs = os.cpu_count() or 1
     # warm: both pools already started (a service running many workflows)
@@ -169,7 +191,8 @@ def measure_cpu(repeat: int) -> dict[str, float]:
 
 
 RSS_SCRIPT = """
-import resource, sys
+import os, resource, sys
+os.environ.update({off!r})
 sys.path.insert(0, {path!r})
 from engine_overhead import fanout_workflow
 fanout_workflow({n}).run(executor="threads")
@@ -206,6 +229,8 @@ def main() -> None:
     parser.add_argument("--cpu", action="store_true", help="also run the CPU-bound fan-out (about 15 s)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    os.environ.update(OBSERVERS_OFF)
+    os.environ.setdefault("BUBBLES_HOME", os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "home"))
 
     print(
         f"bubbles {bubbles.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cores, "
