@@ -203,7 +203,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 def measure_rss(tasks: int) -> float:
     here = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run(
-        [sys.executable, "-c", RSS_SCRIPT.format(path=here, n=tasks)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", RSS_SCRIPT.format(path=here, n=tasks, off=OBSERVERS_OFF)], capture_output=True, text=True, check=True
     )
     return int(out.stdout.strip()) / 2**20
 
