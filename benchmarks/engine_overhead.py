@@ -101,8 +101,13 @@ def dask_chain(n: int) -> None:
     value.compute(scheduler="threads")
 
 
-OBSERVERS_OFF = {"BUBBLES_HISTORY": "0", "BUBBLES_MEMORY": "0", "BUBBLES_CAPTURE_LOGS": "0",
-                 "BUBBLES_RESOURCES": "0", "BUBBLES_PROGRESS": "0"}
+OBSERVERS_OFF = {
+    "BUBBLES_HISTORY": "0",
+    "BUBBLES_MEMORY": "0",
+    "BUBBLES_CAPTURE_LOGS": "0",
+    "BUBBLES_RESOURCES": "0",
+    "BUBBLES_PROGRESS": "0",
+}
 
 
 def with_default_observers(fn: Callable[[], object]) -> Callable[[], object]:
@@ -203,7 +208,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 def measure_rss(tasks: int) -> float:
     here = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run(
-        [sys.executable, "-c", RSS_SCRIPT.format(path=here, n=tasks, off=OBSERVERS_OFF)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", RSS_SCRIPT.format(path=here, n=tasks, off=OBSERVERS_OFF)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return int(out.stdout.strip()) / 2**20
 
