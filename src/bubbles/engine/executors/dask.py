@@ -353,11 +353,11 @@ class DaskExecutor:
                     Call(
                         c.key,
                         c.attempt,
-                        None,
+                        None,  # type: ignore[arg-type]
                         (),
                         {},
                         c.run_id,
-                        c.workflow,  # type: ignore[arg-type]
+                        c.workflow,
                         c.timeout,
                         c.probes,
                         c.params,
