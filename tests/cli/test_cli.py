@@ -149,3 +149,17 @@ def test_graph_png_with_graphviz(etl_file: Path, tmp_path: Path) -> None:
     out = bubbles_cli("graph", str(etl_file), "--format", "png", "-o", str(tmp_path / "g.png"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_validate_checks_every_workflow_in_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "many.py"
+    path.write_text(
+        "from bubbles import Workflow\n"
+        "good = Workflow('good')\ngood.add_task(int)\n"
+        "bad = Workflow('bad')\nbad.add_task(int, requires=['nope'], name='x')\n"
+    )
+    out = bubbles_cli("validate", str(path))
+    assert out.returncode == 1
+    assert "ok: good" in out.stdout and "bad:" in out.stderr and "'nope'" in out.stderr
+    graph = bubbles_cli("graph", str(path))
+    assert graph.returncode == 2 and f"bubbles graph {path}:NAME" in graph.stderr

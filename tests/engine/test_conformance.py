@@ -279,3 +279,17 @@ def test_a_1000_task_graph(executor: str) -> None:
     result = wf.run(executor=executor)
     assert len(result.tasks) == 1000
     assert result.tasks["join"].result == 500
+
+
+def test_a_task_waiting_to_retry_keeps_its_error_when_fail_fast_stops_the_run(executor: str, tmp_path: Path) -> None:
+    wf = Workflow("retry-then-stop")
+    wf.add_task(t.flaky, kwargs={"counter": str(tmp_path / "n"), "fail_times": 5}, retries=3, retry_delay=5, name="waits")
+    wf.add_task(t.boom, name="fails")
+    started = time.monotonic()
+    result = wf.run(executor=executor, max_workers=2, raise_on_error=False)
+    assert time.monotonic() - started < 4  # did not sit out the 5 s backoff
+    waits = result.tasks["waits"]
+    assert waits.state == "failed" and isinstance(waits.error, ConnectionError)
+    assert "transient failure 1" in str(waits.error) and "ConnectionError" in waits.traceback
+    assert "not retried" in waits.traceback
+    assert result.tasks["fails"].state == "failed"

@@ -210,3 +210,18 @@ def test_workflow_level_callbacks() -> None:
     bad.add_task(t.boom)
     bad.run(raise_on_error=False)
     assert seen == ["ok:succeeded", "bad:boom"]
+
+
+def test_failure_summary_points_at_the_users_line(tmp_path: Path) -> None:
+    import bubbles
+
+    def extract() -> Any:
+        return bubbles.read_csv(tmp_path / "missing.csv")  # the line a user should look at
+
+    wf = Workflow("where")
+    wf.add_task(extract)
+    result = wf.run(raise_on_error=False)
+    summary = result.describe_failure()
+    at_line = next(line for line in summary.splitlines() if line.strip().startswith("at File"))
+    assert "test_runner.py" in at_line and "extract" in at_line
+    assert f"bubbles show {result.run_id} --task extract" in summary

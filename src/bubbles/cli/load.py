@@ -16,7 +16,7 @@ from typing import Any
 
 from .._errors import ConfigError
 
-__all__ = ["load_target", "parse_params"]
+__all__ = ["load_target", "load_targets", "parse_params"]
 
 
 def _runnable_types() -> tuple[type, ...]:
@@ -27,12 +27,12 @@ def _runnable_types() -> tuple[type, ...]:
     return (Workflow, Pipeline, FlowFunction)
 
 
-def load_target(spec: str) -> tuple[str, Any]:
-    """Load ``FILE[:NAME]`` and return ``(name, object)``."""
+def load_targets(spec: str, command: str = "run") -> list[tuple[str, Any]]:
+    """Load ``FILE[:NAME]``: ``[(NAME, object)]``, or every runnable object when no NAME is given."""
     path, _, name = spec.partition(":") if not os.path.exists(spec) else (spec, "", "")
     file = Path(path)
     if not file.exists():
-        raise ConfigError(f"No such file: {path!r}. Pass the Python file that defines your workflow: bubbles run etl.py")
+        raise ConfigError(f"No such file: {path!r}. Pass the Python file that defines your workflow: bubbles {command} etl.py")
     sys.path.insert(0, str(file.resolve().parent))
     # Executed in a module that is never in sys.modules, so cloudpickle ships its functions
     # by value to worker processes (runpy would register it while the file runs).
@@ -48,21 +48,24 @@ def load_target(spec: str) -> tuple[str, Any]:
         if name not in namespace:
             raise ConfigError(f"{path} defines no {name!r}. Runnable objects in it: {', '.join(found) or 'none'}.", source=path)
         if not isinstance(namespace[name], kinds):
-            raise ConfigError(
-                f"{path}:{name} is a {type(namespace[name]).__name__}, not a Workflow, Pipeline or @bubbles function."
-            )
-        return name, namespace[name]
-    if len(found) == 1:
-        return next(iter(found.items()))
+            raise ConfigError(f"{path}:{name} is a {type(namespace[name]).__name__}, not a Workflow, Pipeline or @bubbles function.")
+        return [(name, namespace[name])]
     if not found:
         raise ConfigError(
             f"{path} defines no Workflow, Pipeline or @bubbles function at module level. "
-            "Define one (e.g. `wf = Workflow('etl')`), or name it: bubbles run FILE:NAME.",
+            f"Define one (e.g. `wf = Workflow('etl')`), or name it: bubbles {command} FILE:NAME.",
             source=path,
         )
-    raise ConfigError(
-        f"{path} defines several runnable objects ({', '.join(found)}); pick one: bubbles run {path}:NAME", source=path
-    )
+    return list(found.items())
+
+
+def load_target(spec: str, command: str = "run") -> tuple[str, Any]:
+    """Load ``FILE[:NAME]`` and return the one ``(name, object)`` it designates."""
+    targets = load_targets(spec, command)
+    if len(targets) > 1:
+        names = ", ".join(n for n, _ in targets)
+        raise ConfigError(f"{spec} defines several runnable objects ({names}); pick one: bubbles {command} {spec}:NAME", source=spec)
+    return targets[0]
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:

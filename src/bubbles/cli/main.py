@@ -14,7 +14,7 @@ import click
 
 from .._errors import BubblesError, ConfigError, GraphError, RunCancelled, RunFailed
 from .._version import __version__
-from .load import load_target, parse_params
+from .load import load_target, load_targets, parse_params
 
 # Modules adding commands for their area; each has a list `commands` of click commands.
 _COMMAND_MODULES = ("bubbles.cli.db", "bubbles.cli.demo", "bubbles.cli.files", "bubbles.cli.history", "bubbles.cli.http")
@@ -95,6 +95,7 @@ def run(
         _fail(exc, 2)
     else:
         _print_result(result)
+        click.echo(f"{result.run_id} {result.status}")  # on stdout, for scripts: RUN_ID=$(bubbles run ... | tail -1)
 
 
 def _observe_env(**flags: Any) -> None:
@@ -163,26 +164,36 @@ def _print_result(result: Any) -> None:
     help="Also check that every task can run on this executor (e.g. can be pickled for processes).",
 )
 def validate(target: str, executor: str | None) -> None:
-    """Check TARGET's graph without running it: cycles, unknown or duplicate tasks, signatures."""
+    """Check TARGET's graph without running it: cycles, unknown or duplicate tasks, signatures.
+
+    Without :NAME every Workflow, Pipeline and @bubbles function in the file is checked.
+    """
     from ..api.decorators import FlowFunction
 
     try:
-        name, obj = load_target(target)
-        if isinstance(obj, FlowFunction):
-            click.echo(f"{name}: a @bubbles flow; its tasks are known when it runs (each call is checked then).")
-            return
-        graph = obj.validate()
-        if executor:
-            from ..engine.executors import make_executor
-
-            ex = make_executor(executor)
-            ex.check([n.spec for n in graph.nodes.values() if n.spec is not None])
-    except GraphError as exc:
-        _fail(exc, 1)
+        targets = load_targets(target, "validate")
     except BubblesError as exc:
         _fail(exc, 2)
-    edges = sum(len(n.deps) for n in graph.nodes.values())
-    click.echo(f"ok: {name} ({graph.name}): {len(graph)} tasks, {edges} dependencies")
+    failed = False
+    for name, obj in targets:
+        if isinstance(obj, FlowFunction):
+            click.echo(f"ok: {name}: a @bubbles flow; its tasks are checked as they are called, when it runs")
+            continue
+        try:
+            graph = obj.validate()
+            if executor:
+                from ..engine.executors import make_executor
+
+                ex = make_executor(executor)
+                ex.check([n.spec for n in graph.nodes.values() if n.spec is not None])
+        except BubblesError as exc:
+            click.secho(f"error: {name}: {exc}", fg="red", err=True)
+            failed = True
+            continue
+        edges = sum(len(n.deps) for n in graph.nodes.values())
+        click.echo(f"ok: {name} ({graph.name}): {len(graph)} tasks, {edges} dependencies")
+    if failed:
+        sys.exit(1)
 
 
 @cli.command()
@@ -195,7 +206,7 @@ def graph(target: str, fmt: str, output: str | None) -> None:
     from . import render
 
     try:
-        name, obj = load_target(target)
+        name, obj = load_target(target, "graph")
         if isinstance(obj, FlowFunction):
             raise ConfigError(
                 f"{name} is a @bubbles flow: its graph exists only while it runs. "
@@ -227,6 +238,8 @@ def _register() -> None:
 
 
 def main() -> None:
+    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+        os.environ["COLUMNS"] = "160"  # tables in CI logs and pipes: not cut to 80 columns
     _register()
     cli(prog_name="bubbles")
 

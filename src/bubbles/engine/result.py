@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,10 +128,22 @@ class RunResult:
             lines.append(f"  ... and {len(self.failed) - 5} more failed tasks")
         if self.failed:
             first = self.failed[0].name
-            lines.append(f"Full traceback: err.result.tasks[{first!r}].traceback, or `bubbles show {self.run_id}`.")
+            lines.append(
+                f"Full traceback: `bubbles show {self.run_id} --task {first}` "
+                f"(in Python: result.tasks[{first!r}].traceback)."
+            )
         return "\n".join(lines)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LIBRARY_DIRS = tuple({os.path.dirname(os.__file__), *(p for p in sys.path if p.endswith("-packages"))})
+
+
 def _last_frame(tb: str) -> str:
+    """The deepest frame in the user's own code (else the deepest frame): where to look first."""
     frames = [line.strip() for line in tb.splitlines() if line.strip().startswith('File "')]
+    for frame in reversed(frames):
+        path = frame[len('File "') :].split('"', 1)[0]
+        if not path.startswith(_PACKAGE_DIR) and not path.startswith(_LIBRARY_DIRS) and not path.startswith("<"):
+            return frame
     return frames[-1] if frames else ""

@@ -59,6 +59,7 @@ from .result import _MISSING, RunResult, TaskRun, TaskState
 __all__ = ["Future", "Runner", "new_run_id"]
 
 S = TaskState
+_NOT_RETRIED = "\n(not retried: another task failed and the run is fail_fast)\n"
 _TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.UPSTREAM_FAILED, S.SKIPPED, S.CANCELLED})
 
 
@@ -481,9 +482,11 @@ class Runner:
     def _failed_attempt(self, slot: _Slot, error: BaseException, tb: str) -> None:
         spec = slot.node.spec
         assert spec is not None
-        if not self._stopping and spec.retry.should_retry(error, slot.attempt):
+        retry = spec.retry.should_retry(error, slot.attempt)
+        if retry and not self._stopping:
             delay = spec.retry.delay(slot.attempt)
             slot.state = S.RETRY_WAIT
+            slot.error, slot.traceback = error, tb  # kept: the run may stop before the next attempt
             self._seq += 1
             heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, slot.node.key))
             if self.hooks.wants("on_task_retry"):
@@ -504,6 +507,8 @@ class Runner:
                     attempt_started_at=slot.attempt_started_at,
                 )
             return
+        if retry:
+            tb += _NOT_RETRIED
         self._end(slot, S.FAILED, error=error, tb=tb)
         self._fail_downstream(slot)
         if self.fail_fast:
@@ -588,9 +593,16 @@ class Runner:
     def _stop(self) -> None:
         """fail_fast: start nothing new; what runs may finish."""
         self._stopping = True
+        for _, _, key in self._timers:  # tasks waiting to retry end with their last error
+            slot = self._slots[key]
+            if slot.state == S.RETRY_WAIT:
+                self._end(slot, S.FAILED, error=slot.error, tb=slot.traceback + _NOT_RETRIED)
+        self._timers.clear()
         while self._ready:
             slot = self._slots[self._ready.popleft()]
-            if slot.state in (S.PENDING, S.RETRY_WAIT):
+            if slot.state == S.RETRY_WAIT:
+                self._end(slot, S.FAILED, error=slot.error, tb=slot.traceback + _NOT_RETRIED)
+            elif slot.state == S.PENDING:
                 self._end(slot, S.SKIPPED, error=self._stopped_error(slot))
         for waiting in self._group_waiting.values():
             while waiting:
@@ -633,10 +645,7 @@ class Runner:
             _, _, key = heapq.heappop(self._timers)
             slot = self._slots[key]
             if slot.state == S.RETRY_WAIT:
-                if self._stopping:
-                    self._end(slot, S.FAILED, error=slot.error)
-                else:
-                    self._ready.append(key)
+                self._ready.append(key)
 
     # -- cancel and finish ------------------------------------------------------------------
     def _cancel(self) -> None:
