@@ -48,7 +48,9 @@ def load_targets(spec: str, command: str = "run") -> list[tuple[str, Any]]:
         if name not in namespace:
             raise ConfigError(f"{path} defines no {name!r}. Runnable objects in it: {', '.join(found) or 'none'}.", source=path)
         if not isinstance(namespace[name], kinds):
-            raise ConfigError(f"{path}:{name} is a {type(namespace[name]).__name__}, not a Workflow, Pipeline or @bubbles function.")
+            raise ConfigError(
+                f"{path}:{name} is a {type(namespace[name]).__name__}, not a Workflow, Pipeline or @bubbles function."
+            )
         return [(name, namespace[name])]
     if not found:
         raise ConfigError(
@@ -64,7 +66,9 @@ def load_target(spec: str, command: str = "run") -> tuple[str, Any]:
     targets = load_targets(spec, command)
     if len(targets) > 1:
         names = ", ".join(n for n, _ in targets)
-        raise ConfigError(f"{spec} defines several runnable objects ({names}); pick one: bubbles {command} {spec}:NAME", source=spec)
+        raise ConfigError(
+            f"{spec} defines several runnable objects ({names}); pick one: bubbles {command} {spec}:NAME", source=spec
+        )
     return targets[0]
 
 

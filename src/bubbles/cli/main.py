@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .._errors import BubblesError, ConfigError, GraphError, RunCancelled, RunFailed
+from .._errors import BubblesError, ConfigError, RunCancelled, RunFailed
 from .._version import __version__
 from .load import load_target, load_targets, parse_params
 
