@@ -164,7 +164,7 @@ class MissingDependencyError(ConfigError):
 
     def __init__(self, feature: str, package: str, extra: str) -> None:
         super().__init__(
-            f"{feature} needs the optional package {package!r}, which is not installed. "
+            f"{feature}: the optional package {package!r} is needed and not installed. "
             f"Install it with: pip install 'pybubbles[{extra}]'",
             feature=feature,
             package=package,

@@ -31,4 +31,4 @@ def test_process_pool_reuses_its_workers() -> None:
     with ProcessExecutor(2) as pool:
         a = set(wf.run(executor=pool).tasks["pids"].result)
         b = set(wf.run(executor=pool).tasks["pids"].result)
-    assert a == b and len(a) <= 2
+    assert len(a | b) <= 2  # the second run started no new process (either run may use one or both)

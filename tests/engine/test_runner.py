@@ -225,3 +225,13 @@ def test_failure_summary_points_at_the_users_line(tmp_path: Path) -> None:
     at_line = next(line for line in summary.splitlines() if line.strip().startswith("at File"))
     assert "test_runner.py" in at_line and "extract" in at_line
     assert f"bubbles show {result.run_id} --task extract" in summary
+
+
+def test_a_parameter_no_task_takes_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    def extract(day: str) -> str:
+        return day
+
+    wf = Workflow("typo")
+    wf.add_task(extract)
+    wf.run(params={"day": "2024-01-31", "dya": "2024-02-01"})
+    assert "takes the parameter 'dya'" in caplog.text and "Did you mean 'day'?" in caplog.text

@@ -19,8 +19,10 @@ with a message that says which of the two to use. Example::
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import itertools
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +33,8 @@ from ..engine.task import RetryPolicy, TaskSpec, task_name_of
 from ._run import RunOptions, start_run
 
 __all__ = ["ParallelTask", "TaskHandle", "Workflow", "make_spec"]
+
+log = logging.getLogger("bubbles")
 
 _OPTION_NAMES = ("retries", "retry_delay", "backoff", "max_delay", "jitter", "retry_on", "timeout", "on_success", "on_failure")
 
@@ -369,6 +373,7 @@ class Workflow:
         graph = Graph(self.name)
         graph._duplicates = list(self._duplicates)
         limits: dict[str, int] = {}
+        used_params: set[str] = set()
         group_of = {child: name for name, e in self._entries.items() if e.kind == "gather" for child in e.children}
         for name, entry in self._entries.items():
             if entry.kind == "gather" and entry.limit:
@@ -384,7 +389,9 @@ class Workflow:
             spec = entry.spec
             assert spec is not None
             if params:
-                kwargs = {**_params_for(spec, len(deps), kwargs, params), **kwargs}
+                taken = _params_for(spec, len(deps), kwargs, params)
+                used_params.update(taken)
+                kwargs = {**taken, **kwargs}
             if entry.kind == "map":
                 items = entry.items
                 source = Ref(self._resolve(items, name)) if isinstance(items, (TaskHandle, str)) else items
@@ -404,6 +411,11 @@ class Workflow:
                 continue
             limit = group_of.get(name) if entry.limit == -1 else None
             graph.add(Node(name, spec, tuple(deps), kwargs, after=after, limit=limit if limit in limits else None))
+        unused = sorted(set(params or ()) - used_params)
+        for name in unused:  # most likely a typo on the command line
+            close = difflib.get_close_matches(name, sorted(_parameter_names(self)), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            log.warning("bubbles: no task of workflow %r takes the parameter %r; it is ignored.%s", self.name, name, hint)
         return graph, limits
 
     def validate(self) -> Graph:
@@ -495,3 +507,15 @@ def _params_for(spec: TaskSpec, n_positional: int, kwargs: Mapping[str, Any], pa
             continue
         out[pname] = params[pname]
     return out
+
+
+def _parameter_names(workflow: Workflow) -> set[str]:
+    names: set[str] = set()
+    for entry in workflow._entries.values():
+        if entry.spec is None:
+            continue
+        try:
+            names.update(inspect.signature(entry.spec.fn).parameters)
+        except (TypeError, ValueError):
+            pass
+    return names

@@ -184,3 +184,24 @@ def test_parallel_stream_with_names_skip_rows_and_latin1(tmp_path, monkeypatch) 
                  columns=["name", "n"], batch_size=1_000).read_all()
     assert t.column_names == ["name", "n"] and t.num_rows == 5_000
     assert t.column("name")[4_999].as_py() == "Jörg 4999" and t.column("n")[4_999].as_py() == 9_998
+
+
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_a_bad_decimal_is_a_bad_line_like_any_other_type(tmp_path, batch_size) -> None:  # type: ignore[no-untyped-def]
+    import json
+    from decimal import Decimal
+
+    import bubbles
+
+    path = tmp_path / "amounts.csv"
+    path.write_text("id,amount\n1,10.50\n2,abc\n3,7.25\n")
+    with pytest.raises(bubbles.BadLineError) as info:
+        table = bubbles.read_csv(path, schema={"amount": "decimal(12,2)"}, batch_size=batch_size)
+        if batch_size:
+            table.read_all()
+    err = info.value
+    assert (err.line, err.column, err.raw) == (3, "amount", "2,abc") and "decimal" in str(err)
+    kept = bubbles.read_csv(path, schema={"amount": "decimal(12,2)"}, on_bad_lines="quarantine")
+    assert kept.column("amount").to_pylist() == [Decimal("10.50"), Decimal("7.25")]
+    bad = [json.loads(line) for line in (tmp_path / "amounts.csv.bad.jsonl").read_text().splitlines()]
+    assert [(b["line"], b["column"]) for b in bad] == [(3, "amount")]

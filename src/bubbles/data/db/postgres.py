@@ -259,7 +259,7 @@ def translate(
         fields["query"] = query
     if state.startswith(("08", "28", "57P")) or (not state and _looks_like_connection(said)):
         return ConnectionFailed(
-            f"Cannot {action}: connecting to {where} failed: {said}. Check that the server is up and reachable, "
+            f"Cannot {action}: connecting to {where} failed: {said.rstrip('.?! ')}. Check that the server is up and reachable, "
             "and that the user and password (from the environment or .bubbles/secrets.toml) are right.",
             **fields,
         )

@@ -40,7 +40,13 @@ __all__ = ["read_csv"]
 
 _COMPRESSIONS = {"infer": "detect", "detect": "detect", None: None, "none": None, "gzip": "gzip", "gz": "gzip",
                  "bz2": "bz2", "zstd": "zstd", "zst": "zstd", "lz4": "lz4"}
-_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to ([^:]+): (.*)", re.S)
+# Arrow reports a value that does not fit its column in two forms: "CSV conversion error to int64:
+# invalid value 'x'" and, for decimals, "The string 'x' is not a valid decimal128 number".
+_CONVERSION = re.compile(
+    r"In CSV column #(\d+): (?:Row #\d+: )?"
+    r"(?:CSV conversion error to ([^:]+): (.*)|The string ('.*') is not a valid (\w+) number(.*))",
+    re.S,
+)
 _PARSE = re.compile(r"CSV parse error: (.*?)(?::\s(.*))?$", re.S)
 
 
@@ -551,6 +557,8 @@ def _conversion_error(spec: _Spec, exc: Exception) -> DataError:
     m = _CONVERSION.search(str(exc))
     assert m is not None
     col_index, target, detail = int(m.group(1)), m.group(2), m.group(3)
+    if target is None:  # the decimal form: normalise it to the "invalid value" form
+        target, detail = m.group(5), f"invalid value {m.group(4)}"
     names = _column_names(spec)
     name = names[col_index] if col_index < len(names) else str(col_index)
     value = re.search(r"invalid value '(.*)'", detail, re.S)
