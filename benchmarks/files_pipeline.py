@@ -103,14 +103,25 @@ def job_duckdb(csv: str, out: str) -> None:
 def _polars_lazy(csv: str) -> object:
     import polars as pl
 
-    rate = (pl.when(pl.col("currency") == "USD").then(0.92).when(pl.col("currency") == "GBP").then(1.17)
-            .when(pl.col("currency") == "CHF").then(1.04).otherwise(1.0))
+    rate = (
+        pl.when(pl.col("currency") == "USD")
+        .then(0.92)
+        .when(pl.col("currency") == "GBP")
+        .then(1.17)
+        .when(pl.col("currency") == "CHF")
+        .then(1.04)
+        .otherwise(1.0)
+    )
     return (
         pl.scan_csv(csv, schema_overrides={"created_at": pl.String, "amount": pl.Decimal(12, 2)})
         .with_columns(pl.col("created_at").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S"))
         .filter(pl.col("status").is_in(["paid", "shipped"]))
-        .with_columns(order_day=pl.col("created_at").dt.date(), amount_eur=pl.col("amount").cast(pl.Float64) * rate,
-                      email=pl.col("email").str.to_lowercase(), email_domain=pl.col("email").str.split("@").list.get(1))
+        .with_columns(
+            order_day=pl.col("created_at").dt.date(),
+            amount_eur=pl.col("amount").cast(pl.Float64) * rate,
+            email=pl.col("email").str.to_lowercase(),
+            email_domain=pl.col("email").str.split("@").list.get(1),
+        )
     )
 
 
@@ -124,14 +135,20 @@ def _arrow_transform(batch: object) -> object:
 
     t = batch
     t = t.filter(pc.is_in(t["status"], value_set=pa.array(["paid", "shipped"])))  # type: ignore[index,attr-defined]
-    rate = pc.case_when(pc.make_struct(pc.equal(t["currency"], "USD"), pc.equal(t["currency"], "GBP"),
-                                       pc.equal(t["currency"], "CHF")), 0.92, 1.17, 1.04)
+    rate = pc.case_when(
+        pc.make_struct(pc.equal(t["currency"], "USD"), pc.equal(t["currency"], "GBP"), pc.equal(t["currency"], "CHF")),
+        0.92,
+        1.17,
+        1.04,
+    )
     rate = pc.fill_null(rate, 1.0)
     email = pc.utf8_lower(t["email"])
-    return t.append_column("order_day", pc.cast(t["created_at"], pa.date32())) \
-        .append_column("amount_eur", pc.multiply(pc.cast(t["amount"], pa.float64()), rate)) \
-        .set_column(t.schema.get_field_index("email"), "email", email) \
+    return (
+        t.append_column("order_day", pc.cast(t["created_at"], pa.date32()))
+        .append_column("amount_eur", pc.multiply(pc.cast(t["amount"], pa.float64()), rate))
+        .set_column(t.schema.get_field_index("email"), "email", email)
         .append_column("email_domain", pc.list_element(pc.split_pattern(t["email"], "@"), 1))
+    )
 
 
 def job_pyarrow(csv: str, out: str) -> None:
@@ -148,8 +165,11 @@ def job_pyarrow_stream(csv: str, out: str) -> None:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    reader = pacsv.open_csv(csv, convert_options=pacsv.ConvertOptions(column_types={"amount": pa.decimal128(12, 2)}),
-                            read_options=pacsv.ReadOptions(block_size=4 << 20))
+    reader = pacsv.open_csv(
+        csv,
+        convert_options=pacsv.ConvertOptions(column_types={"amount": pa.decimal128(12, 2)}),
+        read_options=pacsv.ReadOptions(block_size=4 << 20),
+    )
     writer = None
     for batch in reader:
         t = _arrow_transform(pa.Table.from_batches([batch]))
@@ -207,10 +227,19 @@ def job_export_bubbles(parquet: str, out: str) -> None:
 JOBS = {name[4:]: fn for name, fn in globals().items() if name.startswith("job_")}
 _ARROW = ["pyarrow", "pyarrow.csv", "pyarrow.compute", "pyarrow.parquet"]
 _BUBBLES = ["bubbles.data.files", "bubbles.data.transform", "pyarrow.dataset", "pyarrow.fs", "duckdb", *_ARROW]
-IMPORTS = {"polars": ["polars"], "duckdb": ["duckdb"], "pyarrow": _ARROW, "pyarrow_stream": _ARROW,
-           "pandas": ["pandas", "pyarrow.parquet"], "bubbles": _BUBBLES, "bubbles_stream": _BUBBLES,
-           "bubbles_pushdown": _BUBBLES,
-           "export_duckdb": ["duckdb", *_ARROW], "export_duckdb_fsync": ["duckdb", *_ARROW], "export_bubbles": _BUBBLES}
+IMPORTS = {
+    "polars": ["polars"],
+    "duckdb": ["duckdb"],
+    "pyarrow": _ARROW,
+    "pyarrow_stream": _ARROW,
+    "pandas": ["pandas", "pyarrow.parquet"],
+    "bubbles": _BUBBLES,
+    "bubbles_stream": _BUBBLES,
+    "bubbles_pushdown": _BUBBLES,
+    "export_duckdb": ["duckdb", *_ARROW],
+    "export_duckdb_fsync": ["duckdb", *_ARROW],
+    "export_bubbles": _BUBBLES,
+}
 
 
 def child(name: str, src: str, out: str) -> None:
@@ -235,8 +264,9 @@ def rows_of(parquet: Path) -> int:
 
 def run(name: str, src: Path, out: Path) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.run([sys.executable, __file__, "--child", name, str(src), str(out)], env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", name, str(src), str(out)], env=env, capture_output=True, text=True, check=False
+    )
     if proc.returncode:
         raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
     result: dict[str, float] = {}
@@ -262,18 +292,24 @@ def main() -> None:
     size = csv.stat().st_size / 1e6
     load = os.getloadavg()[0]
     print(f"{args.rows:,} rows, {size:.0f} MB CSV; load average {load:.1f} on {os.cpu_count()} cores")
-    order = [n for n in ("polars", "duckdb", "pyarrow", "pyarrow_stream", "pandas", "bubbles", "bubbles_stream",
-                                   "bubbles_pushdown")
-             if n not in skip]
+    order = [
+        n
+        for n in ("polars", "duckdb", "pyarrow", "pyarrow_stream", "pandas", "bubbles", "bubbles_stream", "bubbles_pushdown")
+        if n not in skip
+    ]
     runs: dict[str, list[dict[str, float]]] = {n: [] for n in order}
     for _ in range(args.repeat):  # round-robin, so load spikes hit every engine alike
         for name in order:
             runs[name].append(run(name, csv, DATA / f"out-{name}.parquet"))
-    results = {n: {"seconds": min(r["seconds"] for r in rs), "cpu": min(r["cpu"] for r in rs),
-                   "peak_mb": max(r["peak_mb"] for r in rs)} for n, rs in runs.items()}
+    results = {
+        n: {"seconds": min(r["seconds"] for r in rs), "cpu": min(r["cpu"] for r in rs), "peak_mb": max(r["peak_mb"] for r in rs)}
+        for n, rs in runs.items()
+    }
     for name, r in results.items():
-        print(f"  {name:16s} {r['seconds']:6.2f} s  (cpu {r['cpu']:5.2f} s)  peak {r['peak_mb']:6.0f} MB   "
-              f"(best of {args.repeat})", flush=True)
+        print(
+            f"  {name:16s} {r['seconds']:6.2f} s  (cpu {r['cpu']:5.2f} s)  peak {r['peak_mb']:6.0f} MB   (best of {args.repeat})",
+            flush=True,
+        )
     baselines = [r["seconds"] for n, r in results.items() if not n.startswith("bubbles")]
     fastest = min(baselines)
     fastest_name = next(n for n, r in results.items() if r["seconds"] == fastest)
@@ -287,15 +323,19 @@ def main() -> None:
             for name, times in export.items():
                 times.append(run(name, cleaned, DATA / f"{name}.csv")["inner"])
         duck, synced, ours = (min(export[n]) for n in export)
-        print(f"  export CSV ({rows_of(cleaned):,} rows): duckdb COPY {duck:.2f} s, COPY + fsync {synced:.2f} s, "
-              f"bubbles write_csv {ours:.2f} s -> {ours / duck:.2f}x COPY, {ours / synced:.2f}x COPY + fsync")
+        print(
+            f"  export CSV ({rows_of(cleaned):,} rows): duckdb COPY {duck:.2f} s, COPY + fsync {synced:.2f} s, "
+            f"bubbles write_csv {ours:.2f} s -> {ours / duck:.2f}x COPY, {ours / synced:.2f}x COPY + fsync"
+        )
     if args.flat:
         big = generate(args.rows * 4)
         big_run = run("bubbles_stream", big, DATA / "out-stream-4x.parquet")
         small = results.get("bubbles_stream") or run("bubbles_stream", csv, DATA / "out-bubbles_stream.parquet")
         growth = big_run["peak_mb"] / small["peak_mb"] - 1
-        print(f"  streaming peak RSS: {small['peak_mb']:.0f} MB at {args.rows:,} rows, {big_run['peak_mb']:.0f} MB at "
-              f"{args.rows * 4:,} rows ({growth:+.0%}); time {big_run['seconds']:.2f} s")
+        print(
+            f"  streaming peak RSS: {small['peak_mb']:.0f} MB at {args.rows:,} rows, {big_run['peak_mb']:.0f} MB at "
+            f"{args.rows * 4:,} rows ({growth:+.0%}); time {big_run['seconds']:.2f} s"
+        )
 
 
 if __name__ == "__main__":
