@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from .._context import TaskContext, _current
 from ..observe.sizes import measure
 
-__all__ = ["Call", "Outcome", "Probe", "execute"]
+__all__ = ["Call", "Outcome", "Probe", "execute", "replace_unpicklable_error"]
 
 
 class Probe(Protocol):
@@ -119,3 +119,21 @@ def _measure_inputs(call: Call, metrics: dict[str, float]) -> None:
         metrics["rows_in"] = rows_in
     if known_bytes:
         metrics["bytes_in"] = bytes_in
+
+
+def replace_unpicklable_error(outcome: Outcome) -> None:
+    """Swap an exception that cannot cross a process boundary for a :class:`RemoteTaskError`.
+
+    The class name, message and the worker's traceback are kept, so the client still says
+    what happened and where.
+    """
+    from .._errors import RemoteTaskError
+
+    err = outcome.error
+    outcome.error = RemoteTaskError(
+        f"Task {outcome.key!r} raised {type(err).__name__}: {err}",
+        task=outcome.key,
+        attempt=outcome.attempt,
+        error_type=type(err).__name__,
+        remote_traceback=outcome.traceback,
+    )

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._errors import RemoteTaskError
-from ..execute import Call, Outcome, execute
+from ..execute import Call, Outcome, execute, replace_unpicklable_error
 
 __all__ = ["run_attempt"]
 
@@ -55,14 +55,7 @@ def _payload(outcome: Outcome) -> bytes:
     try:
         return cloudpickle.dumps(outcome, protocol=5)
     except Exception:
-        err = outcome.error
-        outcome.error = RemoteTaskError(
-            f"Task {outcome.key!r} raised {type(err).__name__}: {err}",
-            task=outcome.key,
-            attempt=outcome.attempt,
-            error_type=type(err).__name__,
-            remote_traceback=outcome.traceback,
-        )
+        replace_unpicklable_error(outcome)
         outcome.logs = None if outcome.logs is None else [{k: str(v) for k, v in r.items()} for r in outcome.logs]
         return cloudpickle.dumps(outcome, protocol=5)
 

@@ -17,8 +17,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..._errors import NotPicklableError, RemoteTaskError
-from ..execute import Outcome, execute
+from ..._errors import NotPicklableError
+from ..execute import Outcome, execute, replace_unpicklable_error
 from ..serialize import recv, send
 
 
@@ -34,14 +34,7 @@ def _sendable(outcome: Outcome) -> Outcome:
     try:
         pickle.dumps(outcome.error, protocol=5)
     except Exception:
-        err = outcome.error
-        outcome.error = RemoteTaskError(
-            f"Task {outcome.key!r} raised {type(err).__name__}: {err}",
-            task=outcome.key,
-            attempt=outcome.attempt,
-            error_type=type(err).__name__,
-            remote_traceback=outcome.traceback,
-        )
+        replace_unpicklable_error(outcome)
     return outcome
 
 
