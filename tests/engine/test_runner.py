@@ -235,3 +235,18 @@ def test_a_parameter_no_task_takes_is_reported(caplog: pytest.LogCaptureFixture)
     wf.add_task(extract)
     wf.run(params={"day": "2024-01-31", "dya": "2024-02-01"})
     assert "takes the parameter 'dya'" in caplog.text and "Did you mean 'day'?" in caplog.text
+
+
+def test_a_group_spans_its_children() -> None:
+    from bubbles import ParallelTask
+
+    wf = Workflow("span")
+    wf.add_task(ParallelTask([t.one, t.two]), name="both")
+    wf.map(t.sleepy, [0.05, 0.1], name="naps")
+    result = wf.run()
+    for name in ("both", "naps"):
+        group = result.tasks[name]
+        assert group.state == "succeeded" and group.duration is not None
+        children = [r for r in result.tasks.values() if r.group == name]
+        assert group.started_at <= min(c.started_at for c in children)
+        assert group.duration >= max(c.duration for c in children)

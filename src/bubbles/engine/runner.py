@@ -337,7 +337,12 @@ class Runner:
             self._ready.append(node.key)
         elif node.kind == "gather" or slot.children is not None:
             keys = slot.children if slot.children is not None else [r.key for r in node.args]
+            starts = [s for s in (self._slots[k].started_at for k in keys) if s is not None]
+            if starts:  # a group spans from its first child's start to its last child's end
+                slot.started_at = min(starts) if slot.started_at is None else min(slot.started_at, *starts)
             self._succeed(slot, [self._slots[k].output for k in keys])
+            if slot.started_at is not None and slot.ended_at is not None:
+                slot.duration = slot.ended_at - slot.started_at
         else:
             self._expand(slot)
 
