@@ -204,6 +204,7 @@ class Graph:
 
 
 _SIGNATURE_CACHE: dict[Any, inspect.Signature | None] = {}
+_BINDS_OK: set[tuple[Any, ...]] = set()
 
 
 def _signature(fn: Any) -> inspect.Signature | None:
@@ -231,8 +232,16 @@ def check_signature(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any
     sig = _signature(spec.fn)
     if sig is None:
         return
+    # binding depends only on how many positional arguments and which keywords: a fan-out of
+    # 10,000 tasks of one function binds once
+    shape = (sig, len(args), tuple(kwargs))
+    if shape in _BINDS_OK:
+        return
     try:
         sig.bind(*args, **kwargs)
+        if len(_BINDS_OK) > 4096:
+            _BINDS_OK.clear()
+        _BINDS_OK.add(shape)
     except TypeError as exc:
         given = [a.key if isinstance(a, Ref) else type(a).__name__ for a in args]
         params = ", ".join(_param_text(p) for p in sig.parameters.values())
