@@ -25,6 +25,7 @@ the previous page's (a server ignoring the page parameter), raises
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +67,7 @@ class _Loop(Exception):
     """Raised by a paginator when pagination would never end; the reader adds URL and page."""
 
 
-class Paginator:
+class Paginator(abc.ABC):
     """Base class. Subclasses implement :meth:`next`; indexed ones also :meth:`request_for`."""
 
     indexed = False
@@ -75,23 +76,23 @@ class Paginator:
         """The request for the first page."""
         return PageRequest(url, dict(params), 0)
 
+    @abc.abstractmethod
     def next(self, page: Page) -> PageRequest | None:
         """The request for the page after ``page``, or ``None`` when ``page`` was the last."""
-        raise NotImplementedError
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 -- optional hook: most styles keep no state
         """Forget what an earlier extraction saw (called at the start of each one)."""
 
     # Indexed styles only.
     def request_for(self, index: int, url: str, params: dict[str, Any]) -> PageRequest:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} pages cannot be requested by index (indexed = False)")
 
     def page_count(self, first: Page) -> int | None:
         """Total pages, when the first page says how many records or pages there are."""
         return None
 
     def is_last(self, page: Page) -> bool:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not tell the last page from its index (indexed = False)")
 
 
 class SinglePage(Paginator):
@@ -249,8 +250,9 @@ class _Linked(Paginator):
     def reset(self) -> None:
         self._seen = set()
 
+    @abc.abstractmethod
     def _link(self, page: Page) -> str | None:
-        raise NotImplementedError
+        """The next page's URL found in ``page`` (body or header), or ``None``."""
 
     def next(self, page: Page) -> PageRequest | None:
         link = self._link(page)
