@@ -127,7 +127,7 @@ def test_text_console_shows_retries_failures_and_task_logs() -> None:
 
 def test_progress_display_counts_tasks_and_rows() -> None:
     buffer = io.StringIO()
-    progress = ProgressDisplay(console=Console(file=buffer, force_terminal=True, width=160))
+    progress = ProgressDisplay(console=Console(file=buffer, force_terminal=True, width=160), delay=0)
     wf = Workflow("progress")
     for i in range(20):
         wf.add_task(lambda i=i: list(range(i)), name=f"t{i}")
@@ -135,6 +135,20 @@ def test_progress_display_counts_tasks_and_rows() -> None:
     assert (progress.done, progress.total, progress.failed, progress.running) == (20, 20, 0, 0)
     assert progress.rows == sum(range(20))
     assert "20/20 tasks" in buffer.getvalue()
+
+
+def test_progress_display_appears_only_for_runs_that_last() -> None:
+    import time
+
+    quick, slow = io.StringIO(), io.StringIO()
+    short = Workflow("short")
+    short.add_task(lambda: 1, name="one")
+    short.run(hooks=[ProgressDisplay(console=Console(file=quick, force_terminal=True, width=160), delay=0.3)])
+    assert quick.getvalue() == ""  # over before the display was due: nothing flashed by
+    long = Workflow("long")
+    long.add_task(lambda: time.sleep(0.8), name="nap")
+    long.run(hooks=[ProgressDisplay(console=Console(file=slow, force_terminal=True, width=160), delay=0.3)])
+    assert "1/1 tasks" in slow.getvalue()
 
 
 def test_profile_flag_stores_a_profile_per_task(monkeypatch: pytest.MonkeyPatch) -> None:

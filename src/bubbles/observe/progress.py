@@ -2,12 +2,15 @@
 
 :class:`ProgressDisplay` is a hook: its event methods only bump counters (cheap enough for
 10,000-task runs) and a ``rich`` live display redraws from them four times a second on its own
-thread. On by default when stderr is a terminal; ``--progress/--no-progress``
+thread. It appears only once a run has lasted ``delay`` seconds (default 0.5): a run that ends
+sooner is summed up by the result table alone, without a display flashing by, and without the
+cost of starting one. On by default when stderr is a terminal; ``--progress/--no-progress``
 (``BUBBLES_PROGRESS=1/0``) forces it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -20,6 +23,7 @@ class ProgressDisplay:
     Args:
         console: a ``rich.console.Console`` (default: stderr).
         refresh_per_second: redraws per second.
+        delay: seconds a run must last before the display appears (0: at once).
 
     Example:
         >>> from bubbles import Workflow
@@ -28,9 +32,13 @@ class ProgressDisplay:
         >>> _ = wf.run(hooks=[ProgressDisplay()])  # doctest: +SKIP
     """
 
-    def __init__(self, console: Any = None, refresh_per_second: float = 4) -> None:
+    def __init__(self, console: Any = None, refresh_per_second: float = 4, delay: float = 0.5) -> None:
         self.console = console
         self.refresh_per_second = refresh_per_second
+        self.delay = delay
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._ended = False
         self.total = self.done = self.running = self.failed = self.retries = 0
         self.rows = 0.0
         self.workflow = ""
@@ -62,22 +70,34 @@ class ProgressDisplay:
 
     # -- hook API ---------------------------------------------------------------------------
     def on_run_start(self, *, workflow: str, tasks: list[str], **future_kwargs: Any) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
         self.workflow = workflow
         self._known = set(tasks)
         self.total = len(self._known)
         self._started = time.monotonic()
-        self._live = Live(
-            self,
-            console=self.console or Console(stderr=True),
-            refresh_per_second=self.refresh_per_second,
-            transient=False,
-            redirect_stdout=False,
-            redirect_stderr=False,
-        )
-        self._live.start()
+        self._ended = False
+        if self.delay <= 0:
+            self._show()
+        else:
+            self._timer = threading.Timer(self.delay, self._show)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _show(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        with self._lock:
+            if self._ended or self._live is not None:
+                return
+            self._live = Live(
+                self,
+                console=self.console or Console(stderr=True),
+                refresh_per_second=self.refresh_per_second,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._live.start()
 
     def on_task_start(self, *, task: str, **future_kwargs: Any) -> None:
         self.running += 1
@@ -101,8 +121,13 @@ class ProgressDisplay:
                 self.rows += rows
 
     def on_run_end(self, **future_kwargs: Any) -> None:
-        if self._live is not None:
-            self.running = 0
-            self._live.refresh()
-            self._live.stop()
-            self._live = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        with self._lock:
+            self._ended = True
+            if self._live is not None:
+                self.running = 0
+                self._live.refresh()
+                self._live.stop()
+                self._live = None
