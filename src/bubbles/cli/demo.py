@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..engine.executors import EXECUTORS
+
 __all__ = ["commands"]
 
 
@@ -16,7 +18,7 @@ __all__ = ["commands"]
     show_default=True,
     help="Where the demo writes its source files, warehouse and deliveries.",
 )
-@click.option("-e", "--executor", type=click.Choice(["threads", "processes", "serial", "dask"]), default="threads")
+@click.option("-e", "--executor", type=click.Choice(list(EXECUTORS)), default="threads")
 def demo(rows: int, workdir: str, executor: str) -> None:
     """Run the demo ETL: extract in parallel, transform in DuckDB, load DuckDB + SQLite, report metrics."""
     from ..demo import run_demo

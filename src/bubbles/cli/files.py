@@ -15,15 +15,16 @@ def compact(path: str, target_size: str) -> None:
     from ..data.files.parquet import compact as run_compact
 
     stats = run_compact(path, target_file_size=_bytes(target_size))
-    click.echo(f"{path}: {stats['files_before']} files -> {stats['files_after']} "
-               f"({stats['directories']} directories compacted, {stats['rows']:,} rows rewritten)")
+    click.echo(
+        f"{path}: {stats['files_before']} files -> {stats['files_after']} "
+        f"({stats['directories']} directories compacted, {stats['rows']:,} rows rewritten)"
+    )
 
 
 @click.command()
 @click.argument("src", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
-@click.option("--key", "key", default="${DELIVERY_KEY}", show_default=True,
-              help="The base64 key, normally a secret reference.")
+@click.option("--key", "key", default="${DELIVERY_KEY}", show_default=True, help="The base64 key, normally a secret reference.")
 def decrypt(src: str, dst: str, key: str) -> None:
     """Decrypt SRC, a file encrypted by deliver(encrypt_key=...), into DST."""
     from ..data.deliver import decrypt_file

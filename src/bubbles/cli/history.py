@@ -127,7 +127,10 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None) -> 
     if len(tasks) > 500:
         table.add_row(f"... {len(tasks) - 500} more", "", "", "", "", "", "", "", "")
     console.print(table)
-    custom = sorted({k for a in attempts for k in a if k not in _KNOWN})
+    from ..observe.history import ATTEMPT_COLUMNS
+
+    known = {*ATTEMPT_COLUMNS, "attempts"}
+    custom = sorted({k for a in attempts for k in a if k not in known})
     if custom:
         console.print(
             "[bold]custom metrics[/] (last attempt): "
@@ -157,29 +160,6 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None) -> 
                 )
     if profiles:
         console.print(f"\n{len(profiles)} profile(s) kept: `bubbles report {rid} -o report.html` shows them.")
-
-
-_KNOWN = {
-    "run_id",
-    "task",
-    "grp",
-    "attempt",
-    "status",
-    "started_at",
-    "ended_at",
-    "duration",
-    "worker",
-    "execution_time",
-    "cpu_time",
-    "peak_memory",
-    "rows_in",
-    "rows_out",
-    "bytes_in",
-    "bytes_out",
-    "error",
-    "traceback",
-    "attempts",
-}
 
 
 @click.command("report")

@@ -14,6 +14,7 @@ import click
 
 from .._errors import BubblesError, ConfigError, RunCancelled, RunFailed
 from .._version import __version__
+from ..engine.executors import EXECUTORS
 from .load import load_target, load_targets, parse_params
 
 # Modules adding commands for their area; each has a list `commands` of click commands.
@@ -36,7 +37,7 @@ def _fail(exc: BaseException, code: int) -> None:
 @click.option(
     "-e",
     "--executor",
-    type=click.Choice(["threads", "processes", "serial", "dask"]),
+    type=click.Choice(list(EXECUTORS)),
     default=None,
     help="Where tasks run (default: threads, or BUBBLES_EXECUTOR).",
 )
@@ -159,7 +160,7 @@ def _print_result(result: Any) -> None:
 @click.option(
     "-e",
     "--executor",
-    type=click.Choice(["threads", "processes", "serial", "dask"]),
+    type=click.Choice(list(EXECUTORS)),
     default=None,
     help="Also check that every task can run on this executor (e.g. can be pickled for processes).",
 )

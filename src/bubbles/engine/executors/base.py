@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from ..execute import Call
 from ..task import TaskSpec
 
-__all__ = ["Executor", "Post"]
+__all__ = ["Executor", "PersistentPool", "Post"]
 
 Post = Callable[[Any], None]  # an Outcome, or a ("started", key, attempt, monotonic_time) tuple
 
@@ -46,3 +46,24 @@ class Executor(Protocol):
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """Release workers; with ``cancel`` stop what is still running."""
+
+
+class PersistentPool:
+    """Mixin for executors that can outlive one run: ``with Pool(n) as pool: wf.run(executor=pool)``.
+
+    Inside the ``with`` block ``shutdown()`` after each run keeps the workers (subclasses check
+    ``self._persistent``); leaving the block shuts them down for real.
+    """
+
+    _persistent = False
+
+    def __enter__(self) -> Any:
+        self._persistent = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._persistent = False
+        self.shutdown()
+
+    def shutdown(self, *, cancel: bool = False) -> None:  # pragma: no cover - overridden
+        raise TypeError(f"{type(self).__name__} must define shutdown()")

@@ -20,7 +20,7 @@ from typing import Any
 from ..._errors import TaskTimeout
 from ..execute import Call, Outcome, execute
 from ..task import TaskSpec
-from .base import Post
+from .base import PersistentPool, Post
 
 __all__ = ["SerialExecutor", "ThreadExecutor", "default_threads"]
 
@@ -78,8 +78,11 @@ def _execute_with_alarm(call: Call) -> Outcome:
         signal.signal(signal.SIGALRM, previous)
 
 
-class ThreadExecutor:
-    """A pool of daemon threads fed by one queue; outcomes go straight to the runner's queue."""
+class ThreadExecutor(PersistentPool):
+    """A pool of daemon threads fed by one queue; outcomes go straight to the runner's queue.
+
+    Keep it across runs with ``with ThreadExecutor(8) as pool: wf.run(executor=pool)``.
+    """
 
     name = "threads"
     hard_timeouts = False
@@ -96,19 +99,9 @@ class ThreadExecutor:
         self._run_id = ""
         self._threads = 0
         self._lock = threading.Lock()
-        self._persistent = False
 
     def check(self, specs: list[TaskSpec]) -> None:
         return None
-
-    def __enter__(self) -> ThreadExecutor:
-        """Keep the threads across runs: ``with ThreadExecutor(8) as pool: wf.run(executor=pool)``."""
-        self._persistent = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._persistent = False
-        self.shutdown()
 
     def start(self, post: Post) -> None:
         self._post = post

@@ -25,7 +25,7 @@ from ..._errors import NotPicklableError, TaskError
 from ..execute import Call, Outcome
 from ..serialize import dumps_function, recv, send
 from ..task import TaskSpec
-from .base import Post
+from .base import PersistentPool, Post
 
 __all__ = ["ProcessExecutor"]
 
@@ -62,8 +62,11 @@ class _Worker:
             pass
 
 
-class ProcessExecutor:
-    """Runs tasks in a pool of separate Python processes (CPU-bound work, isolation, hard timeouts)."""
+class ProcessExecutor(PersistentPool):
+    """Runs tasks in a pool of separate Python processes (CPU-bound work, isolation, hard timeouts).
+
+    Keep it across runs with ``with ProcessExecutor(4) as pool: wf.run(executor=pool)``.
+    """
 
     name = "processes"
     hard_timeouts = True
@@ -76,7 +79,6 @@ class ProcessExecutor:
         self._pending: deque[Call] = deque()
         self._functions: dict[int, tuple[Any, bytes]] = {}  # id(fn) -> (fn, cloudpickled)
         self._closing = False
-        self._persistent = False
         self._count = 0
         self._wake_r, self._wake_w = os.pipe()
 
@@ -102,15 +104,6 @@ class ProcessExecutor:
         return data
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def __enter__(self) -> ProcessExecutor:
-        """Keep the pool alive across runs: ``with ProcessExecutor(4) as pool: wf.run(executor=pool)``."""
-        self._persistent = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._persistent = False
-        self.shutdown()
-
     def start(self, post: Post) -> None:
         self._post = post
         if self._workers:  # a persistent pool, already running
@@ -154,20 +147,13 @@ class ProcessExecutor:
             except (BrokenPipeError, OSError):
                 pass  # the reader sees the worker die and reports the call
             except Exception as exc:
-                worker.call = None
-                with self._lock:
-                    self._idle.append(worker)
-                self._post(
-                    Outcome(
-                        call.key,
-                        call.attempt,
-                        False,
-                        error=NotPicklableError(
-                            f"The inputs of task {call.key!r} cannot be sent to a worker process: "
-                            f"{type(exc).__name__}: {exc}. Pass plain data between tasks, or use executor='threads'.",
-                            task=call.key,
-                        ),
-                    )
+                self._fail_call(
+                    worker,
+                    NotPicklableError(
+                        f"The inputs of task {call.key!r} cannot be sent to a worker process: "
+                        f"{type(exc).__name__}: {exc}. Pass plain data between tasks, or use executor='threads'.",
+                        task=call.key,
+                    ),
                 )
             finally:
                 call.fn = fn
@@ -193,23 +179,16 @@ class ProcessExecutor:
                     with self._lock:
                         self._idle.append(worker)
                 elif message[0] == "broken" and worker.call is not None:
-                    call, worker.call = worker.call, None
-                    with self._lock:
-                        self._idle.append(worker)
-                    self._post(
-                        Outcome(
-                            call.key,
-                            call.attempt,
-                            False,
-                            error=NotPicklableError(
-                                f"Task {call.key!r} could not be loaded in a worker process: {message[1]}. "
-                                "Its function and inputs must be importable there (define them in a module on "
-                                "sys.path or in the script itself), or use executor='threads'.",
-                                task=call.key,
-                            ),
-                            traceback=message[2],
-                            started_at=time.time(),
-                        )
+                    key = worker.call.key
+                    self._fail_call(
+                        worker,
+                        NotPicklableError(
+                            f"Task {key!r} could not be loaded in a worker process: {message[1]}. "
+                            "Its function and inputs must be importable there (define them in a module on "
+                            "sys.path or in the script itself), or use executor='threads'.",
+                            task=key,
+                        ),
+                        traceback=message[2],
                     )
                 elif message[0] == "done":
                     outcome: Outcome = message[1]
@@ -218,6 +197,14 @@ class ProcessExecutor:
                         self._idle.append(worker)
                     self._post(outcome)
             self._dispatch()
+
+    def _fail_call(self, worker: _Worker, error: BaseException, traceback: str = "") -> None:
+        """The call on ``worker`` cannot run: free the worker and report the call as failed."""
+        call, worker.call = worker.call, None
+        with self._lock:
+            self._idle.append(worker)
+        if call is not None:
+            self._post(Outcome(call.key, call.attempt, False, error=error, traceback=traceback, started_at=time.time()))
 
     def _replace(self, worker: _Worker) -> None:
         if self._closing:
