@@ -8,12 +8,14 @@ and runs with the defaults (history + resource sampler + peak-memory and log-cap
 plus a ProgressDisplay drawing to a rich console (a terminal, written to memory). The partial
 variants show where the cost goes; "empty hook" is a hook whose on_task_start/on_task_end do
 nothing — the runner's own cost of delivering events. All variants alternate in the same
-process; the script prints the median wall and CPU time of each and the ratio to "bare".
+process, in an order rotated each round, each after a full garbage collection; the script prints
+the median wall and CPU time of each and the ratio to "bare".
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 import statistics
@@ -75,16 +77,19 @@ def run_once(n: int, executor: str, variant: str) -> tuple[float, float]:
     if collect:
         wf.attach(MetricsCollector())
     extra = hooks()
+    gc.collect()  # every variant starts from the same heap: a full collection inside one timing is noise
     w0, c0 = time.perf_counter(), time.process_time()
     wf.run(executor, hooks=extra)
     return time.perf_counter() - w0, time.process_time() - c0
 
 
 def micro() -> None:
-    """Per-call cost of each observer (best of 5 x 20,000 calls: robust on a loaded machine)."""
+    """Per-attempt cost of each observer (best of 5 x 20,000 attempts: robust on a loaded machine)."""
+    import threading
     import timeit
 
     from bubbles.engine.execute import Outcome
+    from bubbles.engine.live import AttemptRecord
     from bubbles.observe.history import RunRecorder
     from bubbles.observe.logs import LogCaptureProbe
     from bubbles.observe.memory import MemoryProbe
@@ -105,10 +110,33 @@ def micro() -> None:
         traceback="",
         logs=None,
     )
-    start = dict(run_id="r", workflow="w", task="t1", group=None, attempt=1, started_at=1.0, worker="")
-    recorder = RunRecorder(flush_every=1e9, batch_size=10**9)
-    shown = progress()
+    record = AttemptRecord("t1", None, 1, "succeeded", 1.0, 2.0, 1e-5, fields["metrics"], "1:x", None, "", None)  # type: ignore[arg-type]
+
+    class Live:  # a LiveRun stand-in whose journal the micro-benchmark fills
+        run_id, workflow, total, done, running, finished = "r", "w", 0, 0, 0, False
+
+        def __init__(self) -> None:
+            self.attempts: list[Any] = []
+
+    def read_by(observer: Any, read: Callable[[], None], n: int = 20_000) -> float:
+        """Seconds per attempt for ``observer`` to read a journal of ``n`` attempts."""
+        best = float("inf")
+        for _ in range(5):
+            live = Live()
+            live.attempts.extend([record] * n)
+            observer.on_run_start(run_id="r", workflow="w", tasks=[], executor="x", started_at=1.0, live=live)
+            t0 = time.perf_counter()
+            read()
+            best = min(best, (time.perf_counter() - t0) / n)
+        return best
+
+    recorder = RunRecorder(flush_every=1e9)
+    recorder._stop = threading.Event()  # read only: no writer thread, no database
+    recorder._writer = threading.current_thread()
+    recorder.on_run_start = lambda **kw: setattr(recorder, "_live", kw["live"]) or setattr(recorder, "_seen", 0)  # type: ignore[method-assign]
     collector = MetricsCollector()
+    shown = progress()
+    shown.on_run_start = lambda **kw: setattr(shown, "_run", kw["live"]) or setattr(shown, "_seen", 0)  # type: ignore[method-assign]
     empty = EmptyHook()
     memory, capture = MemoryProbe(), LogCaptureProbe()
     outcome = Outcome("k", 1, True)
@@ -119,18 +147,21 @@ def micro() -> None:
         memory.exit(a, outcome)
         capture.exit(b, outcome)
 
-    cases = {
-        "empty hook on_task_end(**fields)": lambda: empty.on_task_end(**fields),
-        "MetricsCollector.on_task_end": lambda: collector.on_task_end(**fields),
-        "RunRecorder.on_task_end": lambda: recorder.on_task_end(**fields),
-        "ProgressDisplay.on_task_start": lambda: shown.on_task_start(**start),
-        "ProgressDisplay.on_task_end": lambda: shown.on_task_end(**fields),
+    print("per attempt, best of 5 x 20,000:")
+    calls = {
+        "a hook's on_task_end(**fields) call": lambda: empty.on_task_end(**fields),
         "memory + log-capture probes": probes,
     }
-    print("per call, best of 5 x 20,000:")
-    for name, fn in cases.items():
+    for name, fn in calls.items():
         best = min(timeit.repeat(fn, number=20_000, repeat=5)) / 20_000
-        print(f"  {name:<36} {best * 1e6:6.2f} us")
+        print(f"  {name:<40} {best * 1e6:6.2f} us")
+    reads = {
+        "RunRecorder reads the journal (rows)": (recorder, recorder._read_run),
+        "MetricsCollector reads it (records)": (collector, lambda: collector.records),
+        "ProgressDisplay reads it (counters)": (shown, shown.update),
+    }
+    for name, (observer, read) in reads.items():
+        print(f"  {name:<40} {read_by(observer, read) * 1e6:6.2f} us  (on the reader's thread)")
 
 
 def main() -> None:
@@ -139,15 +170,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--executor", default="threads")
     parser.add_argument("--micro", action="store_true", help="only the per-call costs of each observer")
+    parser.add_argument("--only", help="comma-separated variants to run (bare is always run), e.g. 'monitored (all)'")
     args = parser.parse_args()
     if args.micro:
         micro()
         return
     os.environ["BUBBLES_HOME"] = tempfile.mkdtemp(prefix="bubbles-bench-")
     run_once(500, args.executor, "monitored (all)")  # warm up imports, sampler thread, database
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
-    for _ in range(args.repeat):
-        for name in VARIANTS:
+    names = list(VARIANTS)
+    if args.only:
+        names = ["bare", *[n.strip() for n in args.only.split(",") if n.strip() in VARIANTS and n.strip() != "bare"]]
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for round_ in range(args.repeat):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:  # rotated: no variant always first
             results[name].append(run_once(args.tasks, args.executor, name))
     bw = statistics.median(r[0] for r in results["bare"])
     bc = statistics.median(r[1] for r in results["bare"])

@@ -19,6 +19,10 @@ from bubbles.observe.history import MIGRATIONS, SCHEMA_VERSION, HistoryError, Hi
 SRC = str(Path(bubbles.__file__).parent.parent)
 
 
+def nothing() -> None:
+    return None
+
+
 def extract() -> list[int]:
     logging.getLogger("etl").info("read %d rows", 3)
     return [1, 2, 3]
@@ -219,3 +223,65 @@ def test_a_killed_run_keeps_what_finished_before_the_kill(tmp_path: Path) -> Non
         tasks = {t["task"]: t for t in store.tasks(run["run_id"])}
         assert tasks["first"]["status"] == "succeeded" and tasks["first"]["rows_out"] == 3
         assert "slow" not in tasks
+
+
+def test_attempt_rows_of_an_older_bubbles_are_still_read() -> None:
+    """Runs written before schema 3 kept one row per attempt; they stay readable next to new runs."""
+    path = history_path()
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    old.executescript(MIGRATIONS[0] + MIGRATIONS[1])
+    old.execute("INSERT INTO runs (run_id, workflow, status, started_at) VALUES ('20200101-000000-abcdef', 'old', 'failed', 1)")
+    old.execute(
+        "INSERT INTO attempts (run_id, task, attempt, status, started_at, duration, rows_out) "
+        "VALUES ('20200101-000000-abcdef', 'load', 1, 'failed', 2, 0.5, 7)"
+    )
+    old.execute("PRAGMA user_version = 2")
+    old.commit()
+    old.close()
+    run_id = failing_workflow().run(raise_on_error=False).run_id
+    with HistoryStore() as store:
+        (row,) = store.attempts("20200101-000000-abcdef")
+        assert (row["task"], row["status"], row["duration"], row["rows_out"]) == ("load", "failed", 0.5, 7)
+        assert store.failed_counts(["20200101-000000-abcdef", run_id]) == {"20200101-000000-abcdef": 1, run_id: 1}
+        assert [(a["task"], a["attempt"], a["status"]) for a in store.attempts(run_id)] == [
+            ("extract", 1, "succeeded"),
+            ("check", 1, "retrying"),
+            ("check", 2, "failed"),
+        ]
+
+
+def test_a_run_parked_by_an_older_bubbles_is_imported(tmp_path: Path) -> None:
+    """A parked run whose attempts are rows (the format before chunks) is imported like a new one."""
+    import json
+
+    from bubbles.observe.history import ATTEMPT_COLUMNS
+
+    pending = history_path().parent / "history-pending"
+    pending.mkdir(parents=True)
+    row = dict.fromkeys(ATTEMPT_COLUMNS)
+    row.update(run_id="20200101-000000-aaaaaa", task="t", attempt=1, status="succeeded", duration=0.1)
+    batch = {
+        "runs_start": [["20200101-000000-aaaaaa", "parked", "running", "threads", 1.0, 1, "{}", "h", 1, "x"]],
+        "attempts": [[row[c] for c in ATTEMPT_COLUMNS]],
+        "runs_end": [["succeeded", 2.0, 1.0, 1, None, "20200101-000000-aaaaaa"]],
+    }
+    (pending / "20200101-000000-aaaaaa.json").write_text(json.dumps(batch))
+    with HistoryStore() as store:
+        assert store.run("aaaaaa")["status"] == "succeeded"
+        assert [(a["task"], a["duration"]) for a in store.attempts("20200101-000000-aaaaaa")] == [("t", 0.1)]
+    assert not list(pending.glob("*.json"))
+
+
+def test_a_big_run_is_written_in_chunks_and_read_back_whole() -> None:
+    wf = Workflow("big")
+    for i in range(3000):
+        wf.add_task(nothing, name=f"t{i}")
+    run_id = wf.run().run_id
+    with HistoryStore() as store:
+        rows = store.attempts(run_id)
+        assert sorted(r["task"] for r in rows) == sorted(f"t{i}" for i in range(3000))
+        assert all(r["status"] == "succeeded" and r["execution_time"] is not None for r in rows)
+        (chunks,) = store.conn.execute("SELECT COUNT(*) FROM attempt_chunks WHERE run_id = ?", (run_id,)).fetchone()
+        assert chunks >= 1
+        assert store.runs(1)[0]["tasks_total"] == 3000

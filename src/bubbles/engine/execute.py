@@ -71,7 +71,11 @@ def execute(call: Call) -> Outcome:
     """Run ``call`` and return its :class:`Outcome`; never raises (except to a KeyboardInterrupt)."""
     ctx = TaskContext(call.run_id, call.key, call.attempt, call.workflow, {}, call.params)
     token = _current.set(ctx)
-    probe_states = [probe.enter() for probe in call.probes] if call.probes else None
+    probes = call.probes
+    if probes:
+        probe_states = []
+        for probe in probes:
+            probe_states.append(probe.enter())
     started_at = time.time()
     t0 = time.perf_counter()
     c0 = time.thread_time()
@@ -98,9 +102,11 @@ def execute(call: Call) -> Outcome:
     if ctx.metrics:
         metrics.update(ctx.metrics)
     outcome.worker = _worker_name()
-    if probe_states is not None:
-        for probe, state in zip(call.probes, probe_states, strict=True):
-            probe.exit(state, outcome)
+    if probes:
+        i = 0
+        for probe in probes:
+            probe.exit(probe_states[i], outcome)
+            i += 1
     return outcome
 
 

@@ -30,7 +30,10 @@ that called :meth:`Runner.run`, in one loop::
 * **Ctrl-C** (``KeyboardInterrupt`` on this thread) or :meth:`Runner.cancel`: the executor stops
   what runs, every unfinished task is ``cancelled``, and the run ends ``cancelled``.
 * **Events** go to hooks (:mod:`bubbles.engine.hooks`) as they happen; with no hook for an event
-  the runner does not even build its arguments.
+  the runner does not even build its arguments. Every ended attempt is also appended to the
+  run's journal, which observers read through the :class:`~bubbles.engine.live.LiveRun` given
+  to ``on_run_start`` (one ``list.append`` per task: how history, collectors and the progress
+  display watch a run without a per-task call).
 
 Example: ``a -> b``, ``a -> c``, ``(b, c) -> d`` with 2 workers. ``a`` is dispatched; its Outcome
 arrives; ``b`` and ``c`` become ready and both are dispatched; ``b`` fails and is retried after
@@ -54,6 +57,7 @@ from .execute import Call, Outcome, Probe
 from .executors.base import Executor
 from .graph import Graph, Node, Ref, substitute
 from .hooks import HookSet
+from .live import AttemptRecord, LiveRun
 from .result import _MISSING, RunResult, TaskRun, TaskState
 
 __all__ = ["Future", "Runner", "new_run_id"]
@@ -129,6 +133,7 @@ class _Slot:
         "output",
         "started_at",
         "state",
+        "task",
         "traceback",
         "waiting",
         "worker",
@@ -136,6 +141,7 @@ class _Slot:
 
     def __init__(self, node: Node, group: str | None = None) -> None:
         self.node = node
+        self.task = node.key
         self.state = S.PENDING
         self.waiting = 0
         self.dependents: list[str] = []
@@ -154,6 +160,11 @@ class _Slot:
         self.group = group
         self.logs: list[dict[str, Any]] | None = None
         self.attempt_started_at: float | None = None
+
+    # with ``task`` (set in __init__), what makes a slot a journal entry (bubbles.engine.live.AttemptRecord)
+    @property
+    def status(self) -> str:
+        return self.state
 
 
 class Runner:
@@ -200,6 +211,11 @@ class Runner:
         self._output: Any = None
         # Executors that queue calls tell when a call with a timeout actually starts.
         self._reports_start = bool(getattr(executor, "reports_start", False))
+        # the journal: ended attempts, in order (read by observers through a LiveRun)
+        self._journal: list[Any] = []
+        self._n_tasks = 0
+        self._n_done = 0
+        self._finished = False
 
     # -- public -----------------------------------------------------------------------------
     def submit_node(self, node: Node, future: Future) -> None:
@@ -220,6 +236,7 @@ class Runner:
         for node in self.graph.nodes.values():
             self._slots[node.key] = _Slot(node)
         self._open = len(self._slots)
+        self._n_tasks = sum(1 for slot in self._slots.values() if slot.node.kind == "task")
         for slot in self._slots.values():
             self._link(slot)
         if self.hooks.wants("on_run_start"):
@@ -231,6 +248,8 @@ class Runner:
                 executor=self.executor.name,
                 started_at=started,
                 params=self.params,
+                live=LiveRun(self),
+                scope=None,
             )
         try:
             self.executor.start(self.inbox.put)
@@ -320,6 +339,8 @@ class Runner:
         slot.future = future
         self._slots[node.key] = slot
         self._open += 1
+        if node.kind == "task":
+            self._n_tasks += 1
         blocked = any(self._slots[d].state in _TERMINAL and self._slots[d].state != S.SUCCEEDED for d in node.deps)
         self._link(slot)
         if blocked:
@@ -372,6 +393,7 @@ class Runner:
             slot.children.append(child.key)
             self._open += 1
             self._ready.append(child.key)
+        self._n_tasks += len(items)
         slot.waiting = len(items)
         if not items:
             self._succeed(slot, [])
@@ -463,8 +485,11 @@ class Runner:
         slot.output = value
         self._open -= 1
         spec = node.spec
-        if node.kind == "task" and (self.hooks.wants("on_task_end") or (spec is not None and spec.on_success)):
-            self._emit_end(slot, S.SUCCEEDED)
+        if node.kind == "task":
+            self._journal.append(slot)
+            self._n_done += 1
+            if self.hooks.wants("on_task_end") or (spec is not None and spec.on_success):
+                self._emit_end(slot, S.SUCCEEDED)
         if slot.future is not None:
             slot.future._resolve(value, self.executor.fetch)
         for dep in node.deps:
@@ -494,6 +519,22 @@ class Runner:
             slot.error, slot.traceback = error, tb  # kept: the run may stop before the next attempt
             self._seq += 1
             heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, slot.node.key))
+            self._journal.append(
+                AttemptRecord(
+                    slot.node.key,
+                    slot.group,
+                    slot.attempt,
+                    "retrying",
+                    slot.attempt_started_at,
+                    time.time(),
+                    slot.duration,
+                    slot.metrics,
+                    slot.worker,
+                    error,
+                    tb,
+                    slot.logs,
+                )
+            )
             if self.hooks.wants("on_task_retry"):
                 self.hooks.emit(
                     "on_task_retry",
@@ -534,6 +575,9 @@ class Runner:
         slot.error = error
         slot.traceback = tb
         self._open -= 1
+        self._journal.append(slot)
+        if slot.node.kind == "task":
+            self._n_done += 1
         if slot.future is not None and error is not None:
             slot.future._fail(error)
         spec = slot.node.spec
@@ -691,6 +735,8 @@ class Runner:
                     run._output = fetch(slot.output) if slot.node.kind == "task" else [fetch(h) for h in slot.output]
                 except BubblesError:  # e.g. the Dask cluster that held it is gone: the output stays missing
                     pass
+                if slot.future is None:
+                    slot.output = _MISSING  # the result holds it now; the journal must not keep it alive
             tasks[key] = run
         if self._cancelled:
             status = "cancelled"
@@ -709,6 +755,7 @@ class Runner:
             output=self._output,
             error=self._body_error,
         )
+        self._finished = True
         if self.hooks.wants("on_run_end"):
             self.hooks.emit(
                 "on_run_end",

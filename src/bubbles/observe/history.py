@@ -14,9 +14,13 @@ writes them to ``history-pending/RUN_ID.json`` next to the database and warns, a
 bubbles is migrated in place (``PRAGMA user_version``); one from a newer bubbles, or a corrupt
 one, gives a :class:`HistoryError` saying what to do.
 
-Tables: ``runs``, ``attempts`` (one row per task attempt, with the built-in metrics as
-columns), ``metrics`` (custom metrics), ``logs``, ``resources`` (CPU and memory samples of the
-run's process tree) and ``profiles``.
+Tables: ``runs`` (one row per run), ``attempt_chunks`` (the task attempts of a run, one row per
+write, each the columns of ``ATTEMPT_COLUMNS`` packed by :mod:`bubbles.observe._chunks`: the
+built-in metrics are columns), ``metrics`` (custom metrics), ``logs``, ``resources`` (CPU and
+memory samples of the run's process tree) and ``profiles``. Attempts go in chunks rather than a
+row each because SQLite spends 4-8 µs per row inserted: as much as the runner spends per task
+on a run of tiny tasks. Read them with :meth:`HistoryStore.attempts` (or ``bubbles show``); the
+``attempts`` table holds the rows of runs written by bubbles before schema version 3.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from itertools import repeat
 from pathlib import Path
-from queue import Empty, SimpleQueue
 from typing import Any
 
 from .._errors import BubblesError
@@ -92,6 +96,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE profiles (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER NOT NULL, format TEXT,
                            data TEXT);
     """,
+    # 2 -> 3: attempts written in chunks (bubbles.observe._chunks) instead of one row each
+    """
+    CREATE TABLE attempt_chunks (run_id TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL,
+                                 PRIMARY KEY (run_id, seq));
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -148,6 +157,10 @@ class HistoryStore:
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            # no checkpoint inside a commit (SQLite's default after 1000 pages): a run's last write
+            # would pay for it while run() waits; writers call checkpoint_if_due() afterwards instead
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._unchecked = 0  # bytes written since the last checkpoint
             self._migrate()
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
@@ -204,6 +217,23 @@ class HistoryStore:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        # what went into the log, roughly: the chunks, ~100 bytes per other row, a page for the commit
+        self._unchecked += 4096 + sum(100 * len(rows) for key, rows in batch.items() if key != "attempts")
+
+    def checkpoint_if_due(self, every: int = 4 << 20) -> None:
+        """Copy the write-ahead log into the database once ``every`` bytes have been written to it.
+
+        Passive: it never waits for readers or writers of other processes (what it cannot copy now is
+        copied next time). Errors are logged, not raised: the log stays valid and keeps every run.
+        """
+        if self._unchecked < every:
+            return
+        try:
+            with self._write_lock:
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._unchecked = 0
+        except sqlite3.Error as exc:
+            log.warning("bubbles: could not checkpoint the run history %s: %s", self.path, exc)
 
     def _write(self, batch: dict[str, list[Any]]) -> None:
         c = self.conn
@@ -213,9 +243,19 @@ class HistoryStore:
                 " argv) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch["runs_start"],
             )
-        if batch.get("attempts"):
-            marks = ", ".join("?" * len(ATTEMPT_COLUMNS))
-            c.executemany(f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({marks})", batch["attempts"])
+        for item in batch.get("attempts") or ():
+            # an item is {"run_id": ..., "columns": {column: [values]}}; a row (a list of ATTEMPT_COLUMNS)
+            # comes from a run parked by an earlier bubbles
+            if not isinstance(item, dict):
+                item = {"run_id": item[0], "columns": {k: [v] for k, v in zip(ATTEMPT_COLUMNS[1:], item[1:], strict=True)}}
+            run_id, columns = item["run_id"], item["columns"]
+            data = _encode(columns)
+            (seq,) = c.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM attempt_chunks WHERE run_id = ?", (run_id,)).fetchone()
+            c.execute(
+                "INSERT INTO attempt_chunks (run_id, seq, n, data) VALUES (?, ?, ?, ?)",
+                (run_id, seq, len(columns["task"]), data),
+            )
+            self._unchecked += len(data)
         if batch.get("metrics"):
             c.executemany("INSERT INTO metrics (run_id, task, attempt, name, value) VALUES (?, ?, ?, ?, ?)", batch["metrics"])
         if batch.get("logs"):
@@ -286,11 +326,16 @@ class HistoryStore:
             run_id=run_id,
         )
 
+    def _attempt_rows(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM attempts WHERE run_id = ?", [run_id])  # written before schema version 3
+        for chunk in self._query("SELECT data FROM attempt_chunks WHERE run_id = ? ORDER BY seq", [run_id]):
+            rows.extend(_decode(run_id, chunk["data"]))
+        return rows
+
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
         """Every attempt of a run, in start order; custom metrics merged into each row."""
-        rows = self._query(
-            "SELECT * FROM attempts WHERE run_id = ? ORDER BY COALESCE(started_at, ended_at), task, attempt", [run_id]
-        )
+        rows = self._attempt_rows(run_id)
+        rows.sort(key=lambda r: (r["started_at"] or r["ended_at"] or 0.0, r["task"], r["attempt"]))
         extra: dict[tuple[str, int], dict[str, float]] = {}
         for m in self._query("SELECT task, attempt, name, value FROM metrics WHERE run_id = ?", [run_id]):
             extra.setdefault((m["task"], m["attempt"]), {})[m["name"]] = m["value"]
@@ -314,12 +359,14 @@ class HistoryStore:
         if not run_ids:
             return {}
         marks = ", ".join("?" * len(run_ids))
-        rows = self._query(
-            f"SELECT run_id, COUNT(DISTINCT task) AS n FROM attempts WHERE status = 'failed' "
-            f"AND run_id IN ({marks}) GROUP BY run_id",
-            run_ids,
-        )
-        return {r["run_id"]: r["n"] for r in rows}
+        failed: dict[str, set[str]] = {}
+        for r in self._query(f"SELECT run_id, task FROM attempts WHERE status = 'failed' AND run_id IN ({marks})", run_ids):
+            failed.setdefault(r["run_id"], set()).add(r["task"])
+        for chunk in self._query(f"SELECT run_id, data FROM attempt_chunks WHERE run_id IN ({marks})", run_ids):
+            tasks = _failed_tasks(chunk["run_id"], chunk["data"])
+            if tasks:
+                failed.setdefault(chunk["run_id"], set()).update(tasks)
+        return {run_id: len(tasks) for run_id, tasks in failed.items()}
 
     def logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
         if task is None:
@@ -333,12 +380,49 @@ class HistoryStore:
         return self._query("SELECT task, attempt, format, data FROM profiles WHERE run_id = ? ORDER BY task, attempt", [run_id])
 
 
+_NUMERIC = {"attempt": "i8", "peak_memory": "i8", "rows_in": "i8", "rows_out": "i8", "bytes_in": "i8", "bytes_out": "i8"}
+_NUMERIC.update(dict.fromkeys(("started_at", "ended_at", "duration", "execution_time", "cpu_time"), "f8"))
+_CHUNK_COLUMNS = [(name, _NUMERIC.get(name, "json")) for name in ATTEMPT_COLUMNS[1:]]  # run_id is the chunk's key
+
+
+def _encode(columns: dict[str, list[Any]]) -> bytes:
+    """Attempts of one run, as columns (``ATTEMPT_COLUMNS`` but ``run_id``), in one chunk (:mod:`bubbles.observe._chunks`)."""
+    from ._chunks import encode
+
+    return encode([(name, kind, columns[name]) for name, kind in _CHUNK_COLUMNS])
+
+
+def _decode(run_id: str, data: bytes) -> list[dict[str, Any]]:
+    from ._chunks import decode
+
+    try:
+        rows = decode(data)
+    except ValueError as exc:
+        raise HistoryError(
+            f"Attempts of run {run_id} in the run history cannot be read ({exc}): the database is damaged. "
+            "Move it aside; bubbles creates a new one on the next run.",
+            run_id=run_id,
+        ) from exc
+    for row in rows:
+        row["run_id"] = run_id
+    return rows
+
+
+def _failed_tasks(run_id: str, data: bytes) -> set[str]:
+    return {row["task"] for row in _decode(run_id, data) if row["status"] == "failed"}
+
+
 def _error_text(error: BaseException | None) -> str | None:
     return None if error is None else mask(f"{type(error).__name__}: {error}")
 
 
 class RunRecorder:
     """Hook that writes a run to the history store, in batches, losing nothing.
+
+    It reads the run through its live view (:mod:`bubbles.engine.live`) on its own writer
+    thread, every ``flush_every`` seconds and at the end: the run pays nothing per task for
+    being recorded, and the run is on disk (or parked, see the module docstring) when
+    ``run()`` returns.
 
     Args:
         path: the database (default :func:`history_path`).
@@ -358,22 +442,22 @@ class RunRecorder:
         *,
         resources: Any = None,
         flush_every: float = 1.0,
-        batch_size: int = 2000,
         timeout: float | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else history_path()
         self.timeout = timeout if timeout is not None else float(os.environ.get("BUBBLES_HISTORY_TIMEOUT", "30"))
         self.resources = resources
         self.flush_every = flush_every
-        self.batch_size = batch_size
         self._batch: dict[str, list[Any]] = self._empty()
-        self._pending_rows = 0
         self._batch_lock = threading.Lock()
         self._failed: HistoryError | None = None
-        self._queue: SimpleQueue[dict[str, list[Any]] | None] = SimpleQueue()
+        self._stop = threading.Event()
+        self._written = threading.Event()  # set once the run is on disk (or parked)
         self._writer: threading.Thread | None = None
         self._leftover: dict[str, list[Any]] = self._empty()
         self._run_id: str | None = None
+        self._live: Any = None
+        self._seen = 0
 
     @staticmethod
     def _empty() -> dict[str, list[Any]]:
@@ -389,6 +473,7 @@ class RunRecorder:
         executor: str,
         started_at: float,
         params: dict[str, Any] | None = None,
+        live: Any = None,
         **future_kwargs: Any,
     ) -> None:
         params_text = mask(json.dumps(params or {}, default=repr))
@@ -407,52 +492,13 @@ class RunRecorder:
             )
         )
         self._run_id = run_id
-        # the writer thread does the SQL, so the scheduler loop only appends tuples; not a daemon:
-        # the interpreter waits for it at exit rather than lose rows
+        self._live, self._seen = live, 0
+        self._stop.clear()
+        self._written.clear()
+        # the writer thread reads the run and does the SQL; a run is visible (as running) from its first
+        # write, after flush_every seconds. Not a daemon: the interpreter waits for it at exit rather than lose rows
         self._writer = threading.Thread(target=self._write_loop, name=f"bubbles-history-{run_id}", daemon=False)
         self._writer.start()
-        self.flush()  # a run is visible (as running) from its first moment
-
-    def on_task_retry(
-        self,
-        *,
-        run_id: str,
-        task: str,
-        attempt: int,
-        error: BaseException | None = None,
-        traceback: str = "",
-        metrics: dict[str, float] | None = None,
-        duration: float | None = None,
-        group: str | None = None,
-        logs: list[dict[str, Any]] | None = None,
-        worker: str = "",
-        **future_kwargs: Any,
-    ) -> None:
-        ended = time.time()
-        started = ended - duration if duration is not None else None
-        self._add(run_id, task, group, attempt, "retrying", started, ended, duration, worker, metrics, error, traceback, logs)
-
-    def on_task_end(
-        self,
-        *,
-        run_id: str,
-        task: str,
-        attempt: int,
-        status: str,
-        started_at: float | None = None,
-        ended_at: float | None = None,
-        duration: float | None = None,
-        metrics: dict[str, float] | None = None,
-        worker: str = "",
-        error: BaseException | None = None,
-        traceback: str = "",
-        group: str | None = None,
-        logs: list[dict[str, Any]] | None = None,
-        **future_kwargs: Any,
-    ) -> None:
-        if attempt > 1 and duration is not None and ended_at is not None:
-            started_at = ended_at - duration  # the runner's started_at is the first attempt's
-        self._add(run_id, task, group, attempt, status, started_at, ended_at, duration, worker, metrics, error, traceback, logs)
 
     def on_run_end(
         self, *, run_id: str, status: str, ended_at: float, duration: float, result: Any = None, **future_kwargs: Any
@@ -463,114 +509,93 @@ class RunRecorder:
             if self.resources is not None:
                 self._batch["resources"].extend((run_id, *s) for s in self.resources.samples)
             self._batch["runs_end"].append((status, ended_at, duration, total, error, run_id))
-        self.flush()
-        self._queue.put(None)
+        self._stop.set()
         if self._writer is not None:
-            self._writer.join()  # the run is on disk (or parked) when wf.run() returns
-            self._writer = None
+            self._written.wait()  # the run is on disk (or parked) when wf.run() returns
+            self._writer = None  # (the thread may still checkpoint the log: it is not a daemon)
+        else:
+            self._write_loop()
+        self._live = None
 
-    # -- buffering --------------------------------------------------------------------------
-    def _add(
-        self,
-        run_id: str,
-        task: str,
-        group: str | None,
-        attempt: int,
-        status: str,
-        started: float | None,
-        ended: float | None,
-        duration: float | None,
-        worker: str,
-        metrics: dict[str, float] | None,
-        error: BaseException | None,
-        tb: str,
-        logs: list[dict[str, Any]] | None,
-    ) -> None:
-        m = metrics or {}
+    # -- reading the run --------------------------------------------------------------------
+    def _read_run(self) -> None:
+        """Turn the attempts that ended since the last read into columns (on the writer thread).
+
+        Column by column, not a tuple per attempt: a few lists instead of thousands of tuples,
+        which would also wake the garbage collector over the whole run's objects.
+        """
+        live = self._live
+        if live is None:
+            return
+        entries = live.attempts
+        n = len(entries)
+        if n == self._seen:
+            return
+        run_id = self._run_id
+        new = entries[self._seen : n]
+        self._seen = n
+        ms = [e.metrics or _NO_METRICS for e in new]
+        get = dict.get
+        columns: dict[str, list[Any]] = {
+            "task": [e.task for e in new],
+            "grp": [e.group for e in new],
+            "attempt": [e.attempt for e in new],
+            "status": [e.status for e in new],
+            "started_at": [e.attempt_started_at for e in new],
+            "ended_at": [e.ended_at for e in new],
+            "duration": [e.duration for e in new],
+            "worker": [e.worker for e in new],
+        }
+        for name in BUILTIN:
+            columns[name] = list(map(get, ms, repeat(name)))
+        errors = [e.error for e in new]
+        if errors.count(None) != len(errors):
+            errors = [None if error is None else _error_text(error) for error in errors]
+        columns["error"] = errors
+        tracebacks = [e.traceback or None for e in new]
+        if tracebacks.count(None) != len(tracebacks):
+            tracebacks = [None if tb is None else mask(tb) for tb in tracebacks]
+        columns["traceback"] = tracebacks
+        extra: dict[str, list[Any]] = {"metrics": [], "logs": [], "profiles": []}
+        builtin_only = list(map(_BUILTIN_SET.issuperset, ms))
+        if not all(builtin_only):  # custom metrics (log_metric): rare
+            for e, m, plain in zip(new, ms, builtin_only, strict=True):
+                if not plain:
+                    extra["metrics"].extend((run_id, e.task, e.attempt, k, v) for k, v in m.items() if k not in _BUILTIN_SET)
+        for e in [e for e in new if e.logs]:
+            _log_rows(extra, run_id, e.task, e.attempt, e.logs)
         with self._batch_lock:
-            batch = self._batch
-            batch["attempts"].append(
-                (
-                    run_id,
-                    task,
-                    group,
-                    attempt,
-                    status,
-                    started,
-                    ended,
-                    duration,
-                    worker,
-                    m.get("execution_time"),
-                    m.get("cpu_time"),
-                    m.get("peak_memory"),
-                    m.get("rows_in"),
-                    m.get("rows_out"),
-                    m.get("bytes_in"),
-                    m.get("bytes_out"),
-                    _error_text(error),
-                    mask(tb) if tb else None,
-                )
-            )
-            if m.keys() - _BUILTIN_SET:
-                batch["metrics"].extend((run_id, task, attempt, k, v) for k, v in m.items() if k not in _BUILTIN_SET)
-            if logs:
-                for seq, entry in enumerate(logs):
-                    kind = entry.get("kind", "log")
-                    if kind == "profile":
-                        batch["profiles"].append((run_id, task, attempt, entry.get("format", "text"), entry.get("data", "")))
-                    elif kind == "log":
-                        message = entry.get("message", "")
-                        if entry.get("exc"):
-                            message = f"{message}\n{entry['exc']}"
-                        batch["logs"].append(
-                            (
-                                run_id,
-                                task,
-                                attempt,
-                                seq,
-                                entry.get("time"),
-                                entry.get("level"),
-                                entry.get("logger"),
-                                mask(message),
-                            )
-                        )
-            self._pending_rows += 1
-            full = self._pending_rows >= self.batch_size
-        if full:
-            self.flush()
+            self._batch["attempts"].append({"run_id": run_id, "columns": columns})
+            for key, rows in extra.items():
+                self._batch[key].extend(rows)
 
     def _take(self) -> dict[str, list[Any]]:
         with self._batch_lock:
             batch, self._batch = self._batch, self._empty()
-            self._pending_rows = 0
         return batch
 
-    def flush(self) -> None:
-        """Hand what is buffered to the writer thread (which also takes it every ``flush_every`` seconds)."""
-        batch = self._take()
-        if self._writer is None:  # used without on_run_start: write here
-            self._leftover = _merge(self._leftover, batch)
-            self._write_leftover()
-        else:
-            self._queue.put(batch)
-
     def _write_loop(self) -> None:
-        while True:
-            try:
-                batch = self._queue.get(timeout=self.flush_every)
-            except Empty:  # a quiet spell (e.g. one long task): write what finished so far
-                batch = self._take()
-                if not any(batch.values()):
-                    continue
-            if batch is None:
-                break
-            self._leftover = _merge(self._leftover, batch)
-            if self._failed is None:  # after a failure, try again only at the end: each try may wait the timeout
-                self._write_leftover()
-        if any(self._leftover.values()):
-            self._write_leftover()
+        try:
+            while True:
+                # True once the run has ended (every attempt is then in the journal): write what is left and stop.
+                # The first write waits too: a run that lasts under flush_every is written once, at its end.
+                last = self._stop.wait(self.flush_every)
+                self._read_run()
+                self._leftover = _merge(self._leftover, self._take())
+                if any(self._leftover.values()) and (self._failed is None or last):
+                    # after a failure, try again only at the end: each try may wait the timeout
+                    self._write_leftover()
+                if last:
+                    break
             if any(self._leftover.values()):
                 self._park(self._run_id)
+        finally:
+            self._written.set()
+        if self._failed is None:  # after run() has returned: the checkpoint does not delay it
+            with _stores_lock:
+                store = _stores.get((os.getpid(), self.path))
+            if store is not None:
+                store.checkpoint_if_due()
 
     def _write_leftover(self) -> None:
         """Write the rows not yet written; on failure keep them, in order, for the next try."""
@@ -601,6 +626,24 @@ class RunRecorder:
             run_id,
             target,
         )
+
+
+_NO_METRICS: dict[str, float] = {}
+
+
+def _log_rows(batch: dict[str, list[Any]], run_id: str | None, task: str, attempt: int, logs: list[dict[str, Any]]) -> None:
+    """The captured log records and profiles of one attempt, as ``logs`` and ``profiles`` rows."""
+    for seq, entry in enumerate(logs):
+        kind = entry.get("kind", "log")
+        if kind == "profile":
+            batch["profiles"].append((run_id, task, attempt, entry.get("format", "text"), entry.get("data", "")))
+        elif kind == "log":
+            message = entry.get("message", "")
+            if entry.get("exc"):
+                message = f"{message}\n{entry['exc']}"
+            batch["logs"].append(
+                (run_id, task, attempt, seq, entry.get("time"), entry.get("level"), entry.get("logger"), mask(message))
+            )
 
 
 def _merge(into: dict[str, list[Any]], batch: dict[str, list[Any]]) -> dict[str, list[Any]]:

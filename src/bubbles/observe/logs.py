@@ -34,9 +34,11 @@ from .._secrets import mask
 
 __all__ = ["ConsoleLog", "LogCaptureProbe"]
 
-# The attempt running on each thread: ``capturing`` is set by the probe, ``sink`` (the list of
-# records) is created on the first record only, so an attempt that logs nothing allocates nothing.
+# The attempt running on each thread: ``sink`` is _CAPTURING while an attempt runs and has logged
+# nothing, the list of its records once it has (created on the first record only, so an attempt
+# that logs nothing allocates nothing), and None (or unset) outside attempts.
 _local = threading.local()
+_CAPTURING: list[Any] = []
 _installed = False
 _install_lock = threading.Lock()
 
@@ -49,10 +51,10 @@ class _RouteToAttempt(logging.Handler):
         self.limit = limit
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not getattr(_local, "capturing", False):
-            return
-        sink = _local.sink
+        sink = getattr(_local, "sink", None)
         if sink is None:
+            return
+        if sink is _CAPTURING:
             sink = _local.sink = []
         if len(sink) >= self.limit:
             if len(sink) == self.limit:
@@ -124,14 +126,12 @@ class LogCaptureProbe:
     def enter(self) -> None:
         if not _installed:
             _install()
-        _local.sink = None
-        _local.capturing = True
+        _local.sink = _CAPTURING
 
     def exit(self, state: None, outcome: Any) -> None:
         sink = _local.sink
-        _local.capturing = False
         _local.sink = None
-        if sink:
+        if sink:  # (_CAPTURING is empty: nothing logged)
             outcome.logs = [*(outcome.logs or ()), *sink]
 
 
@@ -194,7 +194,7 @@ class ConsoleLog:
     def _json(self, event: str, fields: dict[str, Any]) -> None:
         record = {"time": time.time(), "event": event}
         for key, value in fields.items():
-            if key in ("result", "logs", "metrics") or value is None or value == "":
+            if key in ("result", "logs", "metrics", "live", "scope") or value is None or value == "":
                 continue
             record[key] = _jsonable(value)
         if fields.get("metrics"):

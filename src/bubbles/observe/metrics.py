@@ -1,7 +1,9 @@
 """``MetricsCollector``: per-task, per-attempt metrics of runs, in memory.
 
-Attach it to one task (``handle.attach(mc)``) or to a whole workflow (``wf.attach(mc)``); it
-subscribes to the runner's events like any hook. Each attempt becomes one record with the
+Attach it to one task (``handle.attach(mc)``) or to a whole workflow (``wf.attach(mc)``). It
+is a hook that only uses ``on_run_start``: it keeps the run's live view
+(:mod:`bubbles.engine.live`) and reads the attempts from it when you ask for records, so a run
+pays nothing per task for being collected. Each attempt becomes one record with the
 built-in metrics (``execution_time``, ``cpu_time``, ``peak_memory``, ``rows_in``/``rows_out``,
 ``bytes_in``/``bytes_out`` when known), the custom ones from ``bubbles.log_metric``, and
 ``attempt``, ``status``, ``started_at``, ``ended_at``, ``worker``.
@@ -16,8 +18,8 @@ What each built-in metric means:
 * ``rows_*``/``bytes_*``: counted for Arrow tables, record batches and lists of them, pandas and
   polars frames, numpy arrays, lists and bytes (see :mod:`bubbles.observe.sizes`).
 
-The event methods only keep the event's fields (so watching a 10,000-task run stays cheap);
-records are built when read.
+Records are built when read (``records``, ``get_metric``, ``to_arrow``, ...), also while the
+run goes; until then the collector holds the run's journal (not the tasks' outputs).
 """
 
 from __future__ import annotations
@@ -38,20 +40,32 @@ _TASK = _FIELDS.index("task")
 _BUILTIN = ("execution_time", "cpu_time", "peak_memory", "rows_in", "rows_out", "bytes_in", "bytes_out")
 
 
-def _flat(status: str, f: dict[str, Any]) -> tuple[Any, ...]:
-    metrics = f.get("metrics")
+def _flat(run_id: str, workflow: str, e: Any) -> tuple[Any, ...]:
+    """An attempt record (:class:`bubbles.engine.live.AttemptRecord`) as a flat tuple of plain values."""
+    metrics = e.metrics
     return (
-        f.get("run_id"),
-        f.get("workflow"),
-        f.get("task"),
-        f.get("attempt"),
-        status,
-        f.get("started_at"),
-        f.get("ended_at"),
-        f.get("worker"),
-        f.get("error"),
+        run_id,
+        workflow,
+        e.task,
+        e.attempt,
+        e.status,
+        e.attempt_started_at,
+        e.ended_at,
+        e.worker,
+        e.error,
         tuple(metrics.items()) if metrics else (),
     )
+
+
+class _Watch:
+    """A run whose attempts are still to be read: its live view, the tasks watched, how far read."""
+
+    __slots__ = ("live", "scope", "seen")
+
+    def __init__(self, live: Any, scope: frozenset[str] | None) -> None:
+        self.live = live
+        self.scope = scope
+        self.seen = 0
 
 
 class MetricsCollector:
@@ -70,6 +84,7 @@ class MetricsCollector:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._watching: list[_Watch] = []
         self._raw: list[tuple[Any, ...]] = []
         self._built: list[dict[str, Any]] = []
 
@@ -77,21 +92,42 @@ class MetricsCollector:
         return f"<MetricsCollector: {len(self.records)} attempts of {len(self.tasks)} tasks>"
 
     # -- hook API ---------------------------------------------------------------------------
-    # Each attempt is kept as a flat tuple of plain values (metrics as a tuple of pairs): the
-    # garbage collector stops tracking such tuples, so a 10,000-task run adds no GC work.
-    def on_task_retry(self, **fields: Any) -> None:
-        self._raw.append(_flat("retrying", fields))  # list.append is atomic: no lock on the hot path
-
-    def on_task_end(self, **fields: Any) -> None:
-        if fields.get("attempt") or fields.get("status") in ("succeeded", "failed"):
-            self._raw.append(_flat(fields["status"], fields))
-        # else: never ran (upstream failed, skipped): no attempt to measure
+    def on_run_start(self, *, live: Any = None, scope: frozenset[str] | None = None, **future_kwargs: Any) -> None:
+        if live is None:
+            return
+        with self._lock:
+            self._read_locked()  # a run watched before: read what is left of it, let it go
+            self._watching.append(_Watch(live, scope))
 
     # -- reading ----------------------------------------------------------------------------
+    def _read_locked(self) -> None:
+        """Turn the attempts appended since the last read into flat tuples of plain values.
+
+        (Metrics become a tuple of pairs: the garbage collector stops tracking such tuples, so
+        keeping a 10,000-task run adds no GC work.)
+        """
+        still: list[_Watch] = []
+        for w in self._watching:
+            live, scope = w.live, w.scope
+            finished = live.finished  # read first: once set, nothing more is appended
+            entries = live.attempts
+            n = len(entries)
+            raw = self._raw
+            for e in entries[w.seen : n]:
+                if scope is not None and e.task not in scope and e.group not in scope:
+                    continue
+                if e.attempt or e.status in ("succeeded", "failed"):  # else it never ran: nothing measured
+                    raw.append(_flat(live.run_id, live.workflow, e))
+            w.seen = n
+            if not finished:
+                still.append(w)
+        self._watching = still
+
     @property
     def records(self) -> list[dict[str, Any]]:
         """One dict per attempt: the fields above, ``error`` (text) and every metric."""
         with self._lock:
+            self._read_locked()
             for flat in self._raw[len(self._built) :]:
                 record = dict(zip(_FIELDS, flat[:_N], strict=True))
                 error = flat[_N]
@@ -103,7 +139,9 @@ class MetricsCollector:
     @property
     def tasks(self) -> list[str]:
         """Names of the tasks seen, in first-seen order."""
-        return list(dict.fromkeys(flat[_TASK] for flat in self._raw))
+        with self._lock:
+            self._read_locked()
+            return list(dict.fromkeys(flat[_TASK] for flat in self._raw))
 
     def get_metric(self, name: str, task: str | None = None) -> Any:
         """The latest value of metric ``name``.
@@ -160,6 +198,7 @@ class MetricsCollector:
     def clear(self) -> None:
         """Forget everything collected."""
         with self._lock:
+            self._read_locked()
             self._raw.clear()
             self._built.clear()
 

@@ -1,8 +1,9 @@
 """Live progress of a run on the terminal: tasks done / total, running, failed, rows/s.
 
-:class:`ProgressDisplay` is a hook: its event methods only bump counters (cheap enough for
-10,000-task runs) and a ``rich`` live display redraws from them four times a second on its own
-thread. It appears only once a run has lasted ``delay`` seconds (default 0.5): a run that ends
+:class:`ProgressDisplay` is a hook that only uses ``on_run_start`` and ``on_run_end``: it keeps
+the run's live view (:mod:`bubbles.engine.live`) and a ``rich`` live display redraws from it four
+times a second on its own thread, reading the attempts that ended since the last redraw — so the
+run pays nothing per task for being shown. It appears only once a run has lasted ``delay`` seconds (default 0.5): a run that ends
 sooner is summed up by the result table alone, without a display flashing by, and without the
 cost of starting one. On by default when stderr is a terminal; ``--progress/--no-progress``
 (``BUBBLES_PROGRESS=1/0``) forces it.
@@ -37,14 +38,72 @@ class ProgressDisplay:
         self.refresh_per_second = refresh_per_second
         self.delay = delay
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._ended = False
-        self.total = self.done = self.running = self.failed = self.retries = 0
-        self.rows = 0.0
+        self._total = self._done = self._running = self._failed = self._retries = 0
+        self._rows = 0.0
         self.workflow = ""
         self._started = time.monotonic()
-        self._known: set[str] = set()
+        self._run: Any = None  # the run's LiveRun
+        self._seen = 0
         self._live: Any = None
+
+    def update(self) -> None:
+        """Bring the counters up to date from the run (before each redraw, and when one is read)."""
+        run = self._run
+        if run is None:
+            return
+        with self._count_lock:  # the display's thread and a reader may both call this
+            self._update_locked(run)
+
+    def _update_locked(self, run: Any) -> None:
+        entries = run.attempts
+        n = len(entries)
+        for e in entries[self._seen : n]:
+            status = e.status
+            if status == "retrying":
+                self._retries += 1
+            elif status == "failed":
+                self._failed += 1
+            metrics = e.metrics
+            if metrics:
+                rows = metrics.get("rows_out")
+                if rows:
+                    self._rows += rows
+        self._seen = n
+        self._total, self._done, self._running = run.total, run.done, run.running
+
+    # the counters, as of now
+    @property
+    def total(self) -> int:
+        self.update()
+        return self._total
+
+    @property
+    def done(self) -> int:
+        self.update()
+        return self._done
+
+    @property
+    def running(self) -> int:
+        self.update()
+        return self._running
+
+    @property
+    def failed(self) -> int:
+        self.update()
+        return self._failed
+
+    @property
+    def retries(self) -> int:
+        self.update()
+        return self._retries
+
+    @property
+    def rows(self) -> float:
+        self.update()
+        return self._rows
 
     # -- rendering --------------------------------------------------------------------------
     def __rich__(self) -> Any:
@@ -52,27 +111,32 @@ class ProgressDisplay:
         from rich.table import Table
         from rich.text import Text
 
+        self.update()
+        total, done, failed = self._total, self._done, self._failed
         elapsed = max(time.monotonic() - self._started, 1e-9)
         grid = Table.grid(padding=(0, 1))
         # Text objects, not markup strings: the display is also drawn while other output is
         # printed with markup off
         grid.add_row(
             Text(self.workflow, style="bold"),
-            ProgressBar(total=max(self.total, 1), completed=self.done, width=30),
-            Text(f"{self.done:,}/{self.total:,} tasks"),
-            Text(f"running {self.running}"),
-            Text(f"failed {self.failed}", style="red" if self.failed else ""),
-            Text(f"retries {self.retries}"),
-            Text(f"{self.rows / elapsed:,.0f} rows/s"),
+            ProgressBar(total=max(total, 1), completed=done, width=30),
+            Text(f"{done:,}/{total:,} tasks"),
+            Text(f"running {self._running}"),
+            Text(f"failed {failed}", style="red" if failed else ""),
+            Text(f"retries {self._retries}"),
+            Text(f"{self._rows / elapsed:,.0f} rows/s"),
             Text(f"{elapsed:.1f}s"),
         )
         return grid
 
     # -- hook API ---------------------------------------------------------------------------
-    def on_run_start(self, *, workflow: str, tasks: list[str], **future_kwargs: Any) -> None:
+    def on_run_start(self, *, workflow: str, tasks: list[str], live: Any = None, **future_kwargs: Any) -> None:
         self.workflow = workflow
-        self._known = set(tasks)
-        self.total = len(self._known)
+        with self._count_lock:
+            self._total = len(tasks)
+            self._done = self._running = self._failed = self._retries = 0
+            self._rows = 0.0
+            self._run, self._seen = live, 0
         self._started = time.monotonic()
         self._ended = False
         if self.delay <= 0:
@@ -99,27 +163,6 @@ class ProgressDisplay:
             )
             self._live.start()
 
-    def on_task_start(self, *, task: str, **future_kwargs: Any) -> None:
-        self.running += 1
-        if task not in self._known:  # tasks added while running (map items, @bubbles calls)
-            self._known.add(task)
-            self.total += 1
-
-    def on_task_retry(self, **future_kwargs: Any) -> None:
-        self.running -= 1
-        self.retries += 1
-
-    def on_task_end(self, *, status: str, attempt: int, metrics: dict[str, float] | None = None, **future_kwargs: Any) -> None:
-        if attempt and status in ("succeeded", "failed", "cancelled") and self.running > 0:
-            self.running -= 1
-        self.done += 1
-        if status == "failed":
-            self.failed += 1
-        if metrics:
-            rows = metrics.get("rows_out")
-            if rows:
-                self.rows += rows
-
     def on_run_end(self, **future_kwargs: Any) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -127,7 +170,7 @@ class ProgressDisplay:
         with self._lock:
             self._ended = True
             if self._live is not None:
-                self.running = 0
                 self._live.refresh()
                 self._live.stop()
                 self._live = None
+        # (the counters are read from the run when asked for; a run that ended unseen costs nothing more)

@@ -1,0 +1,140 @@
+"""A small, safe columnar encoding for rows of plain values: how the run history stores attempts.
+
+A *chunk* is many rows of the same columns packed column by column::
+
+    b"BBC1" + u32 header length + header JSON + column payloads
+
+The header is ``{"n": rows, "columns": [[name, kind, payload bytes], ...]}``; a column's kind is
+
+* ``f8``: float64, little-endian; ``None`` is stored as NaN (and read back as ``None``);
+* ``i8``: int64, little-endian; ``None`` is stored as the smallest int64;
+* ``none``: every value is ``None`` (no payload);
+* ``dict``: few distinct values (a status, a worker name): u32 byte length + a JSON list of the
+  distinct values, then one int32 code per row, little-endian;
+* ``json``: a JSON list (strings, and any column whose values do not fit the ones above).
+
+Standard library only (no pyarrow import on the path that ends a run), nothing executable in
+the format (unlike pickle or marshal), and about 0.4 µs per row of 17 columns to encode — a
+tenth of what SQLite spends inserting one row. Not compressed: zlib would add as much again,
+and a chunk already takes less room (about 75 bytes per attempt of a no-op task) than a row
+and its index entry did.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import sys
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["decode", "encode"]
+
+_MAGIC = b"BBC1"
+_INT_NONE = -(2**63)
+_SWAP = sys.byteorder != "little"
+
+
+def _pack(kind: str, values: Sequence[Any]) -> bytes | None:
+    """``values`` as a payload of ``kind`` (``f8`` or ``i8``), ``None`` if all are None; raises
+    TypeError/OverflowError if they do not fit."""
+    code, none = ("d", math.nan) if kind == "f8" else ("q", _INT_NONE)
+    try:
+        packed = array(code, values)
+    except TypeError:  # None among the values (or a value of another type, e.g. a float in an int column: JSON then)
+        if values.count(None) == len(values):
+            return None
+        packed = array(code, [none if v is None else v for v in values])
+    if _SWAP:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _pack_text(values: Sequence[Any]) -> tuple[str, bytes]:
+    """A column of strings (or anything else): dictionary-encoded when values repeat, else JSON."""
+    try:
+        distinct = dict.fromkeys(values)
+    except TypeError:  # unhashable values
+        distinct = None
+    if distinct is not None and len(distinct) * 2 <= len(values):
+        index = {value: i for i, value in enumerate(distinct)}
+        codes = array("i", map(index.__getitem__, values))
+        if _SWAP:
+            codes.byteswap()
+        names = json.dumps(list(distinct), default=str, ensure_ascii=False).encode()
+        return "dict", struct.pack("<I", len(names)) + names + codes.tobytes()
+    return "json", json.dumps(list(values), default=str, ensure_ascii=False).encode()
+
+
+def encode(columns: Sequence[tuple[str, str, Sequence[Any]]]) -> bytes:
+    """Pack columns of equal length, each ``(name, kind, values)``, into one chunk.
+
+    ``kind`` is the one a column should have (``f8``, ``i8`` or ``json``); a numeric column whose
+    values do not fit is stored as JSON instead, losing nothing.
+    """
+    header: list[list[Any]] = []
+    payloads: list[bytes] = []
+    n = len(columns[0][2]) if columns else 0
+    for name, kind, values in columns:
+        if len(values) != n:
+            raise ValueError(f"column {name!r} has {len(values)} values, the first has {n}")
+        payload = None
+        if kind in ("f8", "i8") and n:
+            try:
+                payload = _pack(kind, values)
+                if payload is None:
+                    kind, payload = "none", b""
+            except (TypeError, OverflowError):
+                kind = "json"
+        if payload is None:
+            kind, payload = ("none", b"") if values.count(None) == n else _pack_text(values)
+        header.append([name, kind, len(payload)])
+        payloads.append(payload)
+    head = json.dumps({"n": n, "columns": header}).encode()
+    return b"".join([_MAGIC, struct.pack("<I", len(head)), head, *payloads])
+
+
+def decode(data: bytes) -> list[dict[str, Any]]:
+    """The rows of a chunk, as dicts by column name. Raises ValueError for data that is not a chunk."""
+    if not data.startswith(_MAGIC):
+        raise ValueError("not a bubbles chunk (bad magic)")
+    try:
+        body = memoryview(data)[len(_MAGIC) :]
+        (size,) = struct.unpack_from("<I", body)
+        header = json.loads(bytes(body[4 : 4 + size]))
+        n, offset = int(header["n"]), 4 + size
+        names, columns = [], []
+        for name, kind, nbytes in header["columns"]:
+            payload = bytes(body[offset : offset + nbytes])
+            offset += nbytes
+            values: list[Any]
+            if kind == "none":
+                values = [None] * n
+            elif kind == "json":
+                values = json.loads(payload)
+            elif kind == "dict":
+                (size,) = struct.unpack_from("<I", payload)
+                distinct = json.loads(payload[4 : 4 + size])
+                codes = array("i")
+                codes.frombytes(payload[4 + size :])
+                if _SWAP:
+                    codes.byteswap()
+                values = [distinct[c] for c in codes]
+            else:
+                packed = array("d" if kind == "f8" else "q")
+                packed.frombytes(payload)
+                if _SWAP:
+                    packed.byteswap()
+                if kind == "f8":
+                    values = [None if v != v else v for v in packed.tolist()]  # NaN is None
+                else:
+                    values = [None if v == _INT_NONE else v for v in packed.tolist()]
+            if len(values) != n:
+                raise ValueError(f"column {name!r} has {len(values)} values, expected {n}")
+            names.append(name)
+            columns.append(values)
+    except (struct.error, KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"corrupt bubbles chunk: {exc}") from exc
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)] if columns else [{} for _ in range(n)]
