@@ -184,13 +184,16 @@ def main() -> None:
     for round_ in range(args.repeat):
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:  # rotated: no variant always first
             results[name].append(run_once(args.tasks, args.executor, name))
-    bw = statistics.median(r[0] for r in results["bare"])
-    bc = statistics.median(r[1] for r in results["bare"])
-    print(f"{args.tasks:,} no-op tasks, executor={args.executor}, median of {args.repeat} (load {os.getloadavg()[0]:.2f})")
+    bare = results["bare"]
+    bw = statistics.median(r[0] for r in bare)
+    print(f"{args.tasks:,} no-op tasks, executor={args.executor}, {args.repeat} rounds (load {os.getloadavg()[0]:.2f})")
+    print("  overhead over bare: median of the per-round ratios (each variant against bare of the same round)")
     for name, rows in results.items():
-        w, c = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
+        w = statistics.median(r[0] for r in rows)
+        wall = statistics.median(r[0] / b[0] for r, b in zip(rows, bare, strict=True))
+        cpu = statistics.median(r[1] / b[1] for r, b in zip(rows, bare, strict=True))
         print(
-            f"  {name:<24} wall {w:.3f} s ({100 * (w / bw - 1):+6.1f} %)   CPU {c:.3f} s ({100 * (c / bc - 1):+6.1f} %)"
+            f"  {name:<24} wall {w:.3f} s ({100 * (wall - 1):+6.1f} %)   CPU ({100 * (cpu - 1):+6.1f} %)"
             f"   {1e6 * (w - bw) / args.tasks:+.1f} us/task"
         )
     print("  target: monitored (all) <= +15 % over bare")

@@ -125,6 +125,34 @@ def test_text_console_shows_retries_failures_and_task_logs() -> None:
     assert "in broken" in text  # the failing frame
 
 
+def test_text_console_prints_a_failure_while_the_run_goes_and_is_not_called_per_task() -> None:
+    import threading
+
+    from bubbles.engine.hooks import HookSet
+
+    out = io.StringIO()
+    printed = threading.Event()
+
+    def broken() -> None:
+        raise RuntimeError("early")
+
+    def slow() -> None:
+        for _ in range(100):  # until the failure is on the console, at most 10 s
+            if "FAILED  broken" in out.getvalue():
+                printed.set()
+                return
+            threading.Event().wait(0.1)
+
+    console = ConsoleLog("text", out, follow_every=0.05)
+    assert not any(HookSet([console]).wants(event) for event in ("on_task_start", "on_task_retry", "on_task_end"))
+    wf = Workflow("follow")
+    wf.add_task(broken)
+    wf.add_task(slow)
+    wf.run(executor="threads", hooks=[console], raise_on_error=False, fail_fast=False)
+    assert printed.is_set(), "the failure was printed only after the run"
+    assert out.getvalue().count("FAILED  broken") == 1
+
+
 def test_progress_display_counts_tasks_and_rows() -> None:
     buffer = io.StringIO()
     progress = ProgressDisplay(console=Console(file=buffer, force_terminal=True, width=160), delay=0)

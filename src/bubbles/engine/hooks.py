@@ -33,7 +33,10 @@ logged and ignored: watching a run never breaks it.
 Per-task events cost the run a call per task and event. An observer that can do its work in
 batches (write rows, redraw a display) should rather keep ``live`` from ``on_run_start`` and
 read ``live.attempts`` when it likes (:mod:`bubbles.engine.live`): that is how the run history,
-``MetricsCollector`` and the progress display watch 10,000-task runs at almost no cost.
+``MetricsCollector``, the progress display and the text console watch 10,000-task runs at almost
+no cost. A hook whose interest depends on its settings may list the events it wants in an
+``events`` attribute (e.g. ``{"on_run_start", "on_run_end"}``); its other methods are then not
+called.
 """
 
 from __future__ import annotations
@@ -75,7 +78,10 @@ class HookSet:
             self._add(hook, tasks)
 
     def _add(self, hook: Any, tasks: frozenset[str] | None) -> None:
+        wanted = getattr(hook, "events", None)
         for name in EVENTS:
+            if wanted is not None and name not in wanted:
+                continue
             method = getattr(hook, name, None)
             if method is None:
                 continue

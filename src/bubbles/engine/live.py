@@ -48,11 +48,13 @@ class AttemptRecord:
         error: the exception, or ``None``.
         traceback: the formatted traceback, or ``""``.
         logs: records captured from the task's ``logging`` (and profiles), or ``None``.
+        delay: for a ``retrying`` attempt, seconds until the next one (only on those entries).
     """
 
     __slots__ = (
         "attempt",
         "attempt_started_at",
+        "delay",
         "duration",
         "ended_at",
         "error",
@@ -79,6 +81,7 @@ class AttemptRecord:
         error: BaseException | None,
         traceback: str,
         logs: list[dict[str, Any]] | None,
+        delay: float | None = None,
     ) -> None:
         self.task = task
         self.group = group
@@ -92,6 +95,7 @@ class AttemptRecord:
         self.error = error
         self.traceback = traceback
         self.logs = logs
+        self.delay = delay
 
     def __repr__(self) -> str:
         return f"<AttemptRecord {self.task!r} attempt {self.attempt} {self.status}>"

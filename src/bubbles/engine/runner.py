@@ -533,6 +533,7 @@ class Runner:
                     error,
                     tb,
                     slot.logs,
+                    delay,
                 )
             )
             if self.hooks.wants("on_task_retry"):

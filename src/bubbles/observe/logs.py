@@ -17,7 +17,10 @@ final ``{"kind": "log", "level": "WARNING", "message": "... N more records dropp
 Console (:class:`ConsoleLog`, a hook): ``text`` for people (run start and end, retries,
 failures with their last traceback frame, and the records tasks logged), ``json`` for machines:
 one JSON object per line per event with ``event``, ``run_id``, ``workflow``, ``task``,
-``attempt`` and the event's fields. Chosen by ``--log-format`` / ``BUBBLES_LOG_FORMAT``.
+``attempt`` and the event's fields. Chosen by ``--log-format`` / ``BUBBLES_LOG_FORMAT``. JSON
+lines are written as each event happens; text follows the run's journal (every
+``follow_every`` seconds, 0.2 by default, on its own thread, and at the end), so a terminal costs
+a run nothing per task — unless ``task_events`` asks for a line per task start and success.
 """
 
 from __future__ import annotations
@@ -169,7 +172,13 @@ class ConsoleLog:
     """
 
     def __init__(
-        self, fmt: str = "text", stream: IO[str] | None = None, *, task_events: bool = False, progress: Any = None
+        self,
+        fmt: str = "text",
+        stream: IO[str] | None = None,
+        *,
+        task_events: bool = False,
+        progress: Any = None,
+        follow_every: float = 0.2,
     ) -> None:
         if fmt not in ("text", "json"):
             from .._errors import ConfigError
@@ -179,7 +188,15 @@ class ConsoleLog:
         self.stream = stream
         self.task_events = task_events
         self.progress = progress
+        self.follow_every = follow_every
         self._lock = threading.Lock()
+        # text without a line per task reads the run's journal instead of being called per task
+        self._follows = fmt == "text" and not task_events
+        self.events = {"on_run_start", "on_run_end"} if self._follows else None
+        self._run: Any = None
+        self._seen = 0
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
 
     def _write(self, line: str) -> None:
         live = getattr(self.progress, "_live", None)
@@ -231,11 +248,66 @@ class ConsoleLog:
     def on_run_start(self, **fields: Any) -> None:
         if self.fmt == "json":
             self._json("run_start", {k: v for k, v in fields.items() if k != "tasks"} | {"tasks": len(fields.get("tasks") or ())})
-        else:
+            return
+        self._write(
+            f"bubbles: run {fields['run_id']} of {fields['workflow']!r} started "
+            f"({len(fields.get('tasks') or ())} tasks, {fields.get('executor')})"
+        )
+        if self._follows and fields.get("live") is not None:
+            self._run, self._seen = fields["live"], 0
+            self._stop.clear()
+            self._follower = threading.Thread(target=self._follow, name="bubbles-console", daemon=True)
+            self._follower.start()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.follow_every):
+            self._print_new()
+
+    def _print_new(self) -> None:
+        """Print the retries, failures and task logs that ended since the last look."""
+        run = self._run
+        if run is None:
+            return
+        entries = run.attempts
+        n = len(entries)
+        for e in entries[self._seen : n]:
+            if e.logs or e.status in ("retrying", "failed"):
+                self._text_attempt(
+                    e.task,
+                    e.attempt,
+                    e.status,
+                    e.error,
+                    e.traceback,
+                    e.logs,
+                    e.duration,
+                    e.delay if e.status == "retrying" else None,
+                )
+        self._seen = n
+
+    def _text_attempt(
+        self,
+        task: str,
+        attempt: int,
+        status: str,
+        error: BaseException | None,
+        traceback: str | None,
+        logs: list[dict[str, Any]] | None,
+        duration: float | None,
+        delay: float | None = None,
+    ) -> None:
+        self._text_logs(task, attempt or 0, logs)
+        if status == "retrying":
             self._write(
-                f"bubbles: run {fields['run_id']} of {fields['workflow']!r} started "
-                f"({len(fields.get('tasks') or ())} tasks, {fields.get('executor')})"
+                f"  retry   {task} attempt {attempt} failed ({type(error).__name__}: "
+                f"{mask(str(error))}); next in {delay or 0:.1f}s"
             )
+        elif status == "failed":
+            tb = [line.strip() for line in (traceback or "").splitlines() if line.strip().startswith('File "')]
+            self._write(f"  FAILED  {task} after {attempt} attempt(s): {type(error).__name__}: {mask(str(error))}")
+            if tb:
+                self._write(f"          at {tb[-1]}")
+        elif self.task_events and status == "succeeded":
+            self._write(f"  done    {task} in {duration or 0:.3f}s")
 
     def on_task_start(self, **fields: Any) -> None:
         if self.fmt == "json":
@@ -247,29 +319,23 @@ class ConsoleLog:
         if self.fmt == "json":
             self._json("task_retry", {k: v for k, v in fields.items() if k != "traceback"})
             return
-        self._text_logs(fields["task"], fields["attempt"], fields.get("logs"))
-        error = fields.get("error")
-        self._write(
-            f"  retry   {fields['task']} attempt {fields['attempt']} failed ({type(error).__name__}: "
-            f"{mask(str(error))}); next in {fields.get('delay') or 0:.1f}s"
-        )
+        f = fields.get
+        self._text_attempt(f("task"), f("attempt"), "retrying", f("error"), f("traceback"), f("logs"), f("duration"), f("delay"))
 
     def on_task_end(self, **fields: Any) -> None:
         if self.fmt == "json":
             self._json("task_end", fields)
             return
-        task, status = fields["task"], fields["status"]
-        self._text_logs(task, fields.get("attempt") or 0, fields.get("logs"))
-        if status == "failed":
-            error = fields.get("error")
-            tb = [line.strip() for line in (fields.get("traceback") or "").splitlines() if line.strip().startswith('File "')]
-            self._write(f"  FAILED  {task} after {fields.get('attempt')} attempt(s): {type(error).__name__}: {mask(str(error))}")
-            if tb:
-                self._write(f"          at {tb[-1]}")
-        elif self.task_events and status == "succeeded":
-            self._write(f"  done    {task} in {fields.get('duration') or 0:.3f}s")
+        f = fields.get
+        self._text_attempt(f("task"), f("attempt"), f("status"), f("error"), f("traceback"), f("logs"), f("duration"))
 
     def on_run_end(self, **fields: Any) -> None:
+        if self._follower is not None:
+            self._stop.set()
+            self._follower.join()
+            self._follower = None
+            self._print_new()  # what ended since the last look
+            self._run = None
         if self.fmt == "json":
             result = fields.get("result")
             counts: dict[str, int] = {}
