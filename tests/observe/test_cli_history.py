@@ -72,6 +72,22 @@ def test_show_prints_tasks_errors_and_logs() -> None:
     assert "WARNING load#2 etl.load: refusing 100 rows" in out  # logs of failed tasks are shown
 
 
+def test_show_json_gives_every_attempt_with_its_metrics_and_the_logs() -> None:
+    import json
+
+    _, second = make_runs()
+    result = CliRunner().invoke(show_command, [second, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["run"]["run_id"] == second and data["run"]["status"] == "failed"
+    seen = [(a["task"], a["attempt"], a["status"]) for a in data["attempts"]]
+    assert seen == [("extract", 1, "succeeded"), ("transform", 1, "succeeded"), ("load", 1, "retrying"), ("load", 2, "failed")]
+    extract = data["attempts"][0]
+    assert extract["rows_out"] == 100 and extract["duration"] > 0 and extract["peak_memory"] > 0
+    assert data["attempts"][-1]["error"] == "ValueError: bad value 100"
+    assert {(entry["task"], entry["attempt"]) for entry in data["logs"]} == {("load", 1), ("load", 2)}
+
+
 def test_show_unknown_run_exits_2_with_a_hint() -> None:
     make_runs()
     result = CliRunner().invoke(show_command, ["zzz"])

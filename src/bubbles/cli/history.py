@@ -82,7 +82,10 @@ def runs_command(limit: int, workflow: str | None) -> None:
 @click.argument("run_id")
 @click.option("--logs/--no-logs", "show_logs", default=None, help="Print captured task logs (default: of failed tasks).")
 @click.option("--task", "only_task", default=None, help="Only this task.")
-def show_command(run_id: str, show_logs: bool | None, only_task: str | None) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run, every attempt and the task logs as one JSON object (for scripts)."
+)
+def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_json: bool) -> None:
     """Show one run: tasks, states, durations, rows, memory, errors and logs."""
     from rich.console import Console
     from rich.table import Table
@@ -100,6 +103,11 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None) -> 
     if only_task is not None:
         tasks = [t for t in tasks if t["task"] == only_task]
         attempts = [a for a in attempts if a["task"] == only_task]
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"run": run, "attempts": attempts, "logs": logs}, default=str))
+        return
     console = Console()
     duration = f"{run['duration']:.2f}s" if run["duration"] is not None else "no end recorded (running, or killed)"
     console.print(
