@@ -320,14 +320,18 @@ class ConsoleLog:
             self._json("task_retry", {k: v for k, v in fields.items() if k != "traceback"})
             return
         f = fields.get
-        self._text_attempt(f("task"), f("attempt"), "retrying", f("error"), f("traceback"), f("logs"), f("duration"), f("delay"))
+        self._text_attempt(
+            fields["task"], fields["attempt"], "retrying", f("error"), f("traceback"), f("logs"), f("duration"), f("delay")
+        )
 
     def on_task_end(self, **fields: Any) -> None:
         if self.fmt == "json":
             self._json("task_end", fields)
             return
         f = fields.get
-        self._text_attempt(f("task"), f("attempt"), f("status"), f("error"), f("traceback"), f("logs"), f("duration"))
+        self._text_attempt(
+            fields["task"], fields["attempt"], fields["status"], f("error"), f("traceback"), f("logs"), f("duration")
+        )
 
     def on_run_end(self, **fields: Any) -> None:
         if self._follower is not None:
