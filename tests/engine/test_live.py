@@ -116,3 +116,44 @@ def test_a_collector_watching_two_runs_keeps_both_and_not_their_outputs() -> Non
     assert [ref() for ref in made] == [None, None]  # the results were dropped: the collector holds no output
     assert [r["task"] for r in mc.records] == ["make", "make"]
     assert len({r["run_id"] for r in mc.records}) == 2
+
+
+def test_a_map_over_a_generator_that_raises_fails_the_map_and_the_run_ends() -> None:
+    def items():
+        yield 1
+        raise OSError("the source went away")
+
+    keep = Keep()
+    wf = Workflow("gen")
+    source = wf.add_task(items, name="items")
+    wf.map(lambda x: x, source, name="each")
+    result = wf.run(executor="threads", hooks=[keep], raise_on_error=False)
+    assert result.status == "failed" and result["each"].state == "failed"
+    assert "could not read its items: OSError: the source went away" in str(result["each"].error)
+    assert keep.live.finished and keep.live.running == 0
+
+
+def test_the_live_view_lets_the_runner_go_when_the_run_ends() -> None:
+    import gc
+    import weakref
+
+    from bubbles.engine import runner as runner_module
+
+    made: list[weakref.ref] = []
+    original = runner_module.Runner.__init__
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    keep = Keep()
+    wf = Workflow("letgo")
+    wf.add_task(lambda: 1, name="one")
+    runner_module.Runner.__init__ = spy  # type: ignore[method-assign]
+    try:
+        wf.run(executor="serial", hooks=[keep])
+    finally:
+        runner_module.Runner.__init__ = original  # type: ignore[method-assign]
+    gc.collect()
+    assert made and made[0]() is None
+    assert (keep.live.total, keep.live.done, keep.live.running, keep.live.finished) == (1, 1, 0, True)

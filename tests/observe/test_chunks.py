@@ -16,17 +16,29 @@ def test_round_trip_keeps_numbers_none_and_text() -> None:
         ("rows_in", "i8", [None, None, None, None]),
         ("rows_out", "i8", [1, 2.5, None, 3]),  # a float in an int column: kept as it is
         ("huge", "i8", [2**70, 1, None, 0]),  # too big for int64: kept as it is
+        ("smallest", "i8", [-(2**63), 1, None, 0]),  # the int64 that stands for None: kept as it is
+        ("mixed", "json", [1, True, 1.0, 1]),  # equal as dict keys, kept apart
         ("error", "json", [None, "ValueError: x", None, None]),
     ]
-    rows = decode(encode(columns))
+    rows = decode(encode(columns), rows=4)
     assert len(rows) == 4
     for name, _, values in columns:
         assert [row[name] for row in rows] == values, name
 
 
+def test_numpy_scalars_keep_their_values() -> None:
+    import numpy as np
+
+    rows = decode(encode([("rows_out", "i8", [np.int64(3), 2.5, None]), ("score", "json", [np.float64(0.5), "x", None])]), rows=3)
+    assert [r["rows_out"] for r in rows] == [3, 2.5, None]
+    assert [r["score"] for r in rows] == [0.5, "x", None]
+
+
 def test_an_empty_chunk_and_one_row() -> None:
-    assert decode(encode([("task", "json", []), ("duration", "f8", [])])) == []
-    assert decode(encode([("task", "json", ["only"]), ("duration", "f8", [0.25])])) == [{"task": "only", "duration": 0.25}]
+    assert decode(encode([("task", "json", []), ("duration", "f8", [])]), rows=0) == []
+    assert decode(encode([("task", "json", ["only"]), ("duration", "f8", [0.25])]), rows=1) == [
+        {"task": "only", "duration": 0.25}
+    ]
 
 
 def test_columns_of_different_lengths_are_refused() -> None:
@@ -34,8 +46,22 @@ def test_columns_of_different_lengths_are_refused() -> None:
         encode([("a", "json", ["x", "y"]), ("b", "f8", [1.0])])
 
 
-@pytest.mark.parametrize("damage", [lambda b: b"XXXX" + b[4:], lambda b: b[: len(b) // 2], lambda b: b[:6]])
+def _header_says(data: bytes, old: bytes, new: bytes) -> bytes:
+    return data.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b"XXXX" + b[4:],  # not a chunk
+        lambda b: b[: len(b) // 2],  # cut short
+        lambda b: b[:6],
+        lambda b: _header_says(b, b'"n": 3', b'"n": 9'),  # a row count that is not the one written
+        lambda b: _header_says(b, b'"f8"', b'"zz"'),  # an unknown kind of column
+        lambda b: b[:-8] + b"\xff" * 8,  # a dictionary code out of range
+    ],
+)
 def test_damaged_data_is_a_value_error(damage) -> None:
-    data = encode([("task", "json", ["a", "b", "c"]), ("duration", "f8", [1.0, 2.0, 3.0])])
+    data = encode([("duration", "f8", [1.0, 2.0, 3.0]), ("status", "json", ["ok", "ok", "ok"])])
     with pytest.raises(ValueError):
-        decode(damage(data))
+        decode(damage(data), rows=3)

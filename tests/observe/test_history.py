@@ -285,3 +285,70 @@ def test_a_big_run_is_written_in_chunks_and_read_back_whole() -> None:
         (chunks,) = store.conn.execute("SELECT COUNT(*) FROM attempt_chunks WHERE run_id = ?", (run_id,)).fetchone()
         assert chunks >= 1
         assert store.runs(1)[0]["tasks_total"] == 3000
+
+
+def test_a_task_stopped_while_waiting_to_retry_has_one_row_per_attempt() -> None:
+    import time
+
+    def flaky() -> None:
+        raise ValueError("try again")
+
+    def breaks_later() -> None:
+        time.sleep(0.2)
+        raise RuntimeError("stop the run")
+
+    wf = Workflow("stopped")
+    wf.add_task(flaky, retries=3, retry_delay=5)
+    wf.add_task(breaks_later)
+    run_id = wf.run(raise_on_error=False).run_id  # fail_fast: flaky's retry is never made
+    with HistoryStore() as store:
+        rows = [(a["task"], a["attempt"], a["status"]) for a in store.attempts(run_id)]
+    assert sorted(rows) == [("breaks_later", 1, "failed"), ("flaky", 1, "failed")]
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+def test_an_error_that_cannot_be_printed_still_leaves_the_run_recorded() -> None:
+    def bad() -> None:
+        raise Unprintable()
+
+    wf = Workflow("unprintable")
+    wf.add_task(bad)
+    run_id = wf.run(raise_on_error=False).run_id
+    with HistoryStore() as store:
+        assert store.run(run_id)["status"] == "failed"
+        (row,) = store.attempts(run_id)
+        assert row["status"] == "failed" and row["error"].startswith("Unprintable: Unprintable(")
+
+
+def test_one_recorder_watching_two_concurrent_runs_keeps_them_apart(tmp_path: Path) -> None:
+    import time
+
+    from bubbles.observe.history import RunRecorder
+
+    recorder = RunRecorder(tmp_path / "shared.db", flush_every=0.05)
+
+    def slow(n: int) -> int:
+        time.sleep(0.3)
+        return n
+
+    results = {}
+
+    def run(name: str) -> None:
+        wf = Workflow(name, hooks=[recorder])
+        wf.add_task(lambda: slow(1), name=f"{name}-a")
+        wf.add_task(lambda: slow(2), name=f"{name}-b")
+        results[name] = wf.run(executor="threads")
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("left", "right")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    with HistoryStore(tmp_path / "shared.db") as store:
+        for name, result in results.items():
+            assert store.run(result.run_id)["status"] == "succeeded"
+            assert sorted(a["task"] for a in store.attempts(result.run_id)) == [f"{name}-a", f"{name}-b"]

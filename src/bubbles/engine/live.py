@@ -104,29 +104,41 @@ class AttemptRecord:
 class LiveRun:
     """Read-only view of a running run; see the module docstring."""
 
-    __slots__ = ("_runner", "attempts", "run_id", "workflow")
+    __slots__ = ("_ended", "_runner", "attempts", "run_id", "workflow")
 
     def __init__(self, runner: Runner) -> None:
-        self._runner = runner
+        self._runner: Runner | None = runner
+        self._ended = (0, 0)
         self.run_id = runner.run_id
         self.workflow = runner.workflow
         self.attempts: list[Any] = runner._journal
+
+    def close(self) -> None:
+        """The run has ended (called by the runner): keep its figures, let the runner go."""
+        runner = self._runner
+        if runner is not None:
+            self._ended = (runner._n_tasks, runner._n_done)
+            self._runner = None
 
     def __repr__(self) -> str:
         return f"<LiveRun {self.run_id} {self.done}/{self.total} tasks, {self.running} running>"
 
     @property
     def total(self) -> int:
-        return self._runner._n_tasks
+        runner = self._runner
+        return self._ended[0] if runner is None else runner._n_tasks
 
     @property
     def done(self) -> int:
-        return self._runner._n_done
+        runner = self._runner
+        return self._ended[1] if runner is None else runner._n_done
 
     @property
     def running(self) -> int:
-        return self._runner._running
+        runner = self._runner
+        return 0 if runner is None else runner._running
 
     @property
     def finished(self) -> bool:
-        return self._runner._finished
+        runner = self._runner
+        return True if runner is None else runner._finished

@@ -216,6 +216,7 @@ class Runner:
         self._n_tasks = 0
         self._n_done = 0
         self._finished = False
+        self._live = LiveRun(self)
 
     # -- public -----------------------------------------------------------------------------
     def submit_node(self, node: Node, future: Future) -> None:
@@ -248,7 +249,7 @@ class Runner:
                 executor=self.executor.name,
                 started_at=started,
                 params=self.params,
-                live=LiveRun(self),
+                live=self._live,
                 scope=None,
             )
         try:
@@ -257,6 +258,7 @@ class Runner:
             self._body_error = exc
             self._closed = True
             return self._finish(started)
+        crashed: BaseException | None = None
         try:
             for slot in list(self._slots.values()):
                 if slot.waiting == 0 and slot.state == S.PENDING:
@@ -264,9 +266,16 @@ class Runner:
             self._loop()
         except KeyboardInterrupt:
             self._cancel()
+        except BaseException as exc:  # a bug: the run still ends, recorded and announced, then it is raised
+            crashed = exc
+            self._cancel()
         finally:
             self.executor.shutdown(cancel=self._cancelled)
-        return self._finish(started)
+        if crashed is None:
+            return self._finish(started)
+        self._cancelled, self._body_error = False, crashed  # it failed, it was not cancelled
+        self._finish(started)
+        raise crashed
 
     # -- the loop ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -373,13 +382,15 @@ class Runner:
         source = node.args[0]
         try:
             items = list(self.executor.fetch(self._slots[source.key].output) if isinstance(source, Ref) else source)
-        except TypeError as exc:
-            err = BubblesError(
-                f"map task {node.key!r} needs an iterable of items, got {type(source).__name__}: {exc}",
-                task=node.key,
-            )
-            self._end(slot, S.FAILED, error=err)
+        except Exception as exc:  # not iterable, or an iterator (a generator) that raised
+            import traceback
+
+            what = "needs an iterable of items" if isinstance(exc, TypeError) else "could not read its items"
+            err = BubblesError(f"map task {node.key!r} {what}: {type(exc).__name__}: {exc}", task=node.key)
+            self._end(slot, S.FAILED, error=err, tb=traceback.format_exc())
             self._fail_downstream(slot)
+            if self.fail_fast:
+                self._stop()
             return
         slot.children = []
         slot.started_at = time.time()
@@ -756,7 +767,9 @@ class Runner:
             output=self._output,
             error=self._body_error,
         )
+        self._running = 0  # (attempts abandoned by a cancel or a crash are not running any more)
         self._finished = True
+        self._live.close()
         if self.hooks.wants("on_run_end"):
             self.hooks.emit(
                 "on_run_end",

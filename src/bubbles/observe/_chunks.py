@@ -27,7 +27,7 @@ import math
 import struct
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = ["decode", "encode"]
@@ -47,25 +47,43 @@ def _pack(kind: str, values: Sequence[Any]) -> bytes | None:
         if values.count(None) == len(values):
             return None
         packed = array(code, [none if v is None else v for v in values])
+    if code == "q" and _INT_NONE in packed:  # the one int64 that means None: keep such a column as JSON
+        raise TypeError("the smallest int64 is among the values")
     if _SWAP:
         packed.byteswap()
     return packed.tobytes()
 
 
+def _plain(value: Any) -> Any:
+    """JSON for what json does not know: numpy scalars as their Python value, the rest as text."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def _dumps(values: Iterable[Any]) -> bytes:
+    return json.dumps(list(values), default=_plain).encode()
+
+
 def _pack_text(values: Sequence[Any]) -> tuple[str, bytes]:
-    """A column of strings (or anything else): dictionary-encoded when values repeat, else JSON."""
+    """A column of strings (or anything else): dictionary-encoded when strings repeat, else JSON."""
     try:
         distinct = dict.fromkeys(values)
     except TypeError:  # unhashable values
         distinct = None
-    if distinct is not None and len(distinct) * 2 <= len(values):
+    # only strings (and None): 1, 1.0 and True are equal keys of a dict, and must stay apart
+    if distinct is not None and len(distinct) * 2 <= len(values) and all(v is None or type(v) is str for v in distinct):
         index = {value: i for i, value in enumerate(distinct)}
         codes = array("i", map(index.__getitem__, values))
         if _SWAP:
             codes.byteswap()
-        names = json.dumps(list(distinct), default=str, ensure_ascii=False).encode()
+        names = _dumps(distinct)
         return "dict", struct.pack("<I", len(names)) + names + codes.tobytes()
-    return "json", json.dumps(list(values), default=str, ensure_ascii=False).encode()
+    return "json", _dumps(values)
 
 
 def encode(columns: Sequence[tuple[str, str, Sequence[Any]]]) -> bytes:
@@ -96,8 +114,13 @@ def encode(columns: Sequence[tuple[str, str, Sequence[Any]]]) -> bytes:
     return b"".join([_MAGIC, struct.pack("<I", len(head)), head, *payloads])
 
 
-def decode(data: bytes) -> list[dict[str, Any]]:
-    """The rows of a chunk, as dicts by column name. Raises ValueError for data that is not a chunk."""
+def decode(data: bytes, *, rows: int) -> list[dict[str, Any]]:
+    """The rows of a chunk, as dicts by column name.
+
+    ``rows`` is the number of rows the chunk was written with (stored next to it): checked
+    against the chunk's own count before anything is built from it. Raises ValueError for data
+    that is not a whole chunk.
+    """
     if not data.startswith(_MAGIC):
         raise ValueError("not a bubbles chunk (bad magic)")
     try:
@@ -105,6 +128,8 @@ def decode(data: bytes) -> list[dict[str, Any]]:
         (size,) = struct.unpack_from("<I", body)
         header = json.loads(bytes(body[4 : 4 + size]))
         n, offset = int(header["n"]), 4 + size
+        if n != rows:
+            raise ValueError(f"the chunk says {n} rows, {rows} were written")
         names, columns = [], []
         for name, kind, nbytes in header["columns"]:
             payload = bytes(body[offset : offset + nbytes])
@@ -121,8 +146,10 @@ def decode(data: bytes) -> list[dict[str, Any]]:
                 codes.frombytes(payload[4 + size :])
                 if _SWAP:
                     codes.byteswap()
+                if codes and (min(codes) < 0 or max(codes) >= len(distinct)):
+                    raise ValueError(f"column {name!r} has codes outside its {len(distinct)} values")
                 values = [distinct[c] for c in codes]
-            else:
+            elif kind in ("f8", "i8"):
                 packed = array("d" if kind == "f8" else "q")
                 packed.frombytes(payload)
                 if _SWAP:
@@ -131,6 +158,8 @@ def decode(data: bytes) -> list[dict[str, Any]]:
                     values = [None if v != v else v for v in packed.tolist()]  # NaN is None
                 else:
                     values = [None if v == _INT_NONE else v for v in packed.tolist()]
+            else:
+                raise ValueError(f"column {name!r} has an unknown kind {kind!r}")
             if len(values) != n:
                 raise ValueError(f"column {name!r} has {len(values)} values, expected {n}")
             names.append(name)

@@ -32,7 +32,6 @@ import socket
 import sqlite3
 import sys
 import threading
-import time
 from collections.abc import Iterable
 from itertools import repeat
 from pathlib import Path
@@ -280,13 +279,19 @@ class HistoryStore:
         if not pending.is_dir():
             return
         for file in sorted(pending.glob("*.json")):
+            claimed = file.with_suffix(f".importing-{os.getpid()}")
             try:
-                batch = json.loads(file.read_text(encoding="utf-8"))
-                self.write(batch)
-            except (OSError, ValueError, HistoryError) as exc:
-                log.warning("bubbles: could not import pending run history %s: %s", file, exc)
+                file.rename(claimed)  # one process imports it, not every process that opens the store now
+            except OSError:
                 continue
-            file.unlink()
+            try:
+                batch = json.loads(claimed.read_text(encoding="utf-8"))
+                self.write(batch)
+            except Exception as exc:  # unreadable, locked, or not a batch: keep the file for a later try
+                log.warning("bubbles: could not import pending run history %s: %s", file, exc)
+                claimed.rename(file)
+                continue
+            claimed.unlink()
 
     # -- reading ----------------------------------------------------------------------------
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
@@ -327,10 +332,12 @@ class HistoryStore:
         )
 
     def _attempt_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """The attempts of a run, one row per (task, attempt): the last written wins (a task stopped
+        while waiting to retry is written "retrying", then "failed", for the same attempt)."""
         rows = self._query("SELECT * FROM attempts WHERE run_id = ?", [run_id])  # written before schema version 3
-        for chunk in self._query("SELECT data FROM attempt_chunks WHERE run_id = ? ORDER BY seq", [run_id]):
-            rows.extend(_decode(run_id, chunk["data"]))
-        return rows
+        for chunk in self._query("SELECT n, data FROM attempt_chunks WHERE run_id = ? ORDER BY seq", [run_id]):
+            rows.extend(_decode(run_id, chunk["data"], chunk["n"]))
+        return list({(row["task"], row["attempt"]): row for row in rows}.values())
 
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
         """Every attempt of a run, in start order; custom metrics merged into each row."""
@@ -362,8 +369,13 @@ class HistoryStore:
         failed: dict[str, set[str]] = {}
         for r in self._query(f"SELECT run_id, task FROM attempts WHERE status = 'failed' AND run_id IN ({marks})", run_ids):
             failed.setdefault(r["run_id"], set()).add(r["task"])
-        for chunk in self._query(f"SELECT run_id, data FROM attempt_chunks WHERE run_id IN ({marks})", run_ids):
-            tasks = _failed_tasks(chunk["run_id"], chunk["data"])
+        for chunk in self._query(f"SELECT run_id, n, data FROM attempt_chunks WHERE run_id IN ({marks})", run_ids):
+            try:
+                rows = _decode(chunk["run_id"], chunk["data"], chunk["n"])
+            except HistoryError as exc:  # one damaged chunk must not hide every run's figures
+                log.warning("bubbles: %s", exc)
+                continue
+            tasks = {row["task"] for row in rows if row["status"] == "failed"}
             if tasks:
                 failed.setdefault(chunk["run_id"], set()).update(tasks)
         return {run_id: len(tasks) for run_id, tasks in failed.items()}
@@ -392,11 +404,11 @@ def _encode(columns: dict[str, list[Any]]) -> bytes:
     return encode([(name, kind, columns[name]) for name, kind in _CHUNK_COLUMNS])
 
 
-def _decode(run_id: str, data: bytes) -> list[dict[str, Any]]:
+def _decode(run_id: str, data: bytes, n: int) -> list[dict[str, Any]]:
     from ._chunks import decode
 
     try:
-        rows = decode(data)
+        rows = decode(data, rows=n)
     except ValueError as exc:
         raise HistoryError(
             f"Attempts of run {run_id} in the run history cannot be read ({exc}): the database is damaged. "
@@ -408,26 +420,28 @@ def _decode(run_id: str, data: bytes) -> list[dict[str, Any]]:
     return rows
 
 
-def _failed_tasks(run_id: str, data: bytes) -> set[str]:
-    return {row["task"] for row in _decode(run_id, data) if row["status"] == "failed"}
-
-
 def _error_text(error: BaseException | None) -> str | None:
-    return None if error is None else mask(f"{type(error).__name__}: {error}")
+    if error is None:
+        return None
+    try:
+        text = str(error)
+    except Exception:  # an exception whose __str__ fails must not cost the run its history
+        text = repr(error)
+    return mask(f"{type(error).__name__}: {text}")
 
 
 class RunRecorder:
-    """Hook that writes a run to the history store, in batches, losing nothing.
+    """Hook that writes runs to the history store, in batches, losing nothing.
 
-    It reads the run through its live view (:mod:`bubbles.engine.live`) on its own writer
-    thread, every ``flush_every`` seconds and at the end: the run pays nothing per task for
-    being recorded, and the run is on disk (or parked, see the module docstring) when
-    ``run()`` returns.
+    It reads each run through its live view (:mod:`bubbles.engine.live`) on a writer thread of
+    that run, every ``flush_every`` seconds and at the end: a run pays nothing per task for being
+    recorded, and is on disk (or parked, see the module docstring) when ``run()`` returns. One
+    recorder may watch several runs at once (a workflow run from several threads).
 
     Args:
         path: the database (default :func:`history_path`).
         resources: a :class:`~bubbles.observe.resources.ResourceSampler` whose samples to store.
-        flush_every: seconds between batch writes while the run goes.
+        flush_every: seconds between batch writes while a run goes.
         timeout: seconds to wait for a database locked by another writer (``BUBBLES_HISTORY_TIMEOUT``,
             default 30) before keeping the rows for later.
 
@@ -435,6 +449,8 @@ class RunRecorder:
         >>> from bubbles import Workflow
         >>> wf = Workflow("kept", hooks=[RunRecorder("/tmp/history.db")])  # doctest: +SKIP
     """
+
+    events = frozenset({"on_run_start", "on_run_end"})
 
     def __init__(
         self,
@@ -448,20 +464,8 @@ class RunRecorder:
         self.timeout = timeout if timeout is not None else float(os.environ.get("BUBBLES_HISTORY_TIMEOUT", "30"))
         self.resources = resources
         self.flush_every = flush_every
-        self._batch: dict[str, list[Any]] = self._empty()
-        self._batch_lock = threading.Lock()
-        self._failed: HistoryError | None = None
-        self._stop = threading.Event()
-        self._written = threading.Event()  # set once the run is on disk (or parked)
-        self._writer: threading.Thread | None = None
-        self._leftover: dict[str, list[Any]] = self._empty()
-        self._run_id: str | None = None
-        self._live: Any = None
-        self._seen = 0
-
-    @staticmethod
-    def _empty() -> dict[str, list[Any]]:
-        return {"runs_start": [], "attempts": [], "metrics": [], "logs": [], "profiles": [], "resources": [], "runs_end": []}
+        self._runs: dict[str, _RunWriter] = {}
+        self._lock = threading.Lock()
 
     # -- hook API ---------------------------------------------------------------------------
     def on_run_start(
@@ -477,63 +481,92 @@ class RunRecorder:
         **future_kwargs: Any,
     ) -> None:
         params_text = mask(json.dumps(params or {}, default=repr))
-        self._batch["runs_start"].append(
-            (
-                run_id,
-                workflow,
-                "running",
-                executor,
-                started_at,
-                len(tasks),
-                params_text,
-                socket.gethostname(),
-                os.getpid(),
-                mask(" ".join(sys.argv)),
-            )
+        start = (
+            run_id,
+            workflow,
+            "running",
+            executor,
+            started_at,
+            len(tasks),
+            params_text,
+            socket.gethostname(),
+            os.getpid(),
+            mask(" ".join(sys.argv)),
         )
-        self._run_id = run_id
-        self._live, self._seen = live, 0
-        self._stop.clear()
-        self._written.clear()
-        # the writer thread reads the run and does the SQL; a run is visible (as running) from its first
-        # write, after flush_every seconds. Not a daemon: the interpreter waits for it at exit rather than lose rows
-        self._writer = threading.Thread(target=self._write_loop, name=f"bubbles-history-{run_id}", daemon=False)
-        self._writer.start()
+        writer = _RunWriter(self, run_id, live, start)
+        with self._lock:
+            self._runs[run_id] = writer
+        writer.start()
 
     def on_run_end(
         self, *, run_id: str, status: str, ended_at: float, duration: float, result: Any = None, **future_kwargs: Any
     ) -> None:
+        with self._lock:
+            writer = self._runs.pop(run_id, None)
+        if writer is None:
+            return
         error = _error_text(getattr(result, "error", None))
         total = len(result.tasks) if result is not None else None
-        with self._batch_lock:
-            if self.resources is not None:
-                self._batch["resources"].extend((run_id, *s) for s in self.resources.samples)
-            self._batch["runs_end"].append((status, ended_at, duration, total, error, run_id))
-        self._stop.set()
-        if self._writer is not None:
-            self._written.wait()  # the run is on disk (or parked) when wf.run() returns
-            self._writer = None  # (the thread may still checkpoint the log: it is not a daemon)
+        samples = list(self.resources.samples) if self.resources is not None else []
+        writer.finish(samples, (status, ended_at, duration, total, error, run_id))
+
+
+class _RunWriter:
+    """The history of one run: reads its journal into batches and writes them, on its own thread."""
+
+    def __init__(self, recorder: RunRecorder, run_id: str, live: Any, start_row: tuple[Any, ...]) -> None:
+        self.path, self.timeout, self.flush_every = recorder.path, recorder.timeout, recorder.flush_every
+        self.run_id = run_id
+        self.live = live
+        self.seen = 0
+        self.batch: dict[str, list[Any]] = _empty()
+        self.batch["runs_start"].append(start_row)
+        self.batch_lock = threading.Lock()
+        self.leftover: dict[str, list[Any]] = _empty()
+        self.failed: BaseException | None = None
+        self.stop = threading.Event()
+        self.written = threading.Event()  # set once the run is on disk (or parked)
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        # a run is visible (as running) from the first write, after flush_every seconds; not a daemon
+        # thread: the interpreter waits for it at exit rather than lose rows
+        thread = threading.Thread(target=self.loop, name=f"bubbles-history-{self.run_id}", daemon=False)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # e.g. no more threads: write at the end, on the caller's thread
+            log.warning("bubbles: no history writer thread for run %s (%s); writing it at the end", self.run_id, exc)
+            return
+        self.thread = thread
+
+    def finish(self, samples: list[tuple[Any, ...]], end_row: tuple[Any, ...]) -> None:
+        with self.batch_lock:
+            self.batch["resources"].extend((self.run_id, *s) for s in samples)
+            self.batch["runs_end"].append(end_row)
+        self.stop.set()
+        if self.thread is not None:
+            self.written.wait()  # the run is on disk (or parked) when wf.run() returns
         else:
-            self._write_loop()
-        self._live = None
+            self.loop()
+        self.live = None
 
     # -- reading the run --------------------------------------------------------------------
-    def _read_run(self) -> None:
-        """Turn the attempts that ended since the last read into columns (on the writer thread).
+    def read_run(self) -> None:
+        """Turn the attempts that ended since the last read into columns.
 
         Column by column, not a tuple per attempt: a few lists instead of thousands of tuples,
         which would also wake the garbage collector over the whole run's objects.
         """
-        live = self._live
+        live = self.live
         if live is None:
             return
         entries = live.attempts
         n = len(entries)
-        if n == self._seen:
+        if n == self.seen:
             return
-        run_id = self._run_id
-        new = entries[self._seen : n]
-        self._seen = n
+        run_id = self.run_id
+        new = entries[self.seen : n]
+        self.seen = n
         ms = [e.metrics or _NO_METRICS for e in new]
         get = dict.get
         columns: dict[str, list[Any]] = {
@@ -564,68 +597,85 @@ class RunRecorder:
                     extra["metrics"].extend((run_id, e.task, e.attempt, k, v) for k, v in m.items() if k not in _BUILTIN_SET)
         for e in [e for e in new if e.logs]:
             _log_rows(extra, run_id, e.task, e.attempt, e.logs)
-        with self._batch_lock:
-            self._batch["attempts"].append({"run_id": run_id, "columns": columns})
+        with self.batch_lock:
+            self.batch["attempts"].append({"run_id": run_id, "columns": columns})
             for key, rows in extra.items():
-                self._batch[key].extend(rows)
+                self.batch[key].extend(rows)
 
-    def _take(self) -> dict[str, list[Any]]:
-        with self._batch_lock:
-            batch, self._batch = self._batch, self._empty()
+    def take(self) -> dict[str, list[Any]]:
+        with self.batch_lock:
+            batch, self.batch = self.batch, _empty()
         return batch
 
-    def _write_loop(self) -> None:
+    def loop(self) -> None:
         try:
             while True:
                 # True once the run has ended (every attempt is then in the journal): write what is left and stop.
                 # The first write waits too: a run that lasts under flush_every is written once, at its end.
-                last = self._stop.wait(self.flush_every)
-                self._read_run()
-                self._leftover = _merge(self._leftover, self._take())
-                if any(self._leftover.values()) and (self._failed is None or last):
+                last = self.stop.wait(self.flush_every)
+                try:
+                    self.read_run()
+                except Exception as exc:  # a bug here must not lose the run: what was read is kept
+                    log.warning("bubbles: could not read run %s for its history: %r", self.run_id, exc, exc_info=True)
+                self.leftover = _merge(self.leftover, self.take())
+                if any(self.leftover.values()) and (self.failed is None or last):
                     # after a failure, try again only at the end: each try may wait the timeout
-                    self._write_leftover()
+                    self.write_leftover()
+                if self.failed is None and not last:
+                    _checkpoint(self.path)  # a long run keeps the log short
                 if last:
                     break
-            if any(self._leftover.values()):
-                self._park(self._run_id)
+            if any(self.leftover.values()):
+                self.park()
         finally:
-            self._written.set()
-        if self._failed is None:  # after run() has returned: the checkpoint does not delay it
-            with _stores_lock:
-                store = _stores.get((os.getpid(), self.path))
-            if store is not None:
-                store.checkpoint_if_due()
+            self.written.set()
+        if self.failed is None:  # after run() has returned: the checkpoint does not delay it
+            _checkpoint(self.path)
 
-    def _write_leftover(self) -> None:
+    def write_leftover(self) -> None:
         """Write the rows not yet written; on failure keep them, in order, for the next try."""
         try:
-            _shared_store(self.path, self.timeout).write(self._leftover)
-        except HistoryError as exc:
+            _shared_store(self.path, self.timeout).write(self.leftover)
+        except Exception as exc:  # HistoryError (locked, corrupt, disk full), or rows it cannot take
             _drop_shared_store(self.path)
-            if self._failed is None:
+            if self.failed is None:
                 log.warning("bubbles: run history not written yet (%s); will retry", exc)
-            self._failed = exc
+            self.failed = exc
             return
-        self._leftover = self._empty()
-        self._failed = None
+        self.leftover = _empty()
+        self.failed = None
 
-    def _park(self, run_id: str | None) -> None:
+    def park(self) -> None:
         folder = self.path.parent / "history-pending"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{run_id or time.strftime('%Y%m%d-%H%M%S')}.json"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._leftover, default=str), encoding="utf-8")
-        tmp.replace(target)
-        self._leftover = self._empty()
+        target = folder / f"{self.run_id}.json"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.leftover, default=str), encoding="utf-8")
+            tmp.replace(target)
+        except OSError as exc:
+            log.error("bubbles: run %s could not be written to the run history nor to %s: %s", self.run_id, target, exc)
+            return
+        self.leftover = _empty()
         log.warning(
             "bubbles: the run history database %s could not be written (%s); run %s was saved to %s and "
             "will be imported into the database once it can be opened.",
             self.path,
-            self._failed,
-            run_id,
+            self.failed,
+            self.run_id,
             target,
         )
+
+
+def _empty() -> dict[str, list[Any]]:
+    return {"runs_start": [], "attempts": [], "metrics": [], "logs": [], "profiles": [], "resources": [], "runs_end": []}
+
+
+def _checkpoint(path: Path) -> None:
+    with _stores_lock:
+        store = _stores.get((os.getpid(), path))
+    if store is not None:
+        store.checkpoint_if_due()
 
 
 _NO_METRICS: dict[str, float] = {}
