@@ -39,29 +39,23 @@ class ResourceSampler:
         self.interval = interval if interval is not None else float(os.environ.get("BUBBLES_RESOURCE_INTERVAL", "0.5"))
         self.samples: list[tuple[float, float, int, int]] = []
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one sample at a time (the thread's, or the last one at the end)
+        self._root: Any = None
         self._procs: dict[int, Any] = {}
 
     def on_run_start(self, **future_kwargs: Any) -> None:
         self.samples = []
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="bubbles-resources", daemon=True)
-        self._thread.start()
+        self._stop = stop = threading.Event()  # the run's own: a thread of an earlier run may still be waking up
+        threading.Thread(target=self._loop, args=(stop,), name="bubbles-resources", daemon=True).start()
 
     def on_run_end(self, **future_kwargs: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)  # it takes the last sample on its way out
-            self._thread = None
+        self._stop.set()  # the thread ends at its next wake-up; the run does not wait for it
+        self._sample()  # the last sample: the run has ended
 
-    def _loop(self) -> None:
-        import psutil
-
-        self._root = psutil.Process(os.getpid())
+    def _loop(self, stop: threading.Event) -> None:
         self._sample()  # the first sample of the run (and it primes cpu_percent)
-        while not self._stop.wait(self.interval):
+        while not stop.wait(self.interval):
             self._sample()
-        self._sample()  # the last: the run has ended
 
     def _tree(self) -> list[Any]:
         """This process and all its descendants."""
@@ -82,9 +76,15 @@ class ResourceSampler:
         return tree
 
     def _sample(self) -> None:
+        with self._lock:
+            self._sample_locked()
+
+    def _sample_locked(self) -> None:
         import psutil
 
         try:
+            if self._root is None:
+                self._root = psutil.Process(os.getpid())
             tree = self._tree()
         except psutil.Error:
             return
@@ -104,27 +104,29 @@ class ResourceSampler:
         self.samples.append((time.time(), round(cpu, 1), rss, len(alive)))
 
 
+_children_lists: bool | None = None  # does this kernel keep /proc/PID/task/TID/children?
+
+
 def _descendants(pid: int) -> list[int] | None:
     """PIDs below ``pid`` from the kernel's per-thread children lists; ``None`` where there are none."""
+    global _children_lists
+    if _children_lists is None:
+        _children_lists = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    if not _children_lists:
+        return None
     found: list[int] = []
     todo = [pid]
     while todo:
         current = todo.pop()
         try:
             threads = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            if current == pid:
-                return None
+        except OSError:  # it ended since it was listed
             continue
         for tid in threads:
             try:
                 with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
                     children = [int(c) for c in f.read().split()]
-            except FileNotFoundError:
-                if current == pid and not found:
-                    return None  # a kernel without CONFIG_PROC_CHILDREN
-                continue
-            except OSError:
+            except OSError:  # a thread that ended since it was listed
                 continue
             found.extend(children)
             todo.extend(children)
