@@ -28,6 +28,8 @@ class TaskContext:
     workflow: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    capture_logs: bool = False  # keep the attempt's ``logging`` records (bubbles.observe.logs)
+    logs: list[dict[str, Any]] | None = None  # those records, once there is one
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("bubbles_task", default=None)

@@ -6,9 +6,9 @@ import pickle
 
 import pytest
 
-from bubbles.observe.defaults import hooks_for_run, probes_for_run
+from bubbles.observe.defaults import capture_logs, hooks_for_run, probes_for_run
 from bubbles.observe.history import RunRecorder
-from bubbles.observe.logs import ConsoleLog, LogCaptureProbe
+from bubbles.observe.logs import ConsoleLog
 from bubbles.observe.memory import MemoryProbe
 from bubbles.observe.profile import ProfileProbe
 from bubbles.observe.prometheus import PrometheusExporter
@@ -21,7 +21,8 @@ def kinds(items: object) -> list[str]:
 
 def test_defaults_off_a_terminal() -> None:
     assert kinds(hooks_for_run(run_id="r", workflow="w", options=None)) == ["ResourceSampler", "RunRecorder"]
-    assert kinds(probes_for_run(options=None)) == ["MemoryProbe", "LogCaptureProbe"]
+    assert kinds(probes_for_run(options=None)) == ["MemoryProbe"]
+    assert capture_logs()
 
 
 def test_environment_switches(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,7 +36,9 @@ def test_environment_switches(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kinds(hooks) == ["ProgressDisplay", "ConsoleLog", "PrometheusExporter"]
     assert isinstance(hooks[1], ConsoleLog) and hooks[1].fmt == "json"
     assert isinstance(hooks[2], PrometheusExporter) and hooks[2].port is None
-    assert kinds(probes_for_run(options=None)) == ["LogCaptureProbe", "ProfileProbe"]
+    assert kinds(probes_for_run(options=None)) == ["ProfileProbe"]
+    monkeypatch.setenv("BUBBLES_CAPTURE_LOGS", "0")
+    assert not capture_logs()
 
 
 def test_bad_metrics_port_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +57,7 @@ def test_bad_log_format_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> No
         hooks_for_run(run_id="r", workflow="w", options=None)
 
 
-@pytest.mark.parametrize("probe", [MemoryProbe(), LogCaptureProbe(), ProfileProbe(lines=5)])
+@pytest.mark.parametrize("probe", [MemoryProbe(), ProfileProbe(lines=5)])
 def test_probes_pickle(probe: object) -> None:
     again = pickle.loads(pickle.dumps(probe))
     assert type(again) is type(probe)

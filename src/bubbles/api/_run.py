@@ -72,6 +72,7 @@ def start_run(
 
     hooks = HookSet([*defaults.hooks_for_run(run_id=run_id, workflow=graph.name, options=options), *options.hooks], scoped_hooks)
     probes = (*defaults.probes_for_run(options=options), *options.probes)
+    capture_logs = defaults.capture_logs()
     runner = Runner(
         graph,
         executor,
@@ -81,6 +82,7 @@ def start_run(
         limits=limits,
         params=options.params,
         probes=probes,
+        capture_logs=capture_logs,
         keep_outputs=options.keep_outputs,
         dynamic=dynamic,
     )

@@ -4,8 +4,10 @@ This is the only code that runs where the task runs (a thread, a worker process,
 It never raises: every failure becomes an :class:`Outcome` with ``ok=False``, the exception (or a
 picklable stand-in) and the formatted traceback.
 
-Probes extend what is measured per attempt (memory, captured logs, profiles): an object with
+Probes extend what is measured per attempt (peak memory, profiles): an object with
 ``enter() -> state`` and ``exit(state, outcome)``; they must pickle to run in worker processes.
+Log capture is not a probe but a flag of the call: the records land in the attempt's
+:class:`TaskContext` (see :mod:`bubbles.observe.logs`), which costs an attempt nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Call:
     timeout: float | None = None
     probes: tuple[Probe, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    capture_logs: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -63,13 +66,27 @@ class Outcome:
     logs: list[dict[str, Any]] | None = None
 
 
+_capturing = False
+
+
+def _start_capture() -> None:
+    """Install the root logging handler that keeps records with their attempt (once per process)."""
+    global _capturing
+    from ..observe.logs import install_capture
+
+    install_capture()
+    _capturing = True
+
+
 def _worker_name() -> str:
     return f"{os.getpid()}:{threading.current_thread().name}"
 
 
 def execute(call: Call) -> Outcome:
     """Run ``call`` and return its :class:`Outcome`; never raises (except to a KeyboardInterrupt)."""
-    ctx = TaskContext(call.run_id, call.key, call.attempt, call.workflow, {}, call.params)
+    ctx = TaskContext(call.run_id, call.key, call.attempt, call.workflow, {}, call.params, call.capture_logs)
+    if call.capture_logs and not _capturing:
+        _start_capture()
     token = _current.set(ctx)
     probes = call.probes
     if probes:
@@ -101,6 +118,8 @@ def execute(call: Call) -> Outcome:
         _measure_inputs(call, metrics)
     if ctx.metrics:
         metrics.update(ctx.metrics)
+    if ctx.logs:
+        outcome.logs = ctx.logs
     outcome.worker = _worker_name()
     if probes:
         i = 0

@@ -181,6 +181,7 @@ class Runner:
         limits: dict[str, int] | None = None,
         params: dict[str, Any] | None = None,
         probes: tuple[Probe, ...] = (),
+        capture_logs: bool = False,
         keep_outputs: bool = False,
         dynamic: bool = False,
     ) -> None:
@@ -193,6 +194,7 @@ class Runner:
         self.limits = dict(limits or {})
         self.params = dict(params or {})
         self.probes = probes
+        self.capture_logs = capture_logs
         self.keep_outputs = keep_outputs
         self.inbox: SimpleQueue[Any] = SimpleQueue()
         self._slots: dict[str, _Slot] = {}
@@ -439,7 +441,17 @@ class Runner:
             if kwargs:
                 kwargs = {k: substitute(v, outputs, nested) for k, v in kwargs.items()}
         call = Call(
-            node.key, slot.attempt, spec.fn, args, kwargs, self.run_id, self.workflow, spec.timeout, self.probes, self.params
+            node.key,
+            slot.attempt,
+            spec.fn,
+            args,
+            kwargs,
+            self.run_id,
+            self.workflow,
+            spec.timeout,
+            self.probes,
+            self.params,
+            self.capture_logs,
         )
         self._running += 1
         if spec.timeout is not None and not self._reports_start:

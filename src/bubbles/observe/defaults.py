@@ -1,8 +1,9 @@
 """What watches every run by default: called by the API layer once per run.
 
 ``hooks_for_run`` returns the hooks (run history, system resources, console logs, progress
-display, Prometheus) and ``probes_for_run`` the per-attempt probes (peak memory, log capture,
-profiling) that a run gets without the user asking. Settings come from ``BUBBLES_*``
+display, Prometheus), ``probes_for_run`` the per-attempt probes (peak memory, profiling) and
+``capture_logs`` whether tasks' ``logging`` records are kept, that a run gets without the user
+asking. Settings come from ``BUBBLES_*``
 environment variables, which the ``bubbles run`` command sets from its flags:
 
 =========================== =========================================================== =========
@@ -28,7 +29,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["hooks_for_run", "probes_for_run"]
+__all__ = ["capture_logs", "hooks_for_run", "probes_for_run"]
 
 _OFF = ("0", "false", "no", "off")
 
@@ -94,12 +95,13 @@ def probes_for_run(*, options: Any) -> tuple[Any, ...]:
         from .memory import MemoryProbe
 
         probes.append(MemoryProbe())
-    if _flag("BUBBLES_CAPTURE_LOGS", True):
-        from .logs import LogCaptureProbe
-
-        probes.append(LogCaptureProbe())
     if _flag("BUBBLES_PROFILE", False):
         from .profile import ProfileProbe
 
         probes.append(ProfileProbe())
     return tuple(probes)
+
+
+def capture_logs() -> bool:
+    """Whether a run keeps its tasks' ``logging`` records (``BUBBLES_CAPTURE_LOGS``, on by default)."""
+    return _flag("BUBBLES_CAPTURE_LOGS", True)

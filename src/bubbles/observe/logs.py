@@ -1,10 +1,13 @@
 """Task logs: captured per task and attempt, and printed to the console as text or JSON lines.
 
-Capture (:class:`LogCaptureProbe`, a per-attempt probe, on by default): ordinary ``logging``
-calls made while a task runs — in a thread, a worker process or a Dask worker — are kept with
-that attempt and reach the hooks as ``on_task_end(logs=[...])``, then the run history. One handler
-on the root logger routes each record to the attempt running on that thread, so nothing is captured
-outside a task (nor from threads a task starts itself). Records below the root logger's level never
+Capture (on by default, ``BUBBLES_CAPTURE_LOGS=0`` turns it off): ordinary ``logging`` calls
+made while a task runs — in a thread, a worker process or a Dask worker — are kept with that
+attempt and reach the hooks as ``on_task_end(logs=[...])`` and the run's journal, then the run
+history. One handler on the root logger (installed by the first attempt that captures, once per
+process: :func:`install_capture`) hands each record to the attempt whose
+:class:`~bubbles.TaskContext` is current, so nothing is captured outside a task (nor from threads
+a task starts itself, which do not inherit it), and an attempt pays nothing for capture unless it
+logs. Records below the root logger's level never
 reach a handler, so the root level is lowered to ``BUBBLES_CAPTURE_LEVEL`` (default INFO) when it
 is higher, and the program's own root handlers are set to the old level so that they show what
 they showed before.
@@ -33,32 +36,29 @@ import threading
 import time
 from typing import IO, Any
 
+from .._context import _current
 from .._secrets import mask
 
-__all__ = ["ConsoleLog", "LogCaptureProbe"]
+__all__ = ["ConsoleLog", "install_capture"]
 
-# The attempt running on each thread: ``sink`` is _CAPTURING while an attempt runs and has logged
-# nothing, the list of its records once it has (created on the first record only, so an attempt
-# that logs nothing allocates nothing), and None (or unset) outside attempts.
-_local = threading.local()
-_CAPTURING: list[Any] = []
 _installed = False
 _install_lock = threading.Lock()
 
 
 class _RouteToAttempt(logging.Handler):
-    """Root handler: appends each record to the list of the attempt running in this context."""
+    """Root handler: appends each record to the logs of the attempt running in this context."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(logging.NOTSET)
         self.limit = limit
 
     def emit(self, record: logging.LogRecord) -> None:
-        sink = getattr(_local, "sink", None)
-        if sink is None:
+        ctx = _current.get()
+        if ctx is None or not ctx.capture_logs:
             return
-        if sink is _CAPTURING:
-            sink = _local.sink = []
+        sink = ctx.logs
+        if sink is None:  # the first record: an attempt that logs nothing allocates nothing
+            sink = ctx.logs = []
         if len(sink) >= self.limit:
             if len(sink) == self.limit:
                 sink.append(
@@ -83,7 +83,8 @@ class _RouteToAttempt(logging.Handler):
         sink.append(entry)
 
 
-def _install() -> None:
+def install_capture() -> None:
+    """Install the capturing root handler in this process (once; ``engine.execute`` calls it)."""
     global _installed
     with _install_lock:
         if _installed:
@@ -100,42 +101,6 @@ def _install() -> None:
             root.setLevel(level)
         root.addHandler(_RouteToAttempt(int(os.environ.get("BUBBLES_LOG_LIMIT", "1000"))))
         _installed = True
-
-
-class LogCaptureProbe:
-    """Per-attempt probe: keeps the ``logging`` records of the attempt in ``outcome.logs``.
-
-    Example:
-        On by default; the records reach ``on_task_end(logs=...)`` and ``bubbles show``:
-
-        >>> import logging
-        >>> from bubbles import Workflow
-        >>> def extract():
-        ...     logging.getLogger("etl").info("read %d files", 3)
-        >>> wf = Workflow("logs")
-        >>> _ = wf.add_task(extract)
-        >>> seen = []
-        >>> class Keep:
-        ...     def on_task_end(self, *, logs, **future_kwargs):
-        ...         seen.extend(logs or [])
-        >>> _ = wf.run(executor="serial", hooks=[Keep()])
-        >>> seen[0]["message"]
-        'read 3 files'
-    """
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (LogCaptureProbe, ())
-
-    def enter(self) -> None:
-        if not _installed:
-            _install()
-        _local.sink = _CAPTURING
-
-    def exit(self, state: None, outcome: Any) -> None:
-        sink = _local.sink
-        _local.sink = None
-        if sink:  # (_CAPTURING is empty: nothing logged)
-            outcome.logs = [*(outcome.logs or ()), *sink]
 
 
 # -- console ------------------------------------------------------------------------------------

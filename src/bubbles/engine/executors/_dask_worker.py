@@ -95,6 +95,7 @@ def run_attempt(shell: Call, digest: str, fn_bytes: bytes, args: Any, kwargs: An
             shell.timeout,
             shell.probes,
             shell.params,
+            shell.capture_logs,
         )
         outcome = execute(call)
     outcome.worker = worker.address

@@ -361,6 +361,7 @@ class DaskExecutor:
                         c.timeout,
                         c.probes,
                         c.params,
+                        c.capture_logs,
                     )
                 )
             assert self._client is not None
