@@ -590,10 +590,9 @@ class _RunWriter:
             tracebacks = [None if tb is None else mask(tb) for tb in tracebacks]
         columns["traceback"] = tracebacks
         extra: dict[str, list[Any]] = {"metrics": [], "logs": [], "profiles": []}
-        builtin_only = list(map(_BUILTIN_SET.issuperset, ms))
-        if not all(builtin_only):  # custom metrics (log_metric): rare
-            for e, m, plain in zip(new, ms, builtin_only, strict=True):
-                if not plain:
+        if not _BUILTIN_SET.issuperset(set().union(*ms)):  # custom metrics (log_metric) somewhere: rare
+            for e, m in zip(new, ms, strict=True):
+                if not _BUILTIN_SET.issuperset(m):
                     extra["metrics"].extend((run_id, e.task, e.attempt, k, v) for k, v in m.items() if k not in _BUILTIN_SET)
         for e in [e for e in new if e.logs]:
             _log_rows(extra, run_id, e.task, e.attempt, e.logs)
