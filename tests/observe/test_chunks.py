@@ -65,3 +65,13 @@ def test_damaged_data_is_a_value_error(damage) -> None:
     data = encode([("duration", "f8", [1.0, 2.0, 3.0]), ("status", "json", ["ok", "ok", "ok"])])
     with pytest.raises(ValueError):
         decode(damage(data), rows=3)
+
+
+def test_long_columns_of_distinct_and_repeated_text_round_trip() -> None:
+    names = [f"task-{i}" for i in range(300)]
+    statuses = ["succeeded" if i % 7 else "failed" for i in range(300)]
+    mostly_same = ["w1"] * 40 + [f"w{i}" for i in range(260)]  # the first values repeat, the rest do not
+    rows = decode(encode([("task", "json", names), ("status", "json", statuses), ("worker", "json", mostly_same)]), rows=300)
+    assert [r["task"] for r in rows] == names
+    assert [r["status"] for r in rows] == statuses
+    assert [r["worker"] for r in rows] == mostly_same

@@ -132,7 +132,7 @@ class _Slot:
         "node",
         "output",
         "started_at",
-        "state",
+        "status",
         "task",
         "traceback",
         "waiting",
@@ -141,8 +141,8 @@ class _Slot:
 
     def __init__(self, node: Node, group: str | None = None) -> None:
         self.node = node
-        self.task = node.key
-        self.state = S.PENDING
+        self.task = node.key  # (task, status, ... make a slot a journal entry: bubbles.engine.live)
+        self.status = S.PENDING
         self.waiting = 0
         self.dependents: list[str] = []
         self.attempt = 0
@@ -161,10 +161,6 @@ class _Slot:
         self.logs: list[dict[str, Any]] | None = None
         self.attempt_started_at: float | None = None
 
-    # with ``task`` (set in __init__), what makes a slot a journal entry (bubbles.engine.live.AttemptRecord)
-    @property
-    def status(self) -> str:
-        return self.state
 
 
 class Runner:
@@ -263,7 +259,7 @@ class Runner:
         crashed: BaseException | None = None
         try:
             for slot in list(self._slots.values()):
-                if slot.waiting == 0 and slot.state == S.PENDING:
+                if slot.waiting == 0 and slot.status == S.PENDING:
                     self._make_ready(slot)
             self._loop()
         except KeyboardInterrupt:
@@ -329,7 +325,7 @@ class Runner:
             _, key, attempt, at = message
             slot = self._slots.get(key)
             spec = slot.node.spec if slot is not None else None
-            if slot is not None and spec is not None and spec.timeout and slot.state == S.RUNNING and slot.attempt == attempt:
+            if slot is not None and spec is not None and spec.timeout and slot.status == S.RUNNING and slot.attempt == attempt:
                 heapq.heappush(self._deadlines, (at + spec.timeout, key, attempt))
 
     # -- graph bookkeeping ------------------------------------------------------------------
@@ -338,7 +334,7 @@ class Runner:
             parent = self._slots[dep]
             parent.dependents.append(slot.node.key)
             parent.consumers += 1
-            if parent.state != S.SUCCEEDED:
+            if parent.status != S.SUCCEEDED:
                 slot.waiting += 1
         if slot.node.kind == "gather":
             for dep in slot.node.input_keys():
@@ -352,7 +348,7 @@ class Runner:
         self._open += 1
         if node.kind == "task":
             self._n_tasks += 1
-        blocked = any(self._slots[d].state in _TERMINAL and self._slots[d].state != S.SUCCEEDED for d in node.deps)
+        blocked = any(self._slots[d].status in _TERMINAL and self._slots[d].status != S.SUCCEEDED for d in node.deps)
         self._link(slot)
         if blocked:
             self._end(slot, S.UPSTREAM_FAILED, error=self._upstream_error(slot))
@@ -417,7 +413,7 @@ class Runner:
         while ready and self._running < capacity:
             key = ready.popleft()
             slot = slots[key]
-            if slot.state not in (S.PENDING, S.RETRY_WAIT):
+            if slot.status not in (S.PENDING, S.RETRY_WAIT):
                 continue
             limit = slot.node.limit
             if limit is not None:
@@ -432,7 +428,7 @@ class Runner:
         spec = node.spec
         assert spec is not None
         slot.attempt += 1
-        slot.state = S.RUNNING
+        slot.status = S.RUNNING
         args, kwargs = node.args, node.kwargs
         if node.deps:
             outputs = {k: self._slots[k].output for k in node.input_keys()}
@@ -477,7 +473,7 @@ class Runner:
     # -- outcomes ---------------------------------------------------------------------------
     def _on_outcome(self, outcome: Outcome) -> None:
         slot = self._slots.get(outcome.key)
-        if slot is None or slot.state != S.RUNNING or slot.attempt != outcome.attempt:
+        if slot is None or slot.status != S.RUNNING or slot.attempt != outcome.attempt:
             return  # a late answer from an abandoned (timed-out or cancelled) attempt
         self._running -= 1
         self._release_group(slot)
@@ -503,7 +499,7 @@ class Runner:
 
     def _succeed(self, slot: _Slot, value: Any) -> None:
         node = slot.node
-        slot.state = S.SUCCEEDED
+        slot.status = S.SUCCEEDED
         slot.ended_at = time.time()
         slot.output = value
         self._open -= 1
@@ -522,7 +518,7 @@ class Runner:
                 self._release(self._slots[child_key])
         for key in slot.dependents:
             dependent = self._slots[key]
-            if dependent.state == S.PENDING:  # (an expanded map stays PENDING until its children end)
+            if dependent.status == S.PENDING:  # (an expanded map stays PENDING until its children end)
                 dependent.waiting -= 1
                 if dependent.waiting == 0:
                     self._make_ready(dependent)
@@ -538,7 +534,7 @@ class Runner:
         retry = spec.retry.should_retry(error, slot.attempt)
         if retry and not self._stopping:
             delay = spec.retry.delay(slot.attempt)
-            slot.state = S.RETRY_WAIT
+            slot.status = S.RETRY_WAIT
             slot.error, slot.traceback = error, tb  # kept: the run may stop before the next attempt
             self._seq += 1
             heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, slot.node.key))
@@ -588,13 +584,13 @@ class Runner:
         stack = list(slot.dependents)
         while stack:
             child = self._slots[stack.pop()]
-            if child.state in _TERMINAL:
+            if child.status in _TERMINAL:
                 continue
             self._end(child, S.UPSTREAM_FAILED, error=self._upstream_error(child))
             stack.extend(child.dependents)
 
     def _end(self, slot: _Slot, state: str, *, error: BaseException | None = None, tb: str = "") -> None:
-        slot.state = state
+        slot.status = state
         slot.ended_at = time.time()
         slot.error = error
         slot.traceback = tb
@@ -640,9 +636,9 @@ class Runner:
                 logging.getLogger("bubbles").warning("bubbles: callback of task %r raised; ignored", slot.node.key, exc_info=True)
 
     def _upstream_error(self, slot: _Slot) -> UpstreamFailed:
-        failed = [d for d in slot.node.deps if self._slots[d].state not in (S.SUCCEEDED, S.PENDING, S.RUNNING)]
+        failed = [d for d in slot.node.deps if self._slots[d].status not in (S.SUCCEEDED, S.PENDING, S.RUNNING)]
         if slot.children:
-            failed += [c for c in slot.children if self._slots[c].state in (S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED)]
+            failed += [c for c in slot.children if self._slots[c].status in (S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED)]
         return UpstreamFailed(
             f"Task {slot.node.key!r} did not run because {', '.join(map(repr, failed)) or 'an upstream task'} failed.",
             task=slot.node.key,
@@ -668,19 +664,19 @@ class Runner:
         self._stopping = True
         for _, _, key in self._timers:  # tasks waiting to retry end with their last error
             slot = self._slots[key]
-            if slot.state == S.RETRY_WAIT:
+            if slot.status == S.RETRY_WAIT:
                 self._end(slot, S.FAILED, error=slot.error, tb=slot.traceback + _NOT_RETRIED)
         self._timers.clear()
         while self._ready:
             slot = self._slots[self._ready.popleft()]
-            if slot.state == S.RETRY_WAIT:
+            if slot.status == S.RETRY_WAIT:
                 self._end(slot, S.FAILED, error=slot.error, tb=slot.traceback + _NOT_RETRIED)
-            elif slot.state == S.PENDING:
+            elif slot.status == S.PENDING:
                 self._end(slot, S.SKIPPED, error=self._stopped_error(slot))
         for waiting in self._group_waiting.values():
             while waiting:
                 slot = self._slots[waiting.popleft()]
-                if slot.state == S.PENDING:
+                if slot.status == S.PENDING:
                     self._end(slot, S.SKIPPED, error=self._stopped_error(slot))
 
     # -- timers -----------------------------------------------------------------------------
@@ -689,7 +685,7 @@ class Runner:
         while self._deadlines and self._deadlines[0][0] <= now:
             _, key, attempt = heapq.heappop(self._deadlines)
             slot = self._slots[key]
-            if slot.state != S.RUNNING or slot.attempt != attempt:
+            if slot.status != S.RUNNING or slot.attempt != attempt:
                 continue
             spec = slot.node.spec
             assert spec is not None
@@ -717,7 +713,7 @@ class Runner:
         while self._timers and self._timers[0][0] <= now:
             _, _, key = heapq.heappop(self._timers)
             slot = self._slots[key]
-            if slot.state == S.RETRY_WAIT:
+            if slot.status == S.RETRY_WAIT:
                 self._ready.append(key)
 
     # -- cancel and finish ------------------------------------------------------------------
@@ -725,7 +721,7 @@ class Runner:
         self._cancelled = True
         self._stopping = True
         for slot in self._slots.values():
-            if slot.state not in _TERMINAL:
+            if slot.status not in _TERMINAL:
                 self._end(
                     slot,
                     S.CANCELLED,
@@ -736,13 +732,13 @@ class Runner:
 
     def _finish(self, started: float) -> RunResult:
         for slot in self._slots.values():  # anything never reached (fail_fast)
-            if slot.state not in _TERMINAL:
+            if slot.status not in _TERMINAL:
                 self._end(slot, S.SKIPPED, error=self._stopped_error(slot))
         tasks: dict[str, TaskRun] = {}
         for key, slot in self._slots.items():
             run = TaskRun(
                 name=key,
-                state=slot.state,
+                state=slot.status,
                 attempts=slot.attempt,
                 started_at=slot.started_at,
                 ended_at=slot.ended_at,

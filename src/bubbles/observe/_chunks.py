@@ -71,6 +71,9 @@ def _dumps(values: Iterable[Any]) -> bytes:
 
 def _pack_text(values: Sequence[Any]) -> tuple[str, bytes]:
     """A column of strings (or anything else): dictionary-encoded when strings repeat, else JSON."""
+    head = values[:64]
+    if len(head) == 64 and len(set(head)) > 32:  # mostly distinct (task names): not worth a dictionary
+        return "json", _dumps(values)
     try:
         distinct = dict.fromkeys(values)
     except TypeError:  # unhashable values
