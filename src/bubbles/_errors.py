@@ -180,3 +180,15 @@ class DataError(BubblesError):
     """
 
     transient = False
+
+
+def describe_error(error: BaseException) -> str:
+    """``"Type: message"`` for any exception, also one whose ``__str__`` fails (then its repr)."""
+    try:
+        text = str(error)
+    except Exception:
+        try:
+            text = repr(error)
+        except Exception:
+            text = "(the error cannot be printed)"
+    return f"{type(error).__name__}: {text}"

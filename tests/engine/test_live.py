@@ -45,6 +45,8 @@ def test_the_journal_holds_every_ended_attempt_in_order() -> None:
     assert isinstance(retry.error, ValueError) and "first" in retry.traceback
     assert retry.metrics["execution_time"] >= 0 and retry.attempt_started_at <= retry.ended_at
     assert (live.total, live.done, live.running) == (3, 3, 0)
+    assert live.attempts[1].error is None and live.attempts[1].traceback == ""  # the success has no error
+    assert result["flaky"].error is None
 
 
 def test_the_journal_can_be_read_while_the_run_goes() -> None:

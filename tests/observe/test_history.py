@@ -315,9 +315,20 @@ def test_an_error_that_cannot_be_printed_still_leaves_the_run_recorded() -> None
     def bad() -> None:
         raise Unprintable()
 
+    import io
+
+    from bubbles import MetricsCollector
+    from bubbles.observe.logs import ConsoleLog
+
+    out = io.StringIO()
+    mc = MetricsCollector()
     wf = Workflow("unprintable")
-    wf.add_task(bad)
-    run_id = wf.run(raise_on_error=False).run_id
+    wf.add_task(bad).attach(mc)
+    with pytest.raises(RunFailed, match=r"failed after 1 attempt\(s\): Unprintable: Unprintable\(") as info:
+        wf.run(hooks=[ConsoleLog("text", out)])
+    run_id = info.value.result.run_id
+    assert "FAILED  bad after 1 attempt(s): Unprintable: Unprintable(" in out.getvalue()
+    assert mc.records[0]["error"].startswith("Unprintable: Unprintable(")
     with HistoryStore() as store:
         assert store.run(run_id)["status"] == "failed"
         (row,) = store.attempts(run_id)

@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,38 @@ def test_profile_flag_stores_a_profile_per_task(monkeypatch: pytest.MonkeyPatch)
     with HistoryStore() as store:
         page = build_report(store, run_id)
     assert "Profiles (1)" in page and "slow_sort attempt 1" in page
+
+
+def test_capture_leaves_the_programs_own_logging_alone(tmp_path: Path) -> None:
+    """After a run, warnings outside tasks still print, and basicConfig still configures logging."""
+    script = textwrap.dedent("""
+        import logging
+        from bubbles import Workflow
+
+        def task():
+            logging.getLogger("etl").warning("inside the task")
+
+        kept = []
+        class Keep:
+            def on_task_end(self, *, logs, **future_kwargs):
+                kept.extend(entry["message"] for entry in logs or [])
+
+        wf = Workflow("w")
+        wf.add_task(task)
+        wf.run(executor="threads", hooks=[Keep()])
+        assert kept == ["inside the task"], kept
+        logging.getLogger("app").warning("a warning of the program")
+        logging.basicConfig(level=logging.INFO, format="configured %(message)s")
+        logging.getLogger("app").info("info after basicConfig")
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": SRC},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "a warning of the program" in proc.stderr
+    assert "configured info after basicConfig" in proc.stderr

@@ -82,6 +82,7 @@ def test_custom_metrics_and_retries_recorded_per_attempt() -> None:
     assert [r["status"] for r in mc.records] == ["retrying", "succeeded"]
     assert [r["attempt"] for r in mc.records] == [1, 2]
     assert mc.records[0]["error"] == "ValueError: first"
+    assert mc.records[1]["error"] is None  # the retry that succeeded carries no error
     assert mc.get_metric("files") == 5.0
     assert mc.summary()["flaky"]["attempts"] == 2
 

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import BubblesError, ConfigError, RunCancelled, RunFailed
+from .._errors import BubblesError, ConfigError, RunCancelled, RunFailed, describe_error
 
 __all__ = ["RunResult", "TaskRun", "TaskState"]
 
@@ -56,7 +56,7 @@ class TaskRun:
             if self.state != TaskState.SUCCEEDED:
                 raise BubblesError(
                     f"Task {self.name!r} has no result: it ended {self.state}"
-                    + (f" ({type(self.error).__name__}: {self.error})" if self.error else "")
+                    + (f" ({describe_error(self.error)})" if self.error else "")
                     + ".",
                     task=self.name,
                 )
@@ -118,9 +118,10 @@ class RunResult:
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         lines = [f"Run {self.run_id} of workflow {self.workflow!r} {self.status} ({summary})."]
         if self.error is not None:
-            lines.append(f"  failed outside any task: {type(self.error).__name__}: {self.error}")
+            lines.append(f"  failed outside any task: {describe_error(self.error)}")
         for t in self.failed[:5]:
-            lines.append(f"  - task {t.name!r} failed after {t.attempts} attempt(s): {type(t.error).__name__}: {t.error}")
+            what = describe_error(t.error) if t.error is not None else "no error recorded"
+            lines.append(f"  - task {t.name!r} failed after {t.attempts} attempt(s): {what}")
             where = _last_frame(t.traceback)
             if where:
                 lines.append(f"      at {where}")

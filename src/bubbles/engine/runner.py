@@ -484,6 +484,7 @@ class Runner:
         slot.worker = outcome.worker
         slot.logs = outcome.logs
         if outcome.ok:
+            slot.error, slot.traceback = None, ""  # an earlier attempt's error is not this task's
             self._succeed(slot, outcome.value)
         else:
             self._failed_attempt(slot, outcome.error or BubblesError("unknown failure"), outcome.traceback)

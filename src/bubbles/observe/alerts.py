@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import describe_error
 from .._secrets import mask
 
 __all__ = ["Callbacks", "WebhookNotifier", "run_summary"]
@@ -33,7 +34,7 @@ def run_summary(result: Any) -> dict[str, Any]:
                 "task": t.name,
                 "attempts": t.attempts,
                 "error_type": type(t.error).__name__ if t.error is not None else None,
-                "error": mask(str(t.error)) if t.error is not None else None,
+                "error": mask(describe_error(t.error).split(": ", 1)[1]) if t.error is not None else None,
                 "where": frames[-1] if frames else None,
             }
         )
@@ -48,7 +49,7 @@ def run_summary(result: Any) -> dict[str, Any]:
         "tasks": counts,
         "failed_tasks": failed,
         "failed_total": len(result.failed),
-        "error": mask(f"{type(result.error).__name__}: {result.error}") if result.error is not None else None,
+        "error": mask(describe_error(result.error)) if result.error is not None else None,
         "show": f"bubbles show {result.run_id}",
     }
 

@@ -37,7 +37,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-from .._errors import BubblesError
+from .._errors import BubblesError, describe_error
 from .._secrets import mask
 
 __all__ = ["HistoryError", "HistoryStore", "RunRecorder", "history_path"]
@@ -421,13 +421,7 @@ def _decode(run_id: str, data: bytes, n: int) -> list[dict[str, Any]]:
 
 
 def _error_text(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    try:
-        text = str(error)
-    except Exception:  # an exception whose __str__ fails must not cost the run its history
-        text = repr(error)
-    return mask(f"{type(error).__name__}: {text}")
+    return None if error is None else mask(describe_error(error))
 
 
 class RunRecorder:

@@ -3,14 +3,16 @@
 Capture (on by default, ``BUBBLES_CAPTURE_LOGS=0`` turns it off): ordinary ``logging`` calls
 made while a task runs — in a thread, a worker process or a Dask worker — are kept with that
 attempt and reach the hooks as ``on_task_end(logs=[...])`` and the run's journal, then the run
-history. One handler on the root logger (installed by the first attempt that captures, once per
-process: :func:`install_capture`) hands each record to the attempt whose
+history. Records are taken as ``logging`` creates them (:func:`install_capture`, once per
+process, by the first attempt that captures) and kept with the attempt whose
 :class:`~bubbles.TaskContext` is current, so nothing is captured outside a task (nor from threads
-a task starts itself, which do not inherit it), and an attempt pays nothing for capture unless it
-logs. Records below the root logger's level never
-reach a handler, so the root level is lowered to ``BUBBLES_CAPTURE_LEVEL`` (default INFO) when it
-is higher, and the program's own root handlers are set to the old level so that they show what
-they showed before.
+a task starts itself, which do not inherit it), an attempt pays nothing for capture unless it
+logs, and no handler is added: the program's logging output is what it would be without bubbles.
+Records below a logger's level are never created, so the root level is lowered to
+``BUBBLES_CAPTURE_LEVEL`` (default INFO) when it is higher; the program's own root handlers (and
+Python's last-resort output) are set to the old level so that they show what they showed before.
+A handler added later, e.g. by ``logging.basicConfig()`` without a level, then shows INFO records
+too: give it a level, or set ``BUBBLES_CAPTURE_LEVEL=WARNING``.
 
 Each captured entry is a dict: ``{"kind": "log", "time", "level", "logger", "message"}`` (plus
 ``"exc"`` with the formatted exception if any). Secrets are masked. At most
@@ -37,6 +39,7 @@ import time
 from typing import IO, Any
 
 from .._context import _current
+from .._errors import describe_error
 from .._secrets import mask
 
 __all__ = ["ConsoleLog", "install_capture"]
@@ -45,46 +48,36 @@ _installed = False
 _install_lock = threading.Lock()
 
 
-class _RouteToAttempt(logging.Handler):
-    """Root handler: appends each record to the logs of the attempt running in this context."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(logging.NOTSET)
-        self.limit = limit
-
-    def emit(self, record: logging.LogRecord) -> None:
-        ctx = _current.get()
-        if ctx is None or not ctx.capture_logs:
-            return
-        sink = ctx.logs
-        if sink is None:  # the first record: an attempt that logs nothing allocates nothing
-            sink = ctx.logs = []
-        if len(sink) >= self.limit:
-            if len(sink) == self.limit:
-                sink.append(
-                    {"kind": "log", "time": record.created, "level": "WARNING", "logger": "bubbles", "message": "", "dropped": 0}
-                )
-            sink[-1]["dropped"] += 1
-            sink[-1]["message"] = f"... {sink[-1]['dropped']} more records dropped (BUBBLES_LOG_LIMIT={self.limit})"
-            return
-        try:
-            message = record.getMessage()
-        except Exception as exc:  # a bad format string must not break the task
-            message = f"{record.msg!r} (unformattable: {exc})"
-        entry = {
-            "kind": "log",
-            "time": record.created,
-            "level": record.levelname,
-            "logger": record.name,
-            "message": mask(message),
-        }
-        if record.exc_info:
-            entry["exc"] = mask(logging.Formatter().formatException(record.exc_info))
-        sink.append(entry)
+def _keep(ctx: Any, record: logging.LogRecord, limit: int) -> None:
+    """Add ``record`` to the logs of the attempt ``ctx``."""
+    sink = ctx.logs
+    if sink is None:  # the first record: an attempt that logs nothing allocates nothing
+        sink = ctx.logs = []
+    if len(sink) >= limit:
+        if len(sink) == limit:
+            sink.append(
+                {"kind": "log", "time": record.created, "level": "WARNING", "logger": "bubbles", "message": "", "dropped": 0}
+            )
+        sink[-1]["dropped"] += 1
+        sink[-1]["message"] = f"... {sink[-1]['dropped']} more records dropped (BUBBLES_LOG_LIMIT={limit})"
+        return
+    try:
+        message = record.getMessage()
+    except Exception as exc:  # a bad format string must not break the task
+        message = f"{record.msg!r} (unformattable: {exc})"
+    entry = {"kind": "log", "time": record.created, "level": record.levelname, "logger": record.name, "message": mask(message)}
+    if record.exc_info:
+        entry["exc"] = mask(logging.Formatter().formatException(record.exc_info))
+    sink.append(entry)
 
 
 def install_capture() -> None:
-    """Install the capturing root handler in this process (once; ``engine.execute`` calls it)."""
+    """Start keeping tasks' log records in this process (once; ``engine.execute`` calls it).
+
+    The records are taken where ``logging`` creates them (a wrapped log-record factory), not by a
+    handler: the program's own handlers, ``logging.basicConfig`` and Python's last-resort output
+    of warnings work exactly as without bubbles.
+    """
     global _installed
     with _install_lock:
         if _installed:
@@ -93,13 +86,25 @@ def install_capture() -> None:
         level = logging.getLevelName(os.environ.get("BUBBLES_CAPTURE_LEVEL", "INFO").upper())
         level = level if isinstance(level, int) else logging.INFO
         if root.level > level:
-            # records below the root level never reach a handler; lower it, and keep the program's
-            # own root handlers showing exactly what they showed before
+            # records below the root level are never created; lower it, and keep the program's own
+            # root handlers showing exactly what they showed before
             for handler in root.handlers:
                 if handler.level == logging.NOTSET:
                     handler.setLevel(root.level)
+            if logging.lastResort is not None and not root.handlers:
+                logging.lastResort.setLevel(max(logging.lastResort.level, root.level))
             root.setLevel(level)
-        root.addHandler(_RouteToAttempt(int(os.environ.get("BUBBLES_LOG_LIMIT", "1000"))))
+        limit = int(os.environ.get("BUBBLES_LOG_LIMIT", "1000"))
+        make_record = logging.getLogRecordFactory()
+
+        def record_and_keep(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make_record(*args, **kwargs)
+            ctx = _current.get()
+            if ctx is not None and ctx.capture_logs and record.name is not None:
+                _keep(ctx, record, limit)
+            return record
+
+        logging.setLogRecordFactory(record_and_keep)
         _installed = True
 
 
@@ -263,12 +268,13 @@ class ConsoleLog:
         self._text_logs(task, attempt or 0, logs)
         if status == "retrying":
             self._write(
-                f"  retry   {task} attempt {attempt} failed ({type(error).__name__}: "
-                f"{mask(str(error))}); next in {delay or 0:.1f}s"
+                f"  retry   {task} attempt {attempt} failed ({mask(describe_error(error)) if error else 'no error'}); "
+                f"next in {delay or 0:.1f}s"
             )
         elif status == "failed":
             tb = [line.strip() for line in (traceback or "").splitlines() if line.strip().startswith('File "')]
-            self._write(f"  FAILED  {task} after {attempt} attempt(s): {type(error).__name__}: {mask(str(error))}")
+            what = mask(describe_error(error)) if error is not None else "no error recorded"
+            self._write(f"  FAILED  {task} after {attempt} attempt(s): {what}")
             if tb:
                 self._write(f"          at {tb[-1]}")
         elif self.task_events and status == "succeeded":

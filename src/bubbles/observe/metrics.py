@@ -27,6 +27,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .._errors import describe_error
+
 if TYPE_CHECKING:
     import pandas
     import pyarrow
@@ -131,7 +133,7 @@ class MetricsCollector:
             for flat in self._raw[len(self._built) :]:
                 record = dict(zip(_FIELDS, flat[:_N], strict=True))
                 error = flat[_N]
-                record["error"] = f"{type(error).__name__}: {error}" if error is not None else None
+                record["error"] = describe_error(error) if error is not None else None
                 record.update(flat[_N + 1])
                 self._built.append(record)
             return list(self._built)
