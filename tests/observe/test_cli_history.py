@@ -79,7 +79,8 @@ def test_show_json_gives_every_attempt_with_its_metrics_and_the_logs() -> None:
     result = CliRunner().invoke(show_command, [second, "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["run"]["run_id"] == second and data["run"]["status"] == "failed"
+    assert data["run"]["run_id"] == second and data["run"]["status"] == "failed" and data["run"]["params"] == {}
+    assert all("group" in a and "grp" not in a for a in data["attempts"])
     seen = [(a["task"], a["attempt"], a["status"]) for a in data["attempts"]]
     assert seen == [("extract", 1, "succeeded"), ("transform", 1, "succeeded"), ("load", 1, "retrying"), ("load", 2, "failed")]
     extract = data["attempts"][0]

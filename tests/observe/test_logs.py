@@ -104,9 +104,12 @@ def test_bubbles_run_log_format_json_from_the_cli(tmp_path: Path) -> None:
         env={**__import__("os").environ, "PYTHONPATH": SRC},
     )
     assert proc.returncode == 0, proc.stderr
-    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
-    assert {"run_start", "task_start", "task_end", "task_log", "run_end"} <= {r["event"] for r in records}
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]  # every line is JSON
+    events = [r["event"] for r in records]
+    assert {"run_start", "task_start", "task_end", "task_log", "run_end"} <= set(events)
     assert next(r for r in records if r["event"] == "task_log")["message"] == "hi from task"
+    assert events.index("task_log") < events.index("task_end")  # a task's records come before its end
+    assert proc.stdout.split()[-1] == "succeeded"
 
 
 def test_text_console_shows_retries_failures_and_task_logs() -> None:
@@ -233,3 +236,26 @@ def test_capture_leaves_the_programs_own_logging_alone(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "a warning of the program" in proc.stderr
     assert "configured info after basicConfig" in proc.stderr
+
+
+def test_a_task_record_is_printed_once_by_the_text_console(tmp_path: Path) -> None:
+    script = tmp_path / "flow.py"
+    script.write_text(
+        "import logging\nfrom bubbles import Workflow\nwf = Workflow('once')\n"
+        "def hello():\n    logging.getLogger('x').warning('only once')\n\n"
+        "wf.add_task(hello)\n"
+        "def after():\n    logging.getLogger('app').warning('outside any task')\n"
+    )
+    code = f"import runpy; ns = runpy.run_path({str(script)!r}); ns['wf'].run(); ns['after']()"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": SRC, "BUBBLES_LOG_FORMAT": "text"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("only once") == 1, proc.stderr  # the console's line, not also Python's last resort
+    assert "WARNING hello#1 x: only once" in proc.stderr
+    assert "outside any task" in proc.stderr  # the program's own warnings still print

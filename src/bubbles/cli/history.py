@@ -24,9 +24,11 @@ def _fail(exc: BaseException) -> None:
 
 
 def _store() -> Any:
-    from ..observe.history import HistoryStore
+    from ..observe.history import HistoryStore, history_path
 
-    return HistoryStore(create=False)
+    # runs parked while the database could not be written (moved aside, say) are imported on open
+    parked = any((history_path().parent / "history-pending").glob("*.json"))
+    return HistoryStore(create=parked)
 
 
 def _when(ts: float | None) -> str:
@@ -106,6 +108,11 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_
     if as_json:
         import json
 
+        try:
+            run = {**run, "params": json.loads(run.get("params") or "{}")}
+        except ValueError:
+            pass  # kept as the text it is
+        attempts = [{("group" if k == "grp" else k): v for k, v in a.items()} for a in attempts]
         click.echo(json.dumps({"run": run, "attempts": attempts, "logs": logs}, default=str))
         return
     console = Console()

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the run failed, 2 bad usage or configuration, 130 cance
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from typing import Any
@@ -74,6 +75,10 @@ def run(
 ) -> None:
     """Run the workflow, pipeline or @bubbles function in TARGET (FILE or FILE:NAME)."""
     _observe_env(log_format=log_format, metrics_port=metrics_port, pushgateway=pushgateway, profile=profile, progress=progress)
+    if os.environ.get("BUBBLES_LOG_FORMAT") == "json" and not logging.getLogger().handlers:
+        from ..observe.logs import JsonLogLines
+
+        logging.getLogger().addHandler(JsonLogLines())  # stderr: JSON lines only
     if distributed:
         executor = "dask"
     options: dict[str, Any] = {"executor": executor, "max_workers": workers, "fail_fast": not keep_going}
@@ -87,7 +92,11 @@ def run(
         click.secho(f"cancelled: {exc}", fg="yellow", err=True)
         sys.exit(130)
     except RunFailed as exc:
+        if os.environ.get("BUBBLES_LOG_FORMAT") == "json":  # stderr stays JSON lines: the run_end event says it all
+            click.echo(f"{exc.result.run_id} {exc.result.status}")  # type: ignore[attr-defined]
+            sys.exit(1)
         _print_result(exc.result)  # type: ignore[attr-defined]
+        click.echo(f"{exc.result.run_id} {exc.result.status}")  # type: ignore[attr-defined]
         _fail(exc, 1)
     except KeyboardInterrupt:
         click.secho("cancelled", fg="yellow", err=True)
@@ -95,7 +104,8 @@ def run(
     except BubblesError as exc:
         _fail(exc, 2)
     else:
-        _print_result(result)
+        if os.environ.get("BUBBLES_LOG_FORMAT") != "json":
+            _print_result(result)
         click.echo(f"{result.run_id} {result.status}")  # on stdout, for scripts: RUN_ID=$(bubbles run ... | tail -1)
 
 
@@ -133,7 +143,7 @@ def _print_result(result: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     table = Table(
         title=f"run {result.run_id} · {result.workflow} · {result.status} in {result.duration:.2f}s", title_justify="left"
     )

@@ -122,7 +122,7 @@ class RunResult:
         for t in self.failed[:5]:
             what = describe_error(t.error) if t.error is not None else "no error recorded"
             lines.append(f"  - task {t.name!r} failed after {t.attempts} attempt(s): {what}")
-            where = _last_frame(t.traceback)
+            where = user_frame(t.traceback)
             if where:
                 lines.append(f"      at {where}")
         if len(self.failed) > 5:
@@ -140,7 +140,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LIBRARY_DIRS = tuple({os.path.dirname(os.__file__), *(p for p in sys.path if p.endswith("-packages"))})
 
 
-def _last_frame(tb: str) -> str:
+def user_frame(tb: str) -> str:
     """The deepest frame in the user's own code (else the deepest frame): where to look first."""
     frames = [line.strip() for line in tb.splitlines() if line.strip().startswith('File "')]
     for frame in reversed(frames):

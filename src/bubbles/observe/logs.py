@@ -42,7 +42,7 @@ from .._context import _current
 from .._errors import describe_error
 from .._secrets import mask
 
-__all__ = ["ConsoleLog", "install_capture"]
+__all__ = ["ConsoleLog", "JsonLogLines", "install_capture", "leave_task_records_to_the_console"]
 
 _installed = False
 _install_lock = threading.Lock()
@@ -102,10 +102,52 @@ def install_capture() -> None:
             ctx = _current.get()
             if ctx is not None and ctx.capture_logs and record.name is not None:
                 _keep(ctx, record, limit)
+                record.bubbles_task = ctx.task  # (a ConsoleLog prints it: see leave_task_records_to_the_console)
             return record
 
         logging.setLogRecordFactory(record_and_keep)
         _installed = True
+
+
+class _NotFromTasks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "bubbles_task", None) is None
+
+
+_quieted = False
+
+
+def leave_task_records_to_the_console() -> None:
+    """Python's last-resort output (warnings of a program with no logging set up) skips records
+    captured from tasks: a :class:`ConsoleLog` prints those, with their task and attempt."""
+    global _quieted
+    with _install_lock:
+        if not _quieted and logging.lastResort is not None:
+            logging.lastResort.addFilter(_NotFromTasks())
+            _quieted = True
+
+
+class JsonLogLines(logging.Handler):
+    """Handler writing records from outside tasks as JSON lines (``event: "log"``) to stderr.
+
+    ``bubbles run --log-format json`` adds it to the root logger when the program set none, so
+    that stderr holds nothing but JSON lines; records from tasks are the console's ``task_log``.
+    """
+
+    def __init__(self, level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self.addFilter(_NotFromTasks())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = {"time": record.created, "event": "log", "level": record.levelname, "logger": record.name}
+            line["message"] = mask(record.getMessage())
+            if record.exc_info:
+                line["exc"] = mask(logging.Formatter().formatException(record.exc_info))
+            sys.stderr.write(json.dumps(line, default=str) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
 
 
 # -- console ------------------------------------------------------------------------------------
@@ -113,7 +155,7 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {mask(str(value))}"
+        return mask(describe_error(value))
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -179,14 +221,7 @@ class ConsoleLog:
             stream.flush()
 
     def _json(self, event: str, fields: dict[str, Any]) -> None:
-        record = {"time": time.time(), "event": event}
-        for key, value in fields.items():
-            if key in ("result", "logs", "metrics", "live", "scope") or value is None or value == "":
-                continue
-            record[key] = _jsonable(value)
-        if fields.get("metrics"):
-            record["metrics"] = fields["metrics"]
-        self._write(json.dumps(record, default=str))
+        """One JSON line for the event, after one ``task_log`` line per record the attempt logged."""
         for entry in fields.get("logs") or ():
             if entry.get("kind", "log") != "log":
                 continue
@@ -204,6 +239,14 @@ class ConsoleLog:
             if "exc" in entry:
                 line["exc"] = entry["exc"]
             self._write(json.dumps(line, default=str))
+        record = {"time": time.time(), "event": event}
+        for key, value in fields.items():
+            if key in ("result", "logs", "metrics", "live", "scope") or value is None or value == "":
+                continue
+            record[key] = _jsonable(value)
+        if fields.get("metrics"):
+            record["metrics"] = fields["metrics"]
+        self._write(json.dumps(record, default=str))
 
     def _text_logs(self, task: str, attempt: int, logs: list[dict[str, Any]] | None) -> None:
         for entry in logs or ():
@@ -216,6 +259,7 @@ class ConsoleLog:
 
     # -- hook API -------------------------------------------------------------------------------
     def on_run_start(self, **fields: Any) -> None:
+        leave_task_records_to_the_console()
         if self.fmt == "json":
             self._json("run_start", {k: v for k, v in fields.items() if k != "tasks"} | {"tasks": len(fields.get("tasks") or ())})
             return
@@ -272,11 +316,13 @@ class ConsoleLog:
                 f"next in {delay or 0:.1f}s"
             )
         elif status == "failed":
-            tb = [line.strip() for line in (traceback or "").splitlines() if line.strip().startswith('File "')]
+            from ..engine.result import user_frame
+
             what = mask(describe_error(error)) if error is not None else "no error recorded"
             self._write(f"  FAILED  {task} after {attempt} attempt(s): {what}")
-            if tb:
-                self._write(f"          at {tb[-1]}")
+            where = user_frame(traceback or "")
+            if where:
+                self._write(f"          at {where}")
         elif self.task_events and status == "succeeded":
             self._write(f"  done    {task} in {duration or 0:.3f}s")
 
