@@ -363,3 +363,12 @@ def test_one_recorder_watching_two_concurrent_runs_keeps_them_apart(tmp_path: Pa
         for name, result in results.items():
             assert store.run(result.run_id)["status"] == "succeeded"
             assert sorted(a["task"] for a in store.attempts(result.run_id)) == [f"{name}-a", f"{name}-b"]
+
+
+def test_tasks_total_counts_map_items_not_the_map_itself() -> None:
+    wf = Workflow("mapped")
+    items = wf.add_task(lambda: [1, 2, 3], name="items")
+    wf.map(lambda x: x, items, name="each")
+    run_id = wf.run().run_id
+    with HistoryStore() as store:
+        assert store.run(run_id)["tasks_total"] == 4  # items + each[0..2]

@@ -500,7 +500,8 @@ class RunRecorder:
         if writer is None:
             return
         error = _error_text(getattr(result, "error", None))
-        total = len(result.tasks) if result is not None else None
+        # tasks that ran or could have (map items included, the map's own gathering node not)
+        total = writer.live.total if writer.live is not None else len(result.tasks) if result is not None else None
         samples = list(self.resources.samples) if self.resources is not None else []
         writer.finish(samples, (status, ended_at, duration, total, error, run_id))
 
