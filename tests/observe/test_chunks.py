@@ -75,3 +75,17 @@ def test_long_columns_of_distinct_and_repeated_text_round_trip() -> None:
     assert [r["task"] for r in rows] == names
     assert [r["status"] for r in rows] == statuses
     assert [r["worker"] for r in rows] == mostly_same
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["succeeded"] * 100,  # one repeated string
+        [f"tâsk-{i}" for i in range(99)] + [""],  # distinct strings, an empty one among them
+        [f"t{i}" for i in range(99)] + ["with\x00nul"],  # a NUL inside: kept as JSON
+        [f"t{i}" for i in range(99)] + [7],  # not all strings: kept as JSON
+        ["a"] * 99 + [None],
+    ],
+)
+def test_every_text_layout_round_trips(values) -> None:
+    assert [r["c"] for r in decode(encode([("c", "json", values)]), rows=len(values))] == values

@@ -11,6 +11,8 @@ The header is ``{"n": rows, "columns": [[name, kind, payload bytes], ...]}``; a 
 * ``none``: every value is ``None`` (no payload);
 * ``dict``: few distinct values (a status, a worker name): u32 byte length + a JSON list of the
   distinct values, then one int32 code per row, little-endian;
+* ``same``: every value is the one string in the payload (UTF-8), e.g. a status;
+* ``text``: strings, UTF-8, each ended by a NUL byte (strings without NUL: task names);
 * ``json``: a JSON list (strings, and any column whose values do not fit the ones above).
 
 Standard library only (no pyarrow import on the path that ends a run), nothing executable in
@@ -70,9 +72,19 @@ def _dumps(values: Iterable[Any]) -> bytes:
 
 
 def _pack_text(values: Sequence[Any]) -> tuple[str, bytes]:
-    """A column of strings (or anything else): dictionary-encoded when strings repeat, else JSON."""
+    """A column of strings (or anything else): one repeated string, a dictionary when strings
+    repeat, NUL-ended strings when they do not, else JSON."""
+    first = values[0]
+    if type(first) is str and values.count(first) == len(values):
+        return "same", first.encode()
     head = values[:64]
     if len(head) == 64 and len(set(head)) > 32:  # mostly distinct (task names): not worth a dictionary
+        try:
+            joined = "\0".join(values) + "\0"  # (a TypeError unless all are strings)
+        except TypeError:
+            return "json", _dumps(values)
+        if joined.count("\0") == len(values):  # (no string holds a NUL itself)
+            return "text", joined.encode()
         return "json", _dumps(values)
     try:
         distinct = dict.fromkeys(values)
@@ -142,6 +154,12 @@ def decode(data: bytes, *, rows: int) -> list[dict[str, Any]]:
                 values = [None] * n
             elif kind == "json":
                 values = json.loads(payload)
+            elif kind == "same":
+                values = [payload.decode()] * n
+            elif kind == "text":
+                if not payload.endswith(b"\0"):
+                    raise ValueError(f"column {name!r} is cut short")
+                values = payload[:-1].decode().split("\0") if n else []
             elif kind == "dict":
                 (size,) = struct.unpack_from("<I", payload)
                 distinct = json.loads(payload[4 : 4 + size])
