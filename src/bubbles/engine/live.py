@@ -102,7 +102,24 @@ class AttemptRecord:
 
 
 class LiveRun:
-    """Read-only view of a running run; see the module docstring."""
+    """Read-only view of a running run; see the module docstring.
+
+    Example:
+        >>> from bubbles import Workflow
+        >>> class Slowest:
+        ...     events = {"on_run_start", "on_run_end"}
+        ...     def on_run_start(self, *, live, **future_kwargs):
+        ...         self.live = live
+        ...     def on_run_end(self, **future_kwargs):
+        ...         self.name = max(self.live.attempts, key=lambda e: e.duration or 0).task
+        >>> wf = Workflow("live")
+        >>> _ = wf.add_task(lambda: sum(range(100_000)), name="sums")
+        >>> _ = wf.add_task(lambda: None, name="nothing")
+        >>> slowest = Slowest()
+        >>> _ = wf.run(executor="serial", hooks=[slowest])
+        >>> slowest.name, slowest.live.done, slowest.live.finished
+        ('sums', 2, True)
+    """
 
     __slots__ = ("_ended", "_runner", "attempts", "run_id", "workflow")
 
