@@ -159,3 +159,20 @@ def test_the_live_view_lets_the_runner_go_when_the_run_ends() -> None:
     gc.collect()
     assert made and made[0]() is None
     assert (keep.live.total, keep.live.done, keep.live.running, keep.live.finished) == (1, 1, 0, True)
+
+
+def test_a_map_source_whose_error_cannot_be_printed_fails_the_map_cleanly() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    def items():
+        yield 1
+        raise Unprintable()
+
+    wf = Workflow("gen2")
+    source = wf.add_task(items, name="items")
+    wf.map(lambda x: x, source, name="each")
+    result = wf.run(executor="serial", raise_on_error=False)
+    assert result["each"].state == "failed"
+    assert "could not read its items: Unprintable: Unprintable()" in str(result["each"].error)

@@ -89,3 +89,10 @@ def test_long_columns_of_distinct_and_repeated_text_round_trip() -> None:
 )
 def test_every_text_layout_round_trips(values) -> None:
     assert [r["c"] for r in decode(encode([("c", "json", values)]), rows=len(values))] == values
+
+
+def test_text_with_lone_surrogates_round_trips() -> None:
+    """File names from os.listdir can carry surrogates; an error message quoting one must not sink a run's history."""
+    bad = "bad \udcff name"
+    for values in ([bad] * 70, [f"{bad} {i}" for i in range(70)], [bad, "x"] * 35):
+        assert [r["c"] for r in decode(encode([("c", "json", values)]), rows=len(values))] == values

@@ -259,3 +259,78 @@ def test_a_task_record_is_printed_once_by_the_text_console(tmp_path: Path) -> No
     assert proc.stderr.count("only once") == 1, proc.stderr  # the console's line, not also Python's last resort
     assert "WARNING hello#1 x: only once" in proc.stderr
     assert "outside any task" in proc.stderr  # the program's own warnings still print
+
+
+def _run_script(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": SRC, **env},
+    )
+
+
+def test_a_worker_process_leaves_its_tasks_records_to_the_run(tmp_path: Path) -> None:
+    proc = _run_script(
+        tmp_path,
+        """
+        import logging
+        from bubbles import Workflow
+        def hello():
+            logging.getLogger("x").warning("from a worker")
+        wf = Workflow("procs")
+        wf.add_task(hello)
+        wf.run(executor="processes")
+        """,
+        BUBBLES_LOG_FORMAT="text",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("from a worker") == 1, proc.stderr
+    assert "WARNING hello#1 x: from a worker" in proc.stderr
+
+
+def test_without_a_console_task_warnings_print_as_python_prints_them(tmp_path: Path) -> None:
+    """The console's claim on tasks' records ends with its run: a later run without one prints them."""
+    proc = _run_script(
+        tmp_path,
+        """
+        import io, logging
+        from bubbles import Workflow
+        from bubbles.observe.logs import ConsoleLog
+        def hello():
+            logging.getLogger("x").warning("task warning %d", n[0])
+        n = [1]
+        wf = Workflow("w")
+        wf.add_task(hello)
+        wf.run(hooks=[ConsoleLog("text", io.StringIO())])
+        n[0] = 2
+        wf.run()
+        """,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "task warning 1" not in proc.stderr  # the console printed it (to its own stream)
+    assert "task warning 2" in proc.stderr  # Python's last resort, as without bubbles
+
+
+def test_json_console_leaves_the_programs_logging_setup_alone(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(
+        "import logging\nfrom bubbles import Workflow\n"
+        "logging.basicConfig(filename='app.log', level=logging.INFO)\n"
+        "wf = Workflow('json')\n"
+        "def hello():\n    logging.getLogger('x').warning('in the task')\n"
+        "wf.add_task(hello)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bubbles.cli.main", "run", "flow.py", "--log-format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": SRC},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "in the task" in (tmp_path / "app.log").read_text()  # the program's own handler works
+    assert all(line.startswith("{") for line in proc.stderr.splitlines() if line.strip())
+

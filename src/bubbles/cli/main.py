@@ -75,10 +75,10 @@ def run(
 ) -> None:
     """Run the workflow, pipeline or @bubbles function in TARGET (FILE or FILE:NAME)."""
     _observe_env(log_format=log_format, metrics_port=metrics_port, pushgateway=pushgateway, profile=profile, progress=progress)
-    if os.environ.get("BUBBLES_LOG_FORMAT") == "json" and not logging.getLogger().handlers:
+    if os.environ.get("BUBBLES_LOG_FORMAT") == "json":
         from ..observe.logs import JsonLogLines
 
-        logging.getLogger().addHandler(JsonLogLines())  # stderr: JSON lines only
+        logging.lastResort = JsonLogLines()  # stderr: JSON lines only (a program's own logging setup still wins)
     if distributed:
         executor = "dask"
     options: dict[str, Any] = {"executor": executor, "max_workers": workers, "fail_fast": not keep_going}

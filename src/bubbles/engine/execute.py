@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from .._context import TaskContext, _current
 from ..observe.sizes import measure
 
-__all__ = ["Call", "Outcome", "Probe", "execute", "replace_unpicklable_error"]
+__all__ = ["Call", "Outcome", "Probe", "execute", "mark_remote", "replace_unpicklable_error"]
 
 
 class Probe(Protocol):
@@ -67,14 +67,23 @@ class Outcome:
 
 
 _capturing = False
+_remote = False  # a worker process: its tasks' records go back to the run, not to its own stderr
+
+
+def mark_remote() -> None:
+    """This process runs tasks for a run in another process (a process-pool or Dask worker)."""
+    global _remote
+    _remote = True
 
 
 def _start_capture() -> None:
-    """Install the root logging handler that keeps records with their attempt (once per process)."""
+    """Start keeping log records with their attempt (once per process)."""
     global _capturing
-    from ..observe.logs import install_capture
+    from ..observe.logs import install_capture, leave_task_records_to_the_console
 
     install_capture()
+    if _remote:  # printed by the run's console, if any: not also here
+        leave_task_records_to_the_console(quiet=True)
     _capturing = True
 
 
@@ -152,11 +161,11 @@ def replace_unpicklable_error(outcome: Outcome) -> None:
     The class name, message and the worker's traceback are kept, so the client still says
     what happened and where.
     """
-    from .._errors import RemoteTaskError
+    from .._errors import RemoteTaskError, describe_error
 
     err = outcome.error
     outcome.error = RemoteTaskError(
-        f"Task {outcome.key!r} raised {type(err).__name__}: {err}",
+        f"Task {outcome.key!r} raised {describe_error(err) if err is not None else 'an error'}",
         task=outcome.key,
         attempt=outcome.attempt,
         error_type=type(err).__name__,

@@ -52,7 +52,7 @@ from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from .._errors import BubblesError, RunCancelled, TaskTimeout, UpstreamFailed
+from .._errors import BubblesError, RunCancelled, TaskTimeout, UpstreamFailed, describe_error
 from .execute import Call, Outcome, Probe
 from .executors.base import Executor
 from .graph import Graph, Node, Ref, substitute
@@ -384,7 +384,7 @@ class Runner:
             import traceback
 
             what = "needs an iterable of items" if isinstance(exc, TypeError) else "could not read its items"
-            err = BubblesError(f"map task {node.key!r} {what}: {type(exc).__name__}: {exc}", task=node.key)
+            err = BubblesError(f"map task {node.key!r} {what}: {describe_error(exc)}", task=node.key)
             self._end(slot, S.FAILED, error=err, tb=traceback.format_exc())
             self._fail_downstream(slot)
             if self.fail_fast:
@@ -650,8 +650,7 @@ class Runner:
     def _stopped_error(self, slot: _Slot) -> BubblesError:
         if self._body_error is not None:
             return BubblesError(
-                f"Task {slot.node.key!r} was not started: the run stopped "
-                f"({type(self._body_error).__name__}: {self._body_error}).",
+                f"Task {slot.node.key!r} was not started: the run stopped ({describe_error(self._body_error)}).",
                 task=slot.node.key,
             )
         return BubblesError(

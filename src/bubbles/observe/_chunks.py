@@ -76,7 +76,7 @@ def _pack_text(values: Sequence[Any]) -> tuple[str, bytes]:
     repeat, NUL-ended strings when they do not, else JSON."""
     first = values[0]
     if type(first) is str and values.count(first) == len(values):
-        return "same", first.encode()
+        return "same", first.encode("utf-8", "surrogatepass")
     head = values[:64]
     if len(head) == 64 and len(set(head)) > 32:  # mostly distinct (task names): not worth a dictionary
         try:
@@ -84,7 +84,7 @@ def _pack_text(values: Sequence[Any]) -> tuple[str, bytes]:
         except TypeError:
             return "json", _dumps(values)
         if joined.count("\0") == len(values):  # (no string holds a NUL itself)
-            return "text", joined.encode()
+            return "text", joined.encode("utf-8", "surrogatepass")
         return "json", _dumps(values)
     try:
         distinct = dict.fromkeys(values)
@@ -155,11 +155,11 @@ def decode(data: bytes, *, rows: int) -> list[dict[str, Any]]:
             elif kind == "json":
                 values = json.loads(payload)
             elif kind == "same":
-                values = [payload.decode()] * n
+                values = [payload.decode("utf-8", "surrogatepass")] * n
             elif kind == "text":
                 if not payload.endswith(b"\0"):
                     raise ValueError(f"column {name!r} is cut short")
-                values = payload[:-1].decode().split("\0") if n else []
+                values = payload[:-1].decode("utf-8", "surrogatepass").split("\0") if n else []
             elif kind == "dict":
                 (size,) = struct.unpack_from("<I", payload)
                 distinct = json.loads(payload[4 : 4 + size])
@@ -185,6 +185,6 @@ def decode(data: bytes, *, rows: int) -> list[dict[str, Any]]:
                 raise ValueError(f"column {name!r} has {len(values)} values, expected {n}")
             names.append(name)
             columns.append(values)
-    except (struct.error, KeyError, TypeError, IndexError) as exc:
+    except (struct.error, KeyError, TypeError, IndexError, UnicodeDecodeError) as exc:
         raise ValueError(f"corrupt bubbles chunk: {exc}") from exc
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)] if columns else [{} for _ in range(n)]

@@ -50,6 +50,11 @@ _install_lock = threading.Lock()
 
 def _keep(ctx: Any, record: logging.LogRecord, limit: int) -> None:
     """Add ``record`` to the logs of the attempt ``ctx``."""
+    with _install_lock:  # (threads sharing one context, e.g. asyncio.to_thread, must not lose records)
+        _keep_locked(ctx, record, limit)
+
+
+def _keep_locked(ctx: Any, record: logging.LogRecord, limit: int) -> None:
     sink = ctx.logs
     if sink is None:  # the first record: an attempt that logs nothing allocates nothing
         sink = ctx.logs = []
@@ -94,14 +99,17 @@ def install_capture() -> None:
             if logging.lastResort is not None and not root.handlers:
                 logging.lastResort.setLevel(max(logging.lastResort.level, root.level))
             root.setLevel(level)
-        limit = int(os.environ.get("BUBBLES_LOG_LIMIT", "1000"))
+        limit = max(1, int(os.environ.get("BUBBLES_LOG_LIMIT", "1000") or 1000))
         make_record = logging.getLogRecordFactory()
 
         def record_and_keep(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = make_record(*args, **kwargs)
             ctx = _current.get()
             if ctx is not None and ctx.capture_logs and record.name is not None:
-                _keep(ctx, record, limit)
+                try:
+                    _keep(ctx, record, limit)
+                except Exception:  # keeping a record must never break the task's logging call
+                    return record
                 record.bubbles_task = ctx.task  # (a ConsoleLog prints it: see leave_task_records_to_the_console)
             return record
 
@@ -114,31 +122,44 @@ class _NotFromTasks(logging.Filter):
         return getattr(record, "bubbles_task", None) is None
 
 
-_quieted = False
+_not_from_tasks = _NotFromTasks()
+_quiet_holders = 0  # runs (and worker processes) that print tasks' records themselves
 
 
-def leave_task_records_to_the_console() -> None:
-    """Python's last-resort output (warnings of a program with no logging set up) skips records
-    captured from tasks: a :class:`ConsoleLog` prints those, with their task and attempt."""
-    global _quieted
+def leave_task_records_to_the_console(quiet: bool = True) -> None:
+    """While a :class:`ConsoleLog` prints tasks' records (with their task and attempt), Python's
+    last-resort output (warnings of a program with no logging set up) skips them.
+
+    Call with ``quiet=True`` when such a console starts and ``quiet=False`` when it ends; a worker
+    process, whose tasks' records go back to the run, calls it once and for good.
+    """
+    global _quiet_holders
     with _install_lock:
-        if not _quieted and logging.lastResort is not None:
-            logging.lastResort.addFilter(_NotFromTasks())
-            _quieted = True
+        _quiet_holders += 1 if quiet else -1
+        last = logging.lastResort
+        if last is None:
+            return
+        if _quiet_holders > 0 and _not_from_tasks not in last.filters:
+            last.addFilter(_not_from_tasks)
+        elif _quiet_holders <= 0:
+            _quiet_holders = 0
+            last.removeFilter(_not_from_tasks)
 
 
 class JsonLogLines(logging.Handler):
     """Handler writing records from outside tasks as JSON lines (``event: "log"``) to stderr.
 
-    ``bubbles run --log-format json`` adds it to the root logger when the program set none, so
-    that stderr holds nothing but JSON lines; records from tasks are the console's ``task_log``.
+    ``bubbles run --log-format json`` makes it Python's last-resort handler (what prints when the
+    program set up no logging), so that stderr holds nothing but JSON lines while the program's
+    own ``logging`` setup still works; records from tasks are the console's ``task_log``.
     """
 
     def __init__(self, level: int = logging.WARNING) -> None:
         super().__init__(level)
-        self.addFilter(_NotFromTasks())
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "bubbles_task", None) is not None:  # the console's task_log says it
+            return
         try:
             line = {"time": record.created, "event": "log", "level": record.levelname, "logger": record.name}
             line["message"] = mask(record.getMessage())
@@ -259,7 +280,7 @@ class ConsoleLog:
 
     # -- hook API -------------------------------------------------------------------------------
     def on_run_start(self, **fields: Any) -> None:
-        leave_task_records_to_the_console()
+        leave_task_records_to_the_console(quiet=True)
         if self.fmt == "json":
             self._json("run_start", {k: v for k, v in fields.items() if k != "tasks"} | {"tasks": len(fields.get("tasks") or ())})
             return
@@ -311,10 +332,8 @@ class ConsoleLog:
     ) -> None:
         self._text_logs(task, attempt or 0, logs)
         if status == "retrying":
-            self._write(
-                f"  retry   {task} attempt {attempt} failed ({mask(describe_error(error)) if error else 'no error'}); "
-                f"next in {delay or 0:.1f}s"
-            )
+            what = mask(describe_error(error)) if error is not None else "no error"
+            self._write(f"  retry   {task} attempt {attempt} failed ({what}); next in {delay or 0:.1f}s")
         elif status == "failed":
             from ..engine.result import user_frame
 
@@ -351,6 +370,7 @@ class ConsoleLog:
         )
 
     def on_run_end(self, **fields: Any) -> None:
+        leave_task_records_to_the_console(quiet=False)
         if self._follower is not None:
             self._stop.set()
             self._follower.join()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._errors import RemoteTaskError
-from ..execute import Call, Outcome, execute, replace_unpicklable_error
+from ..execute import Call, Outcome, execute, mark_remote, replace_unpicklable_error
 
 __all__ = ["run_attempt"]
 
@@ -64,6 +64,7 @@ def run_attempt(shell: Call, digest: str, fn_bytes: bytes, args: Any, kwargs: An
     """Run one attempt on this worker; report its Outcome as an event; return its value."""
     from distributed import get_worker
 
+    mark_remote()
     worker = get_worker()
     try:
         fn = _function(digest, fn_bytes)

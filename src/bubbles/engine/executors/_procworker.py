@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..._errors import NotPicklableError
-from ..execute import Outcome, execute, replace_unpicklable_error
+from ..execute import Outcome, execute, mark_remote, replace_unpicklable_error
 from ..serialize import recv, send
 
 
@@ -40,6 +40,7 @@ def _sendable(outcome: Outcome) -> Outcome:
 
 def main(in_fd: int, out_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mark_remote()
     conn_in, conn_out = Connection(in_fd), Connection(out_fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     functions: dict[int, Any] = {}
