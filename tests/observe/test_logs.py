@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,20 @@ from bubbles.observe.logs import ConsoleLog
 from bubbles.observe.progress import ProgressDisplay
 
 SRC = str(Path(bubbles.__file__).parent.parent)
+
+
+def python(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` in ``tmp_path`` with this bubbles on the path (a fresh interpreter: clean logging)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": SRC, **env},
+    )
+
+
 log = logging.getLogger("etl.test")
 
 
@@ -95,14 +110,7 @@ def test_bubbles_run_log_format_json_from_the_cli(tmp_path: Path) -> None:
         "def hello():\n    logging.getLogger('x').warning('hi from task')\n    return [1]\n"
         "wf.add_task(hello)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "bubbles.cli.main", "run", str(script), "--log-format", "json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": SRC},
-    )
+    proc = python(tmp_path, "-m", "bubbles.cli.main", "run", str(script), "--log-format", "json")
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]  # every line is JSON
     events = [r["event"] for r in records]
@@ -225,14 +233,7 @@ def test_capture_leaves_the_programs_own_logging_alone(tmp_path: Path) -> None:
         logging.basicConfig(level=logging.INFO, format="configured %(message)s")
         logging.getLogger("app").info("info after basicConfig")
     """)
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": SRC},
-    )
+    proc = python(tmp_path, "-c", script)
     assert proc.returncode == 0, proc.stderr
     assert "a warning of the program" in proc.stderr
     assert "configured info after basicConfig" in proc.stderr
@@ -247,35 +248,18 @@ def test_a_task_record_is_printed_once_by_the_text_console(tmp_path: Path) -> No
         "def after():\n    logging.getLogger('app').warning('outside any task')\n"
     )
     code = f"import runpy; ns = runpy.run_path({str(script)!r}); ns['wf'].run(); ns['after']()"
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": SRC, "BUBBLES_LOG_FORMAT": "text"},
-    )
+    proc = python(tmp_path, "-c", code, BUBBLES_LOG_FORMAT="text")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("only once") == 1, proc.stderr  # the console's line, not also Python's last resort
     assert "WARNING hello#1 x: only once" in proc.stderr
     assert "outside any task" in proc.stderr  # the program's own warnings still print
 
 
-def _run_script(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": SRC, **env},
-    )
-
-
 def test_a_worker_process_leaves_its_tasks_records_to_the_run(tmp_path: Path) -> None:
-    proc = _run_script(
+    proc = python(
         tmp_path,
-        """
+        "-c",
+        textwrap.dedent("""
         import logging
         from bubbles import Workflow
         def hello():
@@ -283,7 +267,7 @@ def test_a_worker_process_leaves_its_tasks_records_to_the_run(tmp_path: Path) ->
         wf = Workflow("procs")
         wf.add_task(hello)
         wf.run(executor="processes")
-        """,
+        """),
         BUBBLES_LOG_FORMAT="text",
     )
     assert proc.returncode == 0, proc.stderr
@@ -293,9 +277,10 @@ def test_a_worker_process_leaves_its_tasks_records_to_the_run(tmp_path: Path) ->
 
 def test_without_a_console_task_warnings_print_as_python_prints_them(tmp_path: Path) -> None:
     """The console's claim on tasks' records ends with its run: a later run without one prints them."""
-    proc = _run_script(
+    proc = python(
         tmp_path,
-        """
+        "-c",
+        textwrap.dedent("""
         import io, logging
         from bubbles import Workflow
         from bubbles.observe.logs import ConsoleLog
@@ -307,7 +292,7 @@ def test_without_a_console_task_warnings_print_as_python_prints_them(tmp_path: P
         wf.run(hooks=[ConsoleLog("text", io.StringIO())])
         n[0] = 2
         wf.run()
-        """,
+        """),
     )
     assert proc.returncode == 0, proc.stderr
     assert "task warning 1" not in proc.stderr  # the console printed it (to its own stream)
@@ -322,15 +307,7 @@ def test_json_console_leaves_the_programs_logging_setup_alone(tmp_path: Path) ->
         "def hello():\n    logging.getLogger('x').warning('in the task')\n"
         "wf.add_task(hello)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "bubbles.cli.main", "run", "flow.py", "--log-format", "json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": SRC},
-    )
+    proc = python(tmp_path, "-m", "bubbles.cli.main", "run", "flow.py", "--log-format", "json")
     assert proc.returncode == 0, proc.stderr
     assert "in the task" in (tmp_path / "app.log").read_text()  # the program's own handler works
     assert all(line.startswith("{") for line in proc.stderr.splitlines() if line.strip())
-
