@@ -1,26 +1,45 @@
-"""What a running task can know about itself, and the metrics it reports.
+"""What a running task can know about itself, and what it reports.
 
 The worker-side wrapper (``engine.execute``) sets a :class:`TaskContext` around each attempt; a
-task reads it with :func:`current_task` and reports numbers with :func:`log_metric`. It lives at
-the bottom of the package so the data layer can use it without importing the engine.
+task reads it with :func:`current_task`, reports numbers with :func:`log_metric` and typed
+events (datasets read and written, quality results, ...) with :func:`record_event`. Connectors
+that block in C (a DuckDB or PostgreSQL query) register how to interrupt themselves with
+:func:`on_cancel`, so a cancelled run stops them instead of waiting. It lives at the bottom of
+the package so the data layer can use it without importing the engine.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
 
-__all__ = ["TaskContext", "current_task", "log_metric"]
+if TYPE_CHECKING:
+    from ._secrets import SecretRegistry
+    from ._settings import Settings
+
+__all__ = ["TaskContext", "current_task", "log_metric", "on_cancel", "record_event"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class TaskContext:
-    """The run, task and attempt a piece of code is running in."""
+    """The run, task and attempt a piece of code is running in.
+
+    Attributes:
+        run_id, task, attempt, workflow: which attempt this is.
+        metrics: what ``log_metric`` recorded.
+        params: the run's parameters.
+        settings: the run's resolved :class:`~bubbles._settings.Settings`.
+        secrets: the registry the attempt's secrets go to (masked in all it reports).
+        events: typed events the attempt recorded (``record_event``), or ``None``.
+    """
 
     run_id: str
     task: str
@@ -30,6 +49,23 @@ class TaskContext:
     params: dict[str, Any] = field(default_factory=dict)
     capture_logs: bool = False  # keep the attempt's ``logging`` records (bubbles.observe.logs)
     logs: list[dict[str, Any]] | None = None  # those records, once there is one
+    settings: Settings | None = None
+    secrets: SecretRegistry | None = None
+    events: list[Any] | None = None
+    cancelled: bool = False
+    _on_cancel: list[Callable[[], Any]] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def cancel(self) -> None:
+        """The run was cancelled: interrupt what this attempt registered (called by the executor)."""
+        with self._lock:
+            self.cancelled = True
+            callbacks, self._on_cancel = self._on_cancel or [], None
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # interrupting is best effort: the attempt is abandoned anyway
+                logging.getLogger("bubbles").debug("bubbles: a cancel callback of %r raised", self.task, exc_info=True)
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("bubbles_task", default=None)
@@ -38,6 +74,49 @@ _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("b
 def current_task() -> TaskContext | None:
     """Return the context of the task attempt running in this thread, or ``None`` outside one."""
     return _current.get()
+
+
+def record_event(event: Any) -> None:
+    """Attach a typed event (see :mod:`bubbles._events`) to the running attempt; ignored outside one."""
+    ctx = _current.get()
+    if ctx is None:
+        return
+    if ctx.events is None:
+        ctx.events = []
+    ctx.events.append(event)
+
+
+def on_cancel(callback: Callable[[], Any]) -> Callable[[], None]:
+    """Call ``callback`` if the running attempt's run is cancelled; returns a function that unregisters it.
+
+    For code that blocks in C and has its own way to stop (``duckdb`` ``interrupt()``, a
+    PostgreSQL cancel request). Outside a task this does nothing.
+
+    Example:
+        >>> forget = on_cancel(lambda: None)
+        >>> forget()
+    """
+    ctx = _current.get()
+    if ctx is None:
+        return lambda: None
+    with ctx._lock:
+        if ctx.cancelled:
+            run_now = True
+        else:
+            run_now = False
+            if ctx._on_cancel is None:
+                ctx._on_cancel = []
+            ctx._on_cancel.append(callback)
+    if run_now:
+        callback()
+        return lambda: None
+
+    def forget() -> None:
+        with ctx._lock:
+            if ctx._on_cancel and callback in ctx._on_cancel:
+                ctx._on_cancel.remove(callback)
+
+    return forget
 
 
 def log_metric(name: str, value: float, *, add: bool = False) -> None:

@@ -10,6 +10,7 @@ BubblesError                      root: catch this to catch anything bubbles rai
 │   └── NotPicklableError         the processes/dask executor cannot ship a task
 ├── TaskError                     raised *inside* a task run (carries task, attempt, run_id)
 │   ├── TaskTimeout               the task ran past its timeout
+│   ├── TaskAborted               the task raised SystemExit, KeyboardInterrupt or GeneratorExit
 │   ├── RemoteTaskError           a worker's exception that could not be sent back as itself
 │   ├── UpstreamFailed            the task did not run because a task it needs failed
 │   ├── WorkerDied                a worker process died running it      (engine.executors.processes)
@@ -54,11 +55,13 @@ __all__ = [
     "GraphError",
     "MissingDependencyError",
     "NotPicklableError",
+    "PoolClosedError",
     "RemoteTaskError",
     "RunCancelled",
     "RunFailed",
     "SignatureError",
     "TaskError",
+    "TaskAborted",
     "TaskTimeout",
     "UnknownTaskError",
     "UpstreamFailed",
@@ -132,6 +135,16 @@ class TaskTimeout(TaskError):
     transient = True
 
 
+class TaskAborted(TaskError):
+    """The task raised ``SystemExit``, ``KeyboardInterrupt`` or ``GeneratorExit`` itself.
+
+    Such an exception would end the interpreter or the worker; a task raising one fails
+    instead (not retried: it was deliberate). ``error_type`` names what it raised.
+    """
+
+    transient = False
+
+
 class RemoteTaskError(TaskError):
     """An exception from a worker that could not be sent back as itself.
 
@@ -157,6 +170,10 @@ class ConfigError(BubblesError):
     """A setting, option, argument or secret is missing or wrong."""
 
     transient = False
+
+
+class PoolClosedError(ConfigError):
+    """A run was started on an executor pool after it was shut down (its ``with`` block ended)."""
 
 
 class MissingDependencyError(ConfigError):

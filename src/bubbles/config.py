@@ -21,6 +21,10 @@ lookup order for a name ``NAME``:
     sslrootcert = "/etc/ssl/db-ca.pem"
     pool_size = 4                                        # bubbles options: pool_size, batch_size
 
+    [settings]                                           # run settings (see bubbles._settings)
+    executor = "processes"
+    home = ".bubbles"                                    # relative to this file
+
     [sources.orders_api]                                 # HTTP sources; `bubbles check` pings them
     url = "https://api.example.com/v1/health"
     method = "GET"                                       # default HEAD (falls back to GET)
@@ -76,6 +80,7 @@ class ProjectConfig:
     path: Path | None = None
     connections: dict[str, str] = field(default_factory=dict)
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # the [settings] table (see bubbles._settings)
 
     def connection_names(self) -> list[str]:
         """Every connection name, from the file and from ``BUBBLES_CONN_*`` variables."""
@@ -107,6 +112,10 @@ def load_config(path: str | Path | None = None) -> ProjectConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{found} is not valid TOML: {exc}. Fix the syntax.", source=str(found)) from None
     config = ProjectConfig(path=found)
+    settings = data.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{found}: [settings] must be a table of setting = value lines.", source=str(found))
+    config.settings = dict(settings)
     for name, entry in (data.get("connections") or {}).items():
         config.connections[name] = _connection_entry(found, name, entry)
     for name, entry in (data.get("sources") or {}).items():

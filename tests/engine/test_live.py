@@ -43,7 +43,7 @@ def test_the_journal_holds_every_ended_attempt_in_order() -> None:
     assert seen == [("flaky", 1, "retrying"), ("flaky", 2, "succeeded"), ("broken", 1, "failed"), ("after", 0, "upstream_failed")]
     retry = live.attempts[0]
     assert isinstance(retry.error, ValueError) and "first" in retry.traceback
-    assert retry.metrics["execution_time"] >= 0 and retry.attempt_started_at <= retry.ended_at
+    assert retry.metrics["execution_time"] >= 0 and retry.started_at <= retry.ended_at
     assert (live.total, live.done, live.running) == (3, 3, 0)
     assert live.attempts[1].error is None and live.attempts[1].traceback == ""  # the success has no error
     assert result["flaky"].error is None

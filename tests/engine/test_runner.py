@@ -101,7 +101,7 @@ def test_task_callbacks_receive_event_fields() -> None:
 def test_cancel_from_another_thread_records_a_cancelled_run() -> None:
     import threading
 
-    from bubbles.api._run import RunOptions, start_run
+    from bubbles.session.run import RunOptions, start_run
 
     wf = Workflow("cancel")
     wf.add_task(t.sleepy, kwargs={"seconds": 30}, name="long")
@@ -184,7 +184,7 @@ def test_an_executor_that_cannot_start_ends_the_run_failed_and_recorded() -> Non
     from bubbles.engine.executors.local import SerialExecutor
 
     class Unreachable(SerialExecutor):
-        def start(self, post: Any) -> None:
+        def open(self, run_id: str, post: Any, **options: Any) -> Any:
             raise ConnectionError("scheduler at tcp://192.0.2.9:8786 is unreachable")
 
     ends: list[str] = []

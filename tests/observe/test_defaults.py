@@ -1,4 +1,4 @@
-"""The default observers of a run, chosen from BUBBLES_* variables; probes survive pickling (processes, Dask)."""
+"""The default observers of a run, chosen from its settings; probes survive pickling (processes, Dask)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pickle
 
 import pytest
 
-from bubbles.observe.defaults import capture_logs, hooks_for_run, probes_for_run
+from bubbles import ConfigError
+from bubbles._settings import resolve_settings
+from bubbles.observe.defaults import hooks_for_run, probes_for_run
 from bubbles.observe.history import RunRecorder
 from bubbles.observe.logs import ConsoleLog
 from bubbles.observe.memory import MemoryProbe
@@ -20,51 +22,50 @@ def kinds(items: object) -> list[str]:
 
 
 def test_defaults_off_a_terminal() -> None:
-    assert kinds(hooks_for_run(run_id="r", workflow="w", options=None)) == ["ResourceSampler", "RunRecorder"]
-    assert kinds(probes_for_run(options=None)) == ["MemoryProbe"]
-    assert capture_logs()
+    settings = resolve_settings(env={}, config=None)
+    assert kinds(hooks_for_run(settings)) == ["ResourceSampler", "RunRecorder"]
+    assert kinds(probes_for_run(settings)) == ["MemoryProbe"]
+    assert settings.capture_logs
 
 
-def test_environment_switches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BUBBLES_HISTORY", "0")
-    monkeypatch.setenv("BUBBLES_LOG_FORMAT", "json")
-    monkeypatch.setenv("BUBBLES_PROGRESS", "1")
-    monkeypatch.setenv("BUBBLES_PUSHGATEWAY", "http://127.0.0.1:1")
-    monkeypatch.setenv("BUBBLES_PROFILE", "1")
-    monkeypatch.setenv("BUBBLES_MEMORY", "off")
-    hooks = hooks_for_run(run_id="r", workflow="w", options=None)
+def test_environment_switches() -> None:
+    env = {
+        "BUBBLES_HISTORY": "0",
+        "BUBBLES_LOG_FORMAT": "json",
+        "BUBBLES_PROGRESS": "1",
+        "BUBBLES_PUSHGATEWAY": "http://127.0.0.1:1",
+        "BUBBLES_PROFILE": "1",
+        "BUBBLES_MEMORY": "off",
+        "BUBBLES_CAPTURE_LOGS": "0",
+    }
+    settings = resolve_settings(env=env, config=None)
+    hooks = hooks_for_run(settings)
     assert kinds(hooks) == ["ProgressDisplay", "ConsoleLog", "PrometheusExporter"]
     assert isinstance(hooks[1], ConsoleLog) and hooks[1].fmt == "json"
     assert isinstance(hooks[2], PrometheusExporter) and hooks[2].port is None
-    assert kinds(probes_for_run(options=None)) == ["ProfileProbe"]
-    monkeypatch.setenv("BUBBLES_CAPTURE_LOGS", "0")
-    assert not capture_logs()
+    assert kinds(probes_for_run(settings)) == ["ProfileProbe"]
+    assert not settings.capture_logs
 
 
-def test_bad_metrics_port_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bubbles import ConfigError
-
-    monkeypatch.setenv("BUBBLES_METRICS_PORT", "ninety")
-    with pytest.raises(ConfigError, match="not a port number"):
-        hooks_for_run(run_id="r", workflow="w", options=None)
+def test_bad_metrics_port_is_a_config_error_naming_its_source() -> None:
+    with pytest.raises(ConfigError, match=r"'metrics_port' = 'ninety' \(from env BUBBLES_METRICS_PORT\) is not valid"):
+        resolve_settings(env={"BUBBLES_METRICS_PORT": "ninety"}, config=None)
 
 
-def test_bad_log_format_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bubbles import ConfigError
-
-    monkeypatch.setenv("BUBBLES_LOG_FORMAT", "xml")
-    with pytest.raises(ConfigError, match="Unknown log format 'xml'"):
-        hooks_for_run(run_id="r", workflow="w", options=None)
+def test_bad_log_format_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="'log_format' = 'xml'.*choose one of: text, json"):
+        resolve_settings(code={"log_format": "xml"}, env={}, config=None)
 
 
-@pytest.mark.parametrize("probe", [MemoryProbe(), ProfileProbe(lines=5)])
+@pytest.mark.parametrize("probe", [MemoryProbe(0.02), ProfileProbe(lines=5)])
 def test_probes_pickle(probe: object) -> None:
     again = pickle.loads(pickle.dumps(probe))
-    assert type(again) is type(probe)
+    assert type(again) is type(probe) and vars(again) == vars(probe)
 
 
 def test_recorder_and_sampler_are_fresh_per_run() -> None:
-    first = hooks_for_run(run_id="a", workflow="w", options=None)
-    second = hooks_for_run(run_id="b", workflow="w", options=None)
+    settings = resolve_settings(env={}, config=None)
+    first = hooks_for_run(settings)
+    second = hooks_for_run(settings)
     assert isinstance(first[1], RunRecorder) and isinstance(first[0], ResourceSampler)
     assert first[0] is not second[0] and first[1] is not second[1]

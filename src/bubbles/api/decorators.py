@@ -34,7 +34,7 @@ from ..engine.graph import Graph, Node, Ref, check_signature, substitute
 from ..engine.result import RunResult
 from ..engine.runner import Future, Runner
 from ..engine.task import TaskSpec, task_name_of
-from ._run import RunOptions, start_run
+from ..session.run import RunOptions, start_run
 from .workflow import make_spec
 
 __all__ = ["FlowFunction", "TaskFunction", "flow", "task"]
@@ -225,12 +225,15 @@ class FlowFunction(Generic[P, R]):
         max_workers: int | None = None,
         fail_fast: bool = True,
         hooks: Iterable[Any] = (),
+        settings: dict[str, Any] | None = None,
         **executor_options: Any,
     ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or fn.__name__
-        self._run_options: dict[str, Any] = dict(executor=executor, max_workers=max_workers, fail_fast=fail_fast)
+        self._run_options: dict[str, Any] = dict(
+            executor=executor, max_workers=max_workers, fail_fast=fail_fast, settings=dict(settings or {})
+        )
         self._hooks = list(hooks)
         self._executor_options = executor_options
 
@@ -243,7 +246,7 @@ class FlowFunction(Generic[P, R]):
         return self.run(*args, **kwargs).output  # type: ignore[no-any-return]
 
     def options(self, **options: Any) -> FlowFunction[P, R]:
-        """A copy with other run options: ``executor``, ``max_workers``, ``fail_fast``, ``hooks``, ``name``."""
+        """A copy with other run options: ``executor``, ``max_workers``, ``fail_fast``, ``hooks``, ``name``, ``settings``."""
         merged: dict[str, Any] = {**self._run_options, "hooks": self._hooks, "name": self.name, **self._executor_options}
         merged.update(options)
         return FlowFunction(self.fn, **merged)
@@ -262,6 +265,7 @@ class FlowFunction(Generic[P, R]):
             raise_on_error=False,
             params=dict(kwargs),
             executor_options=self._executor_options,
+            settings=opts["settings"],
         )
         state = _FlowRun(self.name)
         driver: list[threading.Thread] = []
@@ -281,7 +285,8 @@ class FlowFunction(Generic[P, R]):
 
         def on_runner(runner: Runner) -> None:
             state.runner = runner
-            thread = threading.Thread(target=body, name=f"bubbles-flow-{self.name}", daemon=True)
+            context = contextvars.copy_context()  # the run's settings and secrets apply in the body too
+            thread = threading.Thread(target=context.run, args=(body,), name=f"bubbles-flow-{self.name}", daemon=True)
             driver.append(thread)
             thread.start()
 

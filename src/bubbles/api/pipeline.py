@@ -11,12 +11,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._errors import ConfigError
 from ..engine.result import RunResult
-from ._run import RunOptions, start_run
+from ..session.run import RunOptions, start_run
 from .workflow import ParallelTask, TaskHandle, Workflow
 
 __all__ = ["Pipeline"]
@@ -82,6 +82,7 @@ class Pipeline:
         params: dict[str, Any] | None = None,
         hooks: Iterable[Any] = (),
         keep_outputs: bool = False,
+        settings: Mapping[str, Any] | None = None,
         **executor_options: Any,
     ) -> RunResult:
         """Run the steps in order; ``distributed=True`` runs them on Dask. See ``Workflow.run``."""
@@ -97,6 +98,7 @@ class Pipeline:
             distributed=distributed,
             params=params,
             executor_options=executor_options,
+            settings=settings,
         )
         graph, limits = self.graph(params, data)
         result = start_run(graph, options, scoped_hooks=self._workflow._scoped_hooks(), limits=limits)

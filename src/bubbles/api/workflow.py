@@ -30,7 +30,7 @@ from .._errors import ConfigError, UnknownTaskError
 from ..engine.graph import Graph, Node, Ref
 from ..engine.result import RunResult
 from ..engine.task import RetryPolicy, TaskSpec, task_name_of
-from ._run import RunOptions, start_run
+from ..session.run import RunOptions, start_run
 
 __all__ = ["ParallelTask", "TaskHandle", "Workflow", "make_spec"]
 
@@ -441,6 +441,7 @@ class Workflow:
         hooks: Iterable[Any] = (),
         keep_outputs: bool = False,
         distributed: bool = False,
+        settings: Mapping[str, Any] | None = None,
         **executor_options: Any,
     ) -> RunResult:
         """Run every task once, in dependency order, and return the :class:`RunResult`.
@@ -457,6 +458,8 @@ class Workflow:
             hooks: extra event subscribers for this run.
             keep_outputs: keep every task's output in the result, not only the final ones.
             distributed: run on Dask (same as ``executor="dask"``).
+            settings: any run setting by name (``{"history": False}``; see ``bubbles._settings``);
+                these win over CLI flags, ``BUBBLES_*`` variables and ``bubbles.toml``.
             **executor_options: passed to the executor (e.g. ``address=`` for Dask).
         """
         options = RunOptions(
@@ -469,6 +472,7 @@ class Workflow:
             distributed=distributed,
             params=dict(params or {}),
             executor_options=executor_options,
+            settings=settings,
         )
         graph, limits = self.graph(params)
         self._check_maps(graph)

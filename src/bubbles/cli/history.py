@@ -52,8 +52,9 @@ def _coloured(state: str) -> str:
 @click.option("--workflow", default=None, help="Only runs of this workflow.")
 def runs_command(limit: int, workflow: str | None) -> None:
     """List recent runs (newest first) from the run history."""
-    from rich.console import Console
     from rich.table import Table
+
+    from ._console import console as make_console
 
     try:
         with _store() as store:
@@ -77,7 +78,7 @@ def runs_command(limit: int, workflow: str | None) -> None:
             str(failed.get(r["run_id"], "")),
             r["executor"] or "",
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 @click.command("show")
@@ -89,8 +90,9 @@ def runs_command(limit: int, workflow: str | None) -> None:
 )
 def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_json: bool) -> None:
     """Show one run: tasks, states, durations, rows, memory, errors and logs."""
-    from rich.console import Console
     from rich.table import Table
+
+    from ._console import console as make_console
 
     try:
         with _store() as store:
@@ -115,7 +117,7 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_
         attempts = [{("group" if k == "grp" else k): v for k, v in a.items()} for a in attempts]
         click.echo(json.dumps({"run": run, "attempts": attempts, "logs": logs}, default=str))
         return
-    console = Console()
+    console = make_console()
     duration = f"{run['duration']:.2f}s" if run["duration"] is not None else "no end recorded (running, or killed)"
     console.print(
         f"[bold]run {rid}[/] · {run['workflow']} · {_coloured(run['status'])} · {duration} · "

@@ -5,17 +5,19 @@ Exit codes: 0 success, 1 the run failed, 2 bad usage or configuration, 130 cance
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from .._errors import BubblesError, ConfigError, RunCancelled, RunFailed
+from .._settings import EXECUTORS, cli_settings, resolve_settings
 from .._version import __version__
-from ..engine.executors import EXECUTORS
 from .load import load_target, load_targets, parse_params
 
 # Modules adding commands for their area; each has a list `commands` of click commands.
@@ -40,7 +42,7 @@ def _fail(exc: BaseException, code: int) -> None:
     "--executor",
     type=click.Choice(list(EXECUTORS)),
     default=None,
-    help="Where tasks run (default: threads, or BUBBLES_EXECUTOR).",
+    help="Where tasks run (default: threads; the executor setting, BUBBLES_EXECUTOR).",
 )
 @click.option("-w", "--workers", type=click.IntRange(min=1), default=None, help="Tasks running at once.")
 @click.option(
@@ -74,76 +76,101 @@ def run(
     progress: bool | None,
 ) -> None:
     """Run the workflow, pipeline or @bubbles function in TARGET (FILE or FILE:NAME)."""
-    _observe_env(log_format=log_format, metrics_port=metrics_port, pushgateway=pushgateway, profile=profile, progress=progress)
-    if os.environ.get("BUBBLES_LOG_FORMAT") == "json":
-        from ..observe.logs import JsonLogLines
-
-        logging.lastResort = JsonLogLines()  # stderr: JSON lines only (a program's own logging setup still wins)
-    if distributed:
-        executor = "dask"
-    options: dict[str, Any] = {"executor": executor, "max_workers": workers, "fail_fast": not keep_going}
-    if address:
-        options["address"] = address
-    try:
-        values = parse_params(params)
-        _name, obj = load_target(target)
-        result = _run_object(obj, values, options)
-    except RunCancelled as exc:
-        click.secho(f"cancelled: {exc}", fg="yellow", err=True)
-        sys.exit(130)
-    except RunFailed as exc:
-        if os.environ.get("BUBBLES_LOG_FORMAT") == "json":  # stderr stays JSON lines: the run_end event says it all
-            click.echo(f"{exc.result.run_id} {exc.result.status}")  # type: ignore[attr-defined]
-            sys.exit(1)
-        _print_result(exc.result)  # type: ignore[attr-defined]
-        click.echo(f"{exc.result.run_id} {exc.result.status}")  # type: ignore[attr-defined]
-        _fail(exc, 1)
-    except KeyboardInterrupt:
-        click.secho("cancelled", fg="yellow", err=True)
-        sys.exit(130)
-    except BubblesError as exc:
-        _fail(exc, 2)
-    else:
-        if os.environ.get("BUBBLES_LOG_FORMAT") != "json":
-            _print_result(result)
-        click.echo(f"{result.run_id} {result.status}")  # on stdout, for scripts: RUN_ID=$(bubbles run ... | tail -1)
-
-
-def _observe_env(**flags: Any) -> None:
-    """Hand the observability flags to the run's default hooks (they read BUBBLES_*)."""
-    names = {
-        "log_format": "BUBBLES_LOG_FORMAT",
-        "metrics_port": "BUBBLES_METRICS_PORT",
-        "pushgateway": "BUBBLES_PUSHGATEWAY",
-        "profile": "BUBBLES_PROFILE",
-        "progress": "BUBBLES_PROGRESS",
+    if distributed and executor not in (None, "dask"):
+        _fail(ConfigError(f"--distributed runs on Dask; it cannot be combined with --executor {executor}. Drop one of them."), 2)
+    flags = {
+        "executor": "dask" if distributed else executor,
+        "max_workers": workers,
+        "log_format": log_format,
+        "metrics_port": metrics_port,
+        "pushgateway": pushgateway,
+        "profile": True if profile else None,
+        "progress": progress,
+        "dask_address": address,
     }
-    for key, value in flags.items():
-        if value is None or (value is False and key == "profile"):
-            continue
-        os.environ[names[key]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    with cli_settings(flags), _json_last_resort(flags):
+        try:
+            settings = resolve_settings()  # bad flags, variables or bubbles.toml: say so before running anything
+            json_lines = settings.log_format == "json"
+            values = parse_params(params)
+            _name, obj = load_target(target)
+            result = _run_object(obj, values, fail_fast=not keep_going)
+        except RunCancelled as exc:
+            click.secho(f"cancelled: {exc}", fg="yellow", err=True)
+            _exit(130)
+        except RunFailed as exc:
+            if json_lines:  # stderr stays JSON lines: the run_end event says it all
+                click.echo(f"{exc.result.run_id} {exc.result.status}")  # type: ignore[attr-defined]
+                _exit(1)
+            _print_result(exc.result)  # type: ignore[attr-defined]
+            click.echo(f"{exc.result.run_id} {exc.result.status}")  # type: ignore[attr-defined]
+            _fail(exc, 1)
+        except KeyboardInterrupt:
+            click.secho("cancelled", fg="yellow", err=True)
+            _exit(130)
+        except BubblesError as exc:
+            _fail(exc, 2)
+        else:
+            if not json_lines:
+                _print_result(result)
+            click.echo(f"{result.run_id} {result.status}")  # on stdout, for scripts: RUN_ID=$(bubbles run ... | tail -1)
 
 
-def _run_object(obj: Any, params: dict[str, Any], options: dict[str, Any]) -> Any:
+@contextlib.contextmanager
+def _json_last_resort(flags: dict[str, Any]) -> Iterator[None]:
+    """With ``--log-format json`` stderr holds JSON lines only: records from outside tasks too.
+
+    Python's last-resort handler (what prints warnings when the program set up no logging) is
+    replaced for the command, and put back after it; the program's own logging setup still wins.
+    """
+    if flags.get("log_format") != "json":
+        yield
+        return
+    from ..observe.logs import JsonLogLines
+
+    previous, logging.lastResort = logging.lastResort, JsonLogLines()
+    try:
+        yield
+    finally:
+        logging.lastResort = previous
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code``, output flushed; not waiting for tasks' threads still stuck in C code.
+
+    A cancelled run asked its tasks to stop and waited for them (the cancel_grace setting); a
+    thread still running in native code (a database driver) when the interpreter finalizes can
+    abort the process instead of letting it exit with the right code, so such a process leaves
+    at once.
+    """
+    import threading
+
+    stuck = [t for t in threading.enumerate() if t.name.startswith("bubbles-worker") and t.is_alive()]
+    if stuck:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _run_object(obj: Any, params: dict[str, Any], *, fail_fast: bool) -> Any:
     from ..api.decorators import FlowFunction
     from ..api.pipeline import Pipeline
 
-    executor_options = {k: options.pop(k) for k in list(options) if k not in ("executor", "max_workers", "fail_fast")}
     if isinstance(obj, FlowFunction):
-        return obj.options(**options, **executor_options).run(**params)
+        return obj.options(fail_fast=fail_fast).run(**params)
     if isinstance(obj, Pipeline):
         data = params.pop("data", None)
-        return obj.run(
-            data, options["executor"], options["max_workers"], fail_fast=options["fail_fast"], params=params, **executor_options
-        )
-    return obj.run(options["executor"], options["max_workers"], fail_fast=options["fail_fast"], params=params, **executor_options)
+        return obj.run(data, fail_fast=fail_fast, params=params)
+    return obj.run(fail_fast=fail_fast, params=params)
 
 
 def _print_result(result: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    from ._console import console as make_console
+
+    console = make_console(stderr=True)
     table = Table(
         title=f"run {result.run_id} · {result.workflow} · {result.status} in {result.duration:.2f}s", title_justify="left"
     )
@@ -249,8 +276,6 @@ def _register() -> None:
 
 
 def main() -> None:
-    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
-        os.environ["COLUMNS"] = "160"  # tables in CI logs and pipes: not cut to 80 columns
     _register()
     cli(prog_name="bubbles")
 

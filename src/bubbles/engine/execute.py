@@ -1,35 +1,52 @@
-"""The worker side of one task attempt: call the function, time it, and report an Outcome.
+"""The worker side of one task attempt: call the function, measure it, report an Attempt.
 
-This is the only code that runs where the task runs (a thread, a worker process, a Dask worker).
-It never raises: every failure becomes an :class:`Outcome` with ``ok=False``, the exception (or a
-picklable stand-in) and the formatted traceback.
+This is the only code that runs where the task runs (a thread, a worker process, a Dask
+worker). :func:`execute` never raises — whatever the task does: returns a value that cannot be
+measured, raises any ``BaseException`` (``SystemExit``, ``KeyboardInterrupt`` and
+``GeneratorExit`` fail the task with :class:`~bubbles.TaskAborted`), or a probe breaks. The one
+exception is a real Ctrl-C of the process (see :mod:`bubbles.engine.interrupts`), which
+propagates so that the run is cancelled.
+
+It is also where text leaves the worker: the attempt's error, traceback, logs and events are
+masked with the secrets known there (:mod:`bubbles._secrets`), and the secrets a task resolved
+in a worker process travel back with its attempt.
 
 Probes extend what is measured per attempt (peak memory, profiles): an object with
-``enter() -> state`` and ``exit(state, outcome)``; they must pickle to run in worker processes.
+``enter() -> state`` and ``exit(state, attempt)``; they must pickle to run in worker processes.
 Log capture is not a probe but a flag of the call: the records land in the attempt's
 :class:`TaskContext` (see :mod:`bubbles.observe.logs`), which costs an attempt nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._context import TaskContext, _current
+from .._errors import TaskAborted, describe_error
 from ..observe.sizes import measure
+from . import interrupts
+from .attempt import Attempt
 
-__all__ = ["Call", "Outcome", "Probe", "execute", "mark_remote", "replace_unpicklable_error"]
+if TYPE_CHECKING:
+    from .._secrets import SecretRegistry
+    from .._settings import Settings
+
+__all__ = ["Call", "Probe", "execute", "failed_attempt", "mark_remote", "mask_attempt", "replace_unpicklable_error"]
+
+log = logging.getLogger("bubbles")
 
 
 class Probe(Protocol):
     def enter(self) -> Any: ...
 
-    def exit(self, state: Any, outcome: Outcome) -> None: ...
+    def exit(self, state: Any, attempt: Attempt) -> None: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -47,23 +64,22 @@ class Call:
     probes: tuple[Probe, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     capture_logs: bool = False
+    settings: Settings | None = None
+    secrets: SecretRegistry | None = None  # the run's; pickles as an empty one (see bubbles._secrets)
 
-
-@dataclass(slots=True, eq=False)
-class Outcome:
-    """What an attempt produced: its value or its error, and what was measured."""
-
-    key: str
-    attempt: int
-    ok: bool
-    value: Any = None
-    error: BaseException | None = None
-    traceback: str = ""
-    started_at: float = 0.0  # epoch seconds
-    duration: float = 0.0  # wall seconds
-    metrics: dict[str, float] = field(default_factory=dict)
-    worker: str = ""
-    logs: list[dict[str, Any]] | None = None
+    def context(self) -> TaskContext:
+        """The :class:`TaskContext` this attempt runs in."""
+        return TaskContext(
+            self.run_id,
+            self.key,
+            self.attempt,
+            self.workflow,
+            {},
+            self.params,
+            self.capture_logs,
+            settings=self.settings,
+            secrets=self.secrets,
+        )
 
 
 _capturing = False
@@ -76,14 +92,13 @@ def mark_remote() -> None:
     _remote = True
 
 
-def _start_capture() -> None:
-    """Start keeping log records with their attempt (once per process)."""
+def _start_capture(settings: Settings | None) -> None:
+    """In a worker process, keep log records with their attempt from now on (for good)."""
     global _capturing
     from ..observe.logs import install_capture, leave_task_records_to_the_console
 
-    install_capture()
-    if _remote:  # printed by the run's console, if any: not also here
-        leave_task_records_to_the_console(quiet=True)
+    install_capture(settings, permanent=True)
+    leave_task_records_to_the_console(quiet=True)  # printed by the run's console, if any: not also here
     _capturing = True
 
 
@@ -91,58 +106,154 @@ def _worker_name() -> str:
     return f"{os.getpid()}:{threading.current_thread().name}"
 
 
-def execute(call: Call) -> Outcome:
-    """Run ``call`` and return its :class:`Outcome`; never raises (except to a KeyboardInterrupt)."""
-    ctx = TaskContext(call.run_id, call.key, call.attempt, call.workflow, {}, call.params, call.capture_logs)
-    if call.capture_logs and not _capturing:
-        _start_capture()
+def failed_attempt(call: Call, error: BaseException, tb: str = "", started_at: float | None = None) -> Attempt:
+    """An Attempt for ``call`` that failed without the task's own outcome (a worker lost, a bug)."""
+    return Attempt(
+        call.key, call.attempt, "failed", run_id=call.run_id, error=error, traceback=tb, started_at=started_at or time.time()
+    )
+
+
+def _aborted(call: Call, exc: BaseException) -> TaskAborted:
+    what = describe_error(exc).rstrip(": ")
+    return TaskAborted(
+        f"Task {call.key!r} raised {what} (attempt {call.attempt}). A task cannot end the interpreter or its "
+        "worker, so the task failed instead. Raise an ordinary exception to fail a task; to stop the whole "
+        "run, press Ctrl-C or call cancel().",
+        task=call.key,
+        attempt=call.attempt,
+        run_id=call.run_id,
+        error_type=type(exc).__name__,
+    )
+
+
+def execute(call: Call, ctx: TaskContext | None = None) -> Attempt:
+    """Run ``call`` and return its :class:`Attempt`; never raises, except for a real Ctrl-C."""
+    ctx = ctx if ctx is not None else call.context()
+    interrupted = interrupts.count()
+    try:
+        return _execute(call, ctx, interrupted)
+    except KeyboardInterrupt:
+        if interrupts.count() != interrupted:
+            raise
+        return failed_attempt(call, _aborted(call, KeyboardInterrupt()), traceback.format_exc())
+    except BaseException as exc:  # a bug in this wrapper or a probe: the attempt still has an outcome
+        return failed_attempt(
+            call,
+            TaskAborted(
+                f"bubbles could not run or measure task {call.key!r} (attempt {call.attempt}): {describe_error(exc)}. "
+                "This is a bug in bubbles or in a probe; please report it with the traceback.",
+                task=call.key,
+                attempt=call.attempt,
+                error_type=type(exc).__name__,
+            ),
+            traceback.format_exc(),
+        )
+
+
+def _execute(call: Call, ctx: TaskContext, interrupted: int) -> Attempt:
+    if call.capture_logs and _remote and not _capturing:
+        _start_capture(call.settings)
     token = _current.set(ctx)
     probes = call.probes
-    if probes:
-        probe_states = []
-        for probe in probes:
+    probe_states: list[Any] = []
+    for probe in probes:
+        try:
             probe_states.append(probe.enter())
+        except Exception:
+            log.debug("bubbles: probe %r failed to start", probe, exc_info=True)
+            probe_states.append(None)
     started_at = time.time()
     t0 = time.perf_counter()
     c0 = time.thread_time()
     try:
         value = call.fn(*call.args, **call.kwargs)
-        outcome = Outcome(call.key, call.attempt, True, value)
+        attempt = Attempt(call.key, call.attempt, "succeeded", run_id=call.run_id, value=value)
     except Exception as exc:
-        outcome = Outcome(call.key, call.attempt, False, None, exc, traceback.format_exc())
+        attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=exc, traceback=traceback.format_exc())
+    except KeyboardInterrupt as exc:
+        if interrupts.count() != interrupted:  # a real Ctrl-C: the run is cancelled
+            raise
+        attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=_aborted(call, exc))
+        attempt.traceback = traceback.format_exc()
+    except BaseException as exc:  # SystemExit, GeneratorExit: fail the task, never the interpreter
+        attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=_aborted(call, exc))
+        attempt.traceback = traceback.format_exc()
     finally:
         _current.reset(token)
-    outcome.duration = time.perf_counter() - t0
-    outcome.started_at = started_at
-    metrics = outcome.metrics
-    metrics["execution_time"] = outcome.duration
+    attempt.duration = time.perf_counter() - t0
+    attempt.started_at = started_at
+    metrics = attempt.metrics
+    metrics["execution_time"] = attempt.duration
     metrics["cpu_time"] = time.thread_time() - c0
-    if outcome.ok:
-        rows, nbytes = measure(outcome.value)
-        if rows is not None:
-            metrics["rows_out"] = rows
-        if nbytes is not None:
-            metrics["bytes_out"] = nbytes
+    if attempt.ok:
+        _measure(attempt.value, metrics, "out")
     if call.args or call.kwargs:
         _measure_inputs(call, metrics)
     if ctx.metrics:
         metrics.update(ctx.metrics)
-    if ctx.logs:
-        outcome.logs = ctx.logs
-    outcome.worker = _worker_name()
-    if probes:
-        i = 0
-        for probe in probes:
-            probe.exit(probe_states[i], outcome)
-            i += 1
-    return outcome
+    attempt.logs = ctx.logs
+    attempt.events = ctx.events
+    attempt.worker = _worker_name()
+    for probe, state in zip(probes, probe_states, strict=True):
+        try:
+            probe.exit(state, attempt)
+        except Exception:
+            log.debug("bubbles: probe %r failed", probe, exc_info=True)
+    _leave_worker(attempt, ctx)
+    return attempt
+
+
+def _leave_worker(attempt: Attempt, ctx: TaskContext) -> None:
+    """Mask what the attempt reports; hand back the secrets it resolved in a worker process."""
+    reg = ctx.secrets
+    if reg is None:
+        from .._secrets import current_registry
+
+        reg = current_registry()
+    mask_attempt(attempt, reg)
+    if reg.remote:
+        attempt.secrets = reg.values() or None
+
+
+def mask_attempt(attempt: Attempt, reg: SecretRegistry) -> None:
+    """Mask every secret ``reg`` knows in the attempt's error, traceback, logs and events."""
+    if not reg:
+        return
+    mask_text = reg.mask
+    if attempt.error is not None:
+        from .._secrets import mask_error
+
+        attempt.error = mask_error(attempt.error, reg)
+    if attempt.traceback:
+        attempt.traceback = mask_text(attempt.traceback)
+    if attempt.logs:
+        for entry in attempt.logs:
+            for key in ("message", "exc"):
+                if isinstance(entry.get(key), str):
+                    entry[key] = mask_text(entry[key])
+    if attempt.events:
+        attempt.events = [e.masked(mask_text) if hasattr(e, "masked") else e for e in attempt.events]
+
+
+def _measure(value: Any, metrics: dict[str, float], direction: str) -> None:
+    try:
+        rows, nbytes = measure(value)
+    except Exception:  # a value that cannot be measured is not a failure: its size is unknown
+        return
+    if rows is not None:
+        metrics[f"rows_{direction}"] = rows
+    if nbytes is not None:
+        metrics[f"bytes_{direction}"] = nbytes
 
 
 def _measure_inputs(call: Call, metrics: dict[str, float]) -> None:
     rows_in = bytes_in = 0
     known_rows = known_bytes = False
     for value in (*call.args, *call.kwargs.values()):
-        rows, nbytes = measure(value)
+        try:
+            rows, nbytes = measure(value)
+        except Exception:
+            continue
         if rows is not None:
             rows_in += rows
             known_rows = True
@@ -155,19 +266,19 @@ def _measure_inputs(call: Call, metrics: dict[str, float]) -> None:
         metrics["bytes_in"] = bytes_in
 
 
-def replace_unpicklable_error(outcome: Outcome) -> None:
+def replace_unpicklable_error(attempt: Attempt) -> None:
     """Swap an exception that cannot cross a process boundary for a :class:`RemoteTaskError`.
 
     The class name, message and the worker's traceback are kept, so the client still says
     what happened and where.
     """
-    from .._errors import RemoteTaskError, describe_error
+    from .._errors import RemoteTaskError
 
-    err = outcome.error
-    outcome.error = RemoteTaskError(
-        f"Task {outcome.key!r} raised {describe_error(err) if err is not None else 'an error'}",
-        task=outcome.key,
-        attempt=outcome.attempt,
+    err = attempt.error
+    attempt.error = RemoteTaskError(
+        f"Task {attempt.task!r} raised {describe_error(err) if err is not None else 'an error'}",
+        task=attempt.task,
+        attempt=attempt.attempt,
         error_type=type(err).__name__,
-        remote_traceback=outcome.traceback,
+        remote_traceback=attempt.traceback,
     )

@@ -6,19 +6,19 @@ that call alone costs about a fifth of the runner's own time per task. The built
 (run history, :class:`~bubbles.MetricsCollector`, the progress display) therefore *read* the
 run instead. Every hook's ``on_run_start`` receives ``live``, a :class:`LiveRun`:
 
-* ``live.attempts`` — a list, appended to by the runner, of :class:`AttemptRecord`-like
-  objects: one per finished task attempt, in the order they finished (a retried attempt with
-  ``status="retrying"``), plus one per task that ended without running (``upstream_failed``,
-  ``skipped``, ``cancelled``; ``attempt`` is then the number of attempts made, often 0);
+* ``live.attempts`` — a list, appended to by the runner, of
+  :class:`~bubbles.engine.attempt.Attempt` records: one per finished task attempt, in the order
+  they finished (a retried attempt with ``status="retrying"``), plus one per task that ended
+  without a new attempt (``ran`` false: ``upstream_failed``, ``skipped``, ``cancelled``, or
+  ``failed`` when a retry was stopped; ``attempt`` is then the number of attempts made, often 0);
 * ``live.total``, ``live.done``, ``live.running`` — tasks known so far (``map`` items and
   ``@bubbles`` calls are added as they appear), tasks ended, attempts running;
 * ``live.finished`` — true once the run has ended (set before ``on_run_end``).
 
 An observer keeps ``live`` and reads ``live.attempts[seen:]`` when it likes — from its own
 thread too: the runner only appends, and an entry does not change once appended. The runner's
-cost per task is one ``list.append``, whoever watches. The attributes of an entry are those of
-:class:`AttemptRecord`; the runner appends its own per-task record for a task's last attempt
-rather than a copy, so read them, never set them.
+cost per task is one ``list.append``, whoever watches. Entries are the records the workers
+reported, not copies: read them, never set them.
 """
 
 from __future__ import annotations
@@ -28,77 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .runner import Runner
 
-__all__ = ["AttemptRecord", "LiveRun"]
-
-
-class AttemptRecord:
-    """One finished attempt of one task (what ``live.attempts`` holds).
-
-    Attributes:
-        task: the task's name (``name[i]`` for a ``map`` item).
-        group: the ``map`` or ``ParallelTask`` it belongs to, else ``None``.
-        attempt: 1 for the first attempt; 0 for a task that never ran.
-        status: ``retrying`` (this attempt failed, another follows), ``succeeded``, ``failed``,
-            ``upstream_failed``, ``skipped`` or ``cancelled``.
-        attempt_started_at: epoch seconds the attempt started where it ran (``None`` if it never ran).
-        ended_at: epoch seconds the runner learned its outcome.
-        duration: wall seconds of the attempt, measured where it ran.
-        metrics: the attempt's metrics (built-in and ``log_metric`` ones).
-        worker: where it ran (``pid:thread``, a Dask worker address, ...).
-        error: the exception, or ``None``.
-        traceback: the formatted traceback, or ``""``.
-        logs: records captured from the task's ``logging`` (and profiles), or ``None``.
-        delay: for a ``retrying`` attempt, seconds until the next one (only on those entries).
-    """
-
-    __slots__ = (
-        "attempt",
-        "attempt_started_at",
-        "delay",
-        "duration",
-        "ended_at",
-        "error",
-        "group",
-        "logs",
-        "metrics",
-        "status",
-        "task",
-        "traceback",
-        "worker",
-    )
-
-    def __init__(
-        self,
-        task: str,
-        group: str | None,
-        attempt: int,
-        status: str,
-        attempt_started_at: float | None,
-        ended_at: float | None,
-        duration: float | None,
-        metrics: dict[str, float],
-        worker: str,
-        error: BaseException | None,
-        traceback: str,
-        logs: list[dict[str, Any]] | None,
-        delay: float | None = None,
-    ) -> None:
-        self.task = task
-        self.group = group
-        self.attempt = attempt
-        self.status = status
-        self.attempt_started_at = attempt_started_at
-        self.ended_at = ended_at
-        self.duration = duration
-        self.metrics = metrics
-        self.worker = worker
-        self.error = error
-        self.traceback = traceback
-        self.logs = logs
-        self.delay = delay
-
-    def __repr__(self) -> str:
-        return f"<AttemptRecord {self.task!r} attempt {self.attempt} {self.status}>"
+__all__ = ["LiveRun"]
 
 
 class LiveRun:

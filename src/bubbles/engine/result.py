@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import BubblesError, ConfigError, RunCancelled, RunFailed, describe_error
+
+if TYPE_CHECKING:
+    from .attempt import Attempt
 
 __all__ = ["RunResult", "TaskRun", "TaskState"]
 
@@ -30,24 +33,45 @@ _MISSING = object()
 
 @dataclass(eq=False)
 class TaskRun:
-    """One task of a finished run."""
+    """One task of a finished run: its final state, and its last attempt's record.
+
+    ``duration``, ``metrics``, ``worker`` and ``events`` are those of ``record``, the last attempt
+    that ran (:class:`~bubbles.engine.attempt.Attempt`); a ``ParallelTask`` or ``map`` group
+    spans from its first task's start to its last one's end.
+    """
 
     name: str
     state: str
     attempts: int = 0
     started_at: float | None = None
     ended_at: float | None = None
-    duration: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    worker: str = ""
     error: BaseException | None = None
     traceback: str = ""
     group: str | None = None
+    record: Attempt | None = field(default=None, repr=False)
+    span: float | None = field(default=None, repr=False)
     _output: Any = field(default=_MISSING, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.state == TaskState.SUCCEEDED
+
+    @property
+    def duration(self) -> float | None:
+        return self.record.duration if self.record is not None else self.span
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.record.metrics if self.record is not None else {}
+
+    @property
+    def worker(self) -> str:
+        return self.record.worker if self.record is not None else ""
+
+    @property
+    def events(self) -> list[Any]:
+        """The typed events the last attempt recorded (:mod:`bubbles._events`)."""
+        return list(self.record.events or ()) if self.record is not None else []
 
     @property
     def result(self) -> Any:

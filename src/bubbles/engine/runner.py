@@ -7,7 +7,7 @@ node, a small record (:class:`_Slot`): how many dependencies are unfinished, who
 state, its attempt number and its output handle. Everything happens on one thread, the thread
 that called :meth:`Runner.run`, in one loop::
 
-    ready ──dispatch──▶ executor ──post(Outcome)──▶ inbox ──▶ handle ──▶ dependents ready
+    ready ──dispatch──▶ executor ──post(Attempt)──▶ inbox ──▶ handle ──▶ dependents ready
       ▲                                                          │
       └──────────── retry timer (backoff + jitter) ◀── failed ───┘
 
@@ -16,7 +16,7 @@ that called :meth:`Runner.run`, in one loop::
   upstream outputs for the :class:`Ref` placeholders and submits a
   :class:`~bubbles.engine.execute.Call`. A call's timeout clock starts at submission, or, for an
   executor that keeps a short queue (``reports_start``), when it posts ``("started", ...)``.
-* **The inbox** is one ``SimpleQueue``. Executors put Outcomes in it from any thread; the
+* **The inbox** is one ``SimpleQueue``. Executors put Attempts in it from any thread; the
   ``@bubbles`` driver puts new nodes in it. The loop blocks on it, waking early only for the
   nearest retry timer or timeout deadline.
 * **Success** stores the output once, hands it to dependents, and drops it as soon as its last
@@ -27,15 +27,23 @@ that called :meth:`Runner.run`, in one loop::
   tasks finish, the rest are ``skipped``); without it every branch that can still run does.
 * **Timeouts**: at the deadline the runner records :class:`TaskTimeout` and asks the executor to
   ``abandon`` the attempt (killed in a worker process; left behind, ignored, in a thread).
-* **Ctrl-C** (``KeyboardInterrupt`` on this thread) or :meth:`Runner.cancel`: the executor stops
-  what runs, every unfinished task is ``cancelled``, and the run ends ``cancelled``.
+* **Ctrl-C** (``KeyboardInterrupt`` on this thread, at any moment: while the executor starts
+  too) or :meth:`Runner.cancel`: the executor stops what runs, every unfinished task is
+  ``cancelled``, and the run ends ``cancelled``, recorded. A task that raises
+  ``KeyboardInterrupt`` itself only fails (:mod:`bubbles.engine.interrupts` tells them apart).
+* **Liveness**: while calls are in flight and nothing arrives for a second, the runner asks the
+  executor which of them lost their worker (:meth:`RunHandle.lost`) and fails those: a run
+  never waits on a call that can no longer answer.
+* **One record per attempt**: what the worker reports is an
+  :class:`~bubbles.engine.attempt.Attempt`; the runner completes it (group, end time, final
+  status), appends it to the journal and builds the events' fields from it.
 * **Events** go to hooks (:mod:`bubbles.engine.hooks`) as they happen; with no hook for an event
   the runner does not even build its arguments. Every ended attempt is also appended to the
   run's journal, which observers read through the :class:`~bubbles.engine.live.LiveRun` given
   to ``on_run_start`` (one ``list.append`` per task: how history, collectors and the progress
   display watch a run without a per-task call).
 
-Example: ``a -> b``, ``a -> c``, ``(b, c) -> d`` with 2 workers. ``a`` is dispatched; its Outcome
+Example: ``a -> b``, ``a -> c``, ``(b, c) -> d`` with 2 workers. ``a`` is dispatched; its Attempt
 arrives; ``b`` and ``c`` become ready and both are dispatched; ``b`` fails and is retried after
 its backoff while ``c`` finishes; ``b`` succeeds on attempt 2; ``d`` gets ``(out_b, out_c)``; ``a``'s
 output was freed when ``c`` (its last consumer) succeeded.
@@ -50,21 +58,28 @@ import time
 from collections import deque
 from collections.abc import Callable
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import BubblesError, RunCancelled, TaskTimeout, UpstreamFailed, describe_error
-from .execute import Call, Outcome, Probe
-from .executors.base import Executor
+from .._secrets import SecretRegistry, mask_error, process_registry
+from . import interrupts
+from .attempt import Attempt
+from .execute import Call, Probe, failed_attempt, mask_attempt
+from .executors.base import Executor, RunHandle
 from .graph import Graph, Node, Ref, substitute
 from .hooks import HookSet
-from .live import AttemptRecord, LiveRun
+from .live import LiveRun
 from .result import _MISSING, RunResult, TaskRun, TaskState
+
+if TYPE_CHECKING:
+    from .._settings import Settings
 
 __all__ = ["Future", "Runner", "new_run_id"]
 
 S = TaskState
 _NOT_RETRIED = "\n(not retried: another task failed and the run is fail_fast)\n"
 _TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.UPSTREAM_FAILED, S.SKIPPED, S.CANCELLED})
+_LIVENESS_EVERY = 1.0  # seconds without news, with calls in flight, before asking which are lost
 
 
 def new_run_id() -> str:
@@ -114,11 +129,10 @@ class Future:
 
 
 class _Slot:
-    """The runner's record of one node."""
+    """The runner's record of one node (its attempts are :class:`Attempt` records)."""
 
     __slots__ = (
         "attempt",
-        "attempt_started_at",
         "children",
         "consumers",
         "dependents",
@@ -127,40 +141,32 @@ class _Slot:
         "error",
         "future",
         "group",
-        "logs",
-        "metrics",
+        "last",
         "node",
         "output",
         "started_at",
         "status",
-        "task",
         "traceback",
         "waiting",
-        "worker",
     )
 
     def __init__(self, node: Node, group: str | None = None) -> None:
         self.node = node
-        self.task = node.key  # (task, status, ... make a slot a journal entry: bubbles.engine.live)
         self.status = S.PENDING
         self.waiting = 0
         self.dependents: list[str] = []
-        self.attempt = 0
+        self.attempt = 0  # attempts made
         self.output: Any = _MISSING
         self.consumers = 0
-        self.started_at: float | None = None
+        self.started_at: float | None = None  # the first attempt's start (a group's: its first child's)
         self.ended_at: float | None = None
-        self.duration: float | None = None
-        self.metrics: dict[str, float] = {}
-        self.worker = ""
+        self.duration: float | None = None  # a group's span
         self.error: BaseException | None = None
         self.traceback = ""
+        self.last: Attempt | None = None  # the last attempt that ran
         self.future: Future | None = None
         self.children: list[str] | None = None
         self.group = group
-        self.logs: list[dict[str, Any]] | None = None
-        self.attempt_started_at: float | None = None
-
 
 
 class Runner:
@@ -180,9 +186,14 @@ class Runner:
         capture_logs: bool = False,
         keep_outputs: bool = False,
         dynamic: bool = False,
+        settings: Settings | None = None,
+        secrets: SecretRegistry | None = None,
     ) -> None:
         self.graph = graph
         self.executor = executor
+        self.handle: RunHandle | None = None
+        self.settings = settings
+        self.secrets = secrets if secrets is not None else SecretRegistry(process_registry())
         self.run_id = run_id or new_run_id()
         self.workflow = graph.name
         self.fail_fast = fail_fast
@@ -215,6 +226,8 @@ class Runner:
         self._n_done = 0
         self._finished = False
         self._live = LiveRun(self)
+        self._capacity = executor.capacity
+        self._last_news = time.monotonic()
 
     # -- public -----------------------------------------------------------------------------
     def submit_node(self, node: Node, future: Future) -> None:
@@ -238,6 +251,33 @@ class Runner:
         self._n_tasks = sum(1 for slot in self._slots.values() if slot.node.kind == "task")
         for slot in self._slots.values():
             self._link(slot)
+        crashed: BaseException | None = None
+        with interrupts.watching():
+            try:
+                self._start(started)
+                if self.handle is not None:
+                    for slot in list(self._slots.values()):
+                        if slot.waiting == 0 and slot.status == S.PENDING:
+                            self._make_ready(slot)
+                    self._loop()
+            except KeyboardInterrupt:
+                self._cancel()
+            except BaseException as exc:  # a bug: the run still ends, recorded and announced, then it is raised
+                crashed = exc
+                self._cancel()
+            if crashed is not None:
+                self._cancelled, self._body_error = False, crashed  # it failed, it was not cancelled
+            with interrupts.deferred() as before:  # a second Ctrl-C cannot cut the record short
+                result = self._finish(started)
+            interrupted_while_finishing = interrupts.count() != before
+        if crashed is not None:
+            raise crashed
+        if interrupted_while_finishing and result.status != "cancelled":
+            raise KeyboardInterrupt
+        return result
+
+    def _start(self, started: float) -> None:
+        """Announce the run, then open the executor (a failure to start ends the run failed, recorded)."""
         if self.hooks.wants("on_run_start"):
             self.hooks.emit(
                 "on_run_start",
@@ -249,31 +289,16 @@ class Runner:
                 params=self.params,
                 live=self._live,
                 scope=None,
+                settings=self.settings,
             )
+        grace = self.settings.cancel_grace if self.settings is not None else 5.0
         try:
-            self.executor.start(self.inbox.put)
+            self.handle = self.executor.open(self.run_id, self.inbox.put, cancel_grace=grace)
         except Exception as exc:  # e.g. a cluster that cannot be reached: the run ends failed, recorded
             self._body_error = exc
             self._closed = True
-            return self._finish(started)
-        crashed: BaseException | None = None
-        try:
-            for slot in list(self._slots.values()):
-                if slot.waiting == 0 and slot.status == S.PENDING:
-                    self._make_ready(slot)
-            self._loop()
-        except KeyboardInterrupt:
-            self._cancel()
-        except BaseException as exc:  # a bug: the run still ends, recorded and announced, then it is raised
-            crashed = exc
-            self._cancel()
-        finally:
-            self.executor.shutdown(cancel=self._cancelled)
-        if crashed is None:
-            return self._finish(started)
-        self._cancelled, self._body_error = False, crashed  # it failed, it was not cancelled
-        self._finish(started)
-        raise crashed
+            return
+        self._capacity = self.handle.capacity
 
     # -- the loop ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -283,12 +308,18 @@ class Runner:
             if self._closed and (self._open == 0 or (self._running == 0 and not self._ready and not self._timers)):
                 break
             timeout = self._next_wakeup()
+            if self._running and (timeout is None or timeout > _LIVENESS_EVERY):
+                timeout = _LIVENESS_EVERY
             try:
                 message = inbox.get(timeout=timeout) if timeout is not None else inbox.get()
             except Empty:
                 message = None
+                if self._running:
+                    self._check_liveness()
+            else:
+                self._last_news = time.monotonic()
             while message is not None:
-                if type(message) is Outcome:
+                if type(message) is Attempt:
                     self._on_outcome(message)
                 else:
                     self._on_message(message)
@@ -300,6 +331,14 @@ class Runner:
                     message = None
             if self._timers or self._deadlines:
                 self._fire_timers()
+
+    def _check_liveness(self) -> None:
+        """Nothing arrived for a while: fail the calls whose worker is gone (never wait on them)."""
+        if self.handle is None or time.monotonic() - self._last_news < _LIVENESS_EVERY:
+            return
+        self._last_news = time.monotonic()
+        for attempt in self.handle.lost():
+            self._on_outcome(attempt)
 
     def _next_wakeup(self) -> float | None:
         when = None
@@ -379,7 +418,7 @@ class Runner:
         node = slot.node
         source = node.args[0]
         try:
-            items = list(self.executor.fetch(self._slots[source.key].output) if isinstance(source, Ref) else source)
+            items = list(self._fetch(self._slots[source.key].output) if isinstance(source, Ref) else source)
         except Exception as exc:  # not iterable, or an iterator (a generator) that raised
             import traceback
 
@@ -409,7 +448,7 @@ class Runner:
 
     # -- dispatch ---------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        ready, slots, capacity = self._ready, self._slots, self.executor.capacity
+        ready, slots, capacity = self._ready, self._slots, self._capacity
         while ready and self._running < capacity:
             key = ready.popleft()
             slot = slots[key]
@@ -448,6 +487,8 @@ class Runner:
             self.probes,
             self.params,
             self.capture_logs,
+            self.settings,
+            self.secrets,
         )
         self._running += 1
         if spec.timeout is not None and not self._reports_start:
@@ -463,31 +504,38 @@ class Runner:
                 started_at=time.time(),
                 worker="",
             )
+        assert self.handle is not None
         try:
-            self.executor.submit(call)
+            self.handle.submit(call)
         except Exception as exc:  # e.g. a function or argument that cannot be shipped
             import traceback
 
-            self.inbox.put(Outcome(node.key, slot.attempt, False, None, exc, traceback.format_exc(), started_at=time.time()))
+            self.inbox.put(failed_attempt(call, exc, traceback.format_exc()))
 
     # -- outcomes ---------------------------------------------------------------------------
-    def _on_outcome(self, outcome: Outcome) -> None:
-        slot = self._slots.get(outcome.key)
-        if slot is None or slot.status != S.RUNNING or slot.attempt != outcome.attempt:
+    def _on_outcome(self, attempt: Attempt) -> None:
+        slot = self._slots.get(attempt.task)
+        if slot is None or slot.status != S.RUNNING or slot.attempt != attempt.attempt:
             return  # a late answer from an abandoned (timed-out or cancelled) attempt
         self._running -= 1
         self._release_group(slot)
-        slot.started_at = slot.started_at if slot.attempt > 1 and slot.started_at else outcome.started_at
-        slot.attempt_started_at = outcome.started_at
-        slot.duration = outcome.duration
-        slot.metrics = outcome.metrics
-        slot.worker = outcome.worker
-        slot.logs = outcome.logs
-        if outcome.ok:
+        attempt.run_id = self.run_id
+        attempt.group = slot.group
+        attempt.ended_at = time.time()
+        if attempt.secrets:  # resolved in a worker process: the run masks them from now on
+            self.secrets.update(attempt.secrets)
+            attempt.secrets = None
+        if not attempt.ok or attempt.logs or attempt.events:
+            mask_attempt(attempt, self.secrets)  # with what the run knows, which a worker may not
+        if slot.started_at is None:
+            slot.started_at = attempt.started_at
+        slot.last = attempt
+        if attempt.ok:
+            value, attempt.value = attempt.value, None  # the journal must not keep outputs alive
             slot.error, slot.traceback = None, ""  # an earlier attempt's error is not this task's
-            self._succeed(slot, outcome.value)
+            self._succeed(slot, value, attempt)
         else:
-            self._failed_attempt(slot, outcome.error or BubblesError("unknown failure"), outcome.traceback)
+            self._failed_attempt(slot, attempt)
 
     def _release_group(self, slot: _Slot) -> None:
         limit = slot.node.limit
@@ -498,20 +546,20 @@ class Runner:
         if waiting:
             self._ready.appendleft(waiting.popleft())
 
-    def _succeed(self, slot: _Slot, value: Any) -> None:
+    def _succeed(self, slot: _Slot, value: Any, attempt: Attempt | None = None) -> None:
         node = slot.node
         slot.status = S.SUCCEEDED
         slot.ended_at = time.time()
         slot.output = value
         self._open -= 1
         spec = node.spec
-        if node.kind == "task":
-            self._journal.append(slot)
+        if attempt is not None:
+            self._journal.append(attempt)
             self._n_done += 1
             if self.hooks.wants("on_task_end") or (spec is not None and spec.on_success):
-                self._emit_end(slot, S.SUCCEEDED)
+                self._emit_end(slot, attempt)
         if slot.future is not None:
-            slot.future._resolve(value, self.executor.fetch)
+            slot.future._resolve(value, self._fetch)
         for dep in node.deps:
             self._release(self._slots[dep])
         if slot.children:
@@ -529,54 +577,27 @@ class Runner:
         if slot.consumers <= 0 and not self.keep_outputs and slot.future is None:
             slot.output = _MISSING
 
-    def _failed_attempt(self, slot: _Slot, error: BaseException, tb: str) -> None:
+    def _failed_attempt(self, slot: _Slot, attempt: Attempt) -> None:
         spec = slot.node.spec
         assert spec is not None
+        error = attempt.error or BubblesError(f"Task {attempt.task!r} failed without an error.", task=attempt.task)
+        attempt.error = error
         retry = spec.retry.should_retry(error, slot.attempt)
         if retry and not self._stopping:
             delay = spec.retry.delay(slot.attempt)
             slot.status = S.RETRY_WAIT
-            slot.error, slot.traceback = error, tb  # kept: the run may stop before the next attempt
+            slot.error, slot.traceback = error, attempt.traceback  # kept: the run may stop before the next attempt
             self._seq += 1
             heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, slot.node.key))
-            self._journal.append(
-                AttemptRecord(
-                    slot.node.key,
-                    slot.group,
-                    slot.attempt,
-                    "retrying",
-                    slot.attempt_started_at,
-                    time.time(),
-                    slot.duration,
-                    slot.metrics,
-                    slot.worker,
-                    error,
-                    tb,
-                    slot.logs,
-                    delay,
-                )
-            )
+            attempt.status = "retrying"
+            attempt.delay = delay
+            self._journal.append(attempt)
             if self.hooks.wants("on_task_retry"):
-                self.hooks.emit(
-                    "on_task_retry",
-                    run_id=self.run_id,
-                    workflow=self.workflow,
-                    task=slot.node.key,
-                    group=slot.group,
-                    attempt=slot.attempt,
-                    error=error,
-                    traceback=tb,
-                    delay=delay,
-                    metrics=slot.metrics,
-                    duration=slot.duration,
-                    worker=slot.worker,
-                    logs=slot.logs,
-                    attempt_started_at=slot.attempt_started_at,
-                )
+                self.hooks.emit("on_task_retry", workflow=self.workflow, **attempt.event_fields())
             return
         if retry:
-            tb += _NOT_RETRIED
-        self._end(slot, S.FAILED, error=error, tb=tb)
+            attempt.traceback += _NOT_RETRIED
+        self._end(slot, S.FAILED, attempt=attempt)
         self._fail_downstream(slot)
         if self.fail_fast:
             self._stop()
@@ -590,41 +611,53 @@ class Runner:
             self._end(child, S.UPSTREAM_FAILED, error=self._upstream_error(child))
             stack.extend(child.dependents)
 
-    def _end(self, slot: _Slot, state: str, *, error: BaseException | None = None, tb: str = "") -> None:
+    def _end(
+        self,
+        slot: _Slot,
+        state: str,
+        *,
+        attempt: Attempt | None = None,
+        error: BaseException | None = None,
+        tb: str = "",
+    ) -> None:
+        """``slot`` ends in ``state``: with the ``attempt`` that ran last, or with none (``error``)."""
+        now = time.time()
+        if attempt is None:  # it ends without a new attempt (did not run, or stopped while waiting)
+            attempt = Attempt(
+                slot.node.key,
+                slot.attempt,
+                state,
+                run_id=self.run_id,
+                group=slot.group,
+                ran=False,
+                error=error,
+                traceback=tb,
+                ended_at=now,
+            )
+        attempt.status = state
         slot.status = state
-        slot.ended_at = time.time()
-        slot.error = error
-        slot.traceback = tb
+        slot.ended_at = now
+        slot.error = attempt.error
+        slot.traceback = attempt.traceback
         self._open -= 1
-        self._journal.append(slot)
+        self._journal.append(attempt)
         if slot.node.kind == "task":
             self._n_done += 1
-        if slot.future is not None and error is not None:
-            slot.future._fail(error)
+        if slot.future is not None and attempt.error is not None:
+            slot.future._fail(attempt.error)
         spec = slot.node.spec
         if self.hooks.wants("on_task_end") or (spec is not None and spec.on_failure and state == S.FAILED):
-            self._emit_end(slot, state)
+            self._emit_end(slot, attempt)
 
-    def _emit_end(self, slot: _Slot, state: str) -> None:
-        fields = dict(
-            run_id=self.run_id,
-            workflow=self.workflow,
-            task=slot.node.key,
-            group=slot.group,
-            attempt=slot.attempt,
-            status=state,
-            started_at=slot.started_at,
-            ended_at=slot.ended_at,
-            duration=slot.duration,
-            metrics=slot.metrics,
-            worker=slot.worker,
-            error=slot.error,
-            traceback=slot.traceback,
-            logs=slot.logs,
-            attempt_started_at=slot.attempt_started_at,
-        )
+    def _emit_end(self, slot: _Slot, attempt: Attempt) -> None:
+        fields = attempt.event_fields()
+        fields.update(workflow=self.workflow, started_at=slot.started_at)
+        last = slot.last
+        if not attempt.ran and last is not None:  # what was measured is the last attempt's
+            fields.update(duration=last.duration, metrics=last.metrics, worker=last.worker, logs=None)
         self.hooks.emit("on_task_end", **fields)
         spec = slot.node.spec
+        state = attempt.status
         callback = (
             None if spec is None else spec.on_success if state == S.SUCCEEDED else spec.on_failure if state == S.FAILED else None
         )
@@ -689,7 +722,8 @@ class Runner:
                 continue
             spec = slot.node.spec
             assert spec is not None
-            self.executor.abandon(key, attempt)
+            assert self.handle is not None
+            self.handle.abandon(key, attempt)
             how = "killed" if self.executor.hard_timeouts else "abandoned (threads cannot be stopped; its result will be ignored)"
             error = TaskTimeout(
                 f"Task {key!r} ran past its timeout of {spec.timeout:g} s on attempt {attempt} and was {how}.",
@@ -698,13 +732,11 @@ class Runner:
                 run_id=self.run_id,
             )
             self._on_outcome(
-                Outcome(
+                Attempt(
                     key,
                     attempt,
-                    False,
-                    None,
-                    error,
-                    "",
+                    "failed",
+                    error=error,
                     started_at=time.time() - (spec.timeout or 0),
                     duration=spec.timeout or 0.0,
                     metrics={"execution_time": spec.timeout or 0.0},
@@ -730,6 +762,9 @@ class Runner:
         self._timers.clear()
         self._ready.clear()
 
+    def _fetch(self, handle: Any) -> Any:
+        return self.handle.fetch(handle) if self.handle is not None else handle
+
     def _finish(self, started: float) -> RunResult:
         for slot in self._slots.values():  # anything never reached (fail_fast)
             if slot.status not in _TERMINAL:
@@ -742,28 +777,37 @@ class Runner:
                 attempts=slot.attempt,
                 started_at=slot.started_at,
                 ended_at=slot.ended_at,
-                duration=slot.duration,
-                metrics=slot.metrics,
-                worker=slot.worker,
                 error=slot.error,
                 traceback=slot.traceback,
                 group=slot.group,
+                record=slot.last,
+                span=slot.duration,
             )
             if slot.output is not _MISSING:
-                fetch = self.executor.fetch  # a gather's or map's output is a list of its tasks' handles
+                fetch = self._fetch  # a gather's or map's output is a list of its tasks' handles
                 try:
-                    run._output = fetch(slot.output) if slot.node.kind == "task" else [fetch(h) for h in slot.output]
+                    run._output = fetch(slot.output) if slot.node.kind == "task" else fetch(list(slot.output))
                 except BubblesError:  # e.g. the Dask cluster that held it is gone: the output stays missing
                     pass
                 if slot.future is None:
                     slot.output = _MISSING  # the result holds it now; the journal must not keep it alive
             tasks[key] = run
+        if self.handle is not None:
+            try:
+                self.handle.close(cancel=self._cancelled or self._body_error is not None)
+            except Exception:  # releasing workers must not lose the run's record
+                import logging
+
+                logging.getLogger("bubbles").warning("bubbles: the executor did not close cleanly", exc_info=True)
         if self._cancelled:
             status = "cancelled"
         elif self._body_error is not None or any(t.state != S.SUCCEEDED for t in tasks.values()):
             status = "failed"
         else:
             status = "succeeded"
+        error = self._body_error
+        if error is not None:
+            error = mask_error(error, self.secrets)
         result = RunResult(
             run_id=self.run_id,
             workflow=self.workflow,
@@ -773,7 +817,7 @@ class Runner:
             ended_at=time.time(),
             tasks=tasks,
             output=self._output,
-            error=self._body_error,
+            error=error,
         )
         self._running = 0  # (attempts abandoned by a cancel or a crash are not running any more)
         self._finished = True

@@ -109,9 +109,10 @@ class HistoryError(BubblesError):
 
 
 def history_path() -> Path:
-    """``$BUBBLES_HOME/history.db``, default ``./.bubbles/history.db``."""
-    home = os.environ.get("BUBBLES_HOME")
-    return (Path(home) if home else Path.cwd() / ".bubbles") / "history.db"
+    """``history.db`` in the bubbles home (the ``home`` setting, ``BUBBLES_HOME``; default ``./.bubbles``)."""
+    from .._settings import current_settings
+
+    return current_settings().home_path() / "history.db"
 
 
 def _translate(exc: sqlite3.Error, path: Path) -> HistoryError:
@@ -436,8 +437,8 @@ class RunRecorder:
         path: the database (default :func:`history_path`).
         resources: a :class:`~bubbles.observe.resources.ResourceSampler` whose samples to store.
         flush_every: seconds between batch writes while a run goes.
-        timeout: seconds to wait for a database locked by another writer (``BUBBLES_HISTORY_TIMEOUT``,
-            default 30) before keeping the rows for later.
+        timeout: seconds to wait for a database locked by another writer (the ``history_timeout``
+            setting, default 30) before keeping the rows for later.
 
     Example:
         >>> from bubbles import Workflow
@@ -455,7 +456,7 @@ class RunRecorder:
         timeout: float | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else history_path()
-        self.timeout = timeout if timeout is not None else float(os.environ.get("BUBBLES_HISTORY_TIMEOUT", "30"))
+        self.timeout = timeout if timeout is not None else 30.0
         self.resources = resources
         self.flush_every = flush_every
         self._runs: dict[str, _RunWriter] = {}
@@ -569,7 +570,7 @@ class _RunWriter:
             "grp": [e.group for e in new],
             "attempt": [e.attempt for e in new],
             "status": [e.status for e in new],
-            "started_at": [e.attempt_started_at for e in new],
+            "started_at": [e.started_at for e in new],
             "ended_at": [e.ended_at for e in new],
             "duration": [e.duration for e in new],
             "worker": [e.worker for e in new],

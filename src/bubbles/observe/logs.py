@@ -3,16 +3,17 @@
 Capture (on by default, ``BUBBLES_CAPTURE_LOGS=0`` turns it off): ordinary ``logging`` calls
 made while a task runs — in a thread, a worker process or a Dask worker — are kept with that
 attempt and reach the hooks as ``on_task_end(logs=[...])`` and the run's journal, then the run
-history. Records are taken as ``logging`` creates them (:func:`install_capture`, once per
-process, by the first attempt that captures) and kept with the attempt whose
+history. Records are taken as ``logging`` creates them (:func:`install_capture`, for the
+length of a run in the run's process, and for good in a worker process) and kept with the attempt whose
 :class:`~bubbles.TaskContext` is current, so nothing is captured outside a task (nor from threads
 a task starts itself, which do not inherit it), an attempt pays nothing for capture unless it
 logs, and no handler is added: the program's logging output is what it would be without bubbles.
 Records below a logger's level are never created, so the root level is lowered to
 ``BUBBLES_CAPTURE_LEVEL`` (default INFO) when it is higher; the program's own root handlers (and
 Python's last-resort output) are set to the old level so that they show what they showed before.
-A handler added later, e.g. by ``logging.basicConfig()`` without a level, then shows INFO records
-too: give it a level, or set ``BUBBLES_CAPTURE_LEVEL=WARNING``.
+A handler added during a run, e.g. by ``logging.basicConfig()`` without a level, then shows INFO
+records too: give it a level, or set ``BUBBLES_CAPTURE_LEVEL=WARNING``. When the last run of the
+process ends, the record factory and the levels are put back as they were.
 
 Each captured entry is a dict: ``{"kind": "log", "time", "level", "logger", "message"}`` (plus
 ``"exc"`` with the formatted exception if any). Secrets are masked. At most
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -42,9 +42,8 @@ from .._context import _current
 from .._errors import describe_error
 from .._secrets import mask
 
-__all__ = ["ConsoleLog", "JsonLogLines", "install_capture", "leave_task_records_to_the_console"]
+__all__ = ["ConsoleLog", "JsonLogLines", "install_capture", "leave_task_records_to_the_console", "uninstall_capture"]
 
-_installed = False
 _install_lock = threading.Lock()
 
 
@@ -64,7 +63,7 @@ def _keep_locked(ctx: Any, record: logging.LogRecord, limit: int) -> None:
                 {"kind": "log", "time": record.created, "level": "WARNING", "logger": "bubbles", "message": "", "dropped": 0}
             )
         sink[-1]["dropped"] += 1
-        sink[-1]["message"] = f"... {sink[-1]['dropped']} more records dropped (BUBBLES_LOG_LIMIT={limit})"
+        sink[-1]["message"] = f"... {sink[-1]['dropped']} more records dropped (the log_limit setting is {limit})"
         return
     try:
         message = record.getMessage()
@@ -76,45 +75,95 @@ def _keep_locked(ctx: Any, record: logging.LogRecord, limit: int) -> None:
     sink.append(entry)
 
 
-def install_capture() -> None:
-    """Start keeping tasks' log records in this process (once; ``engine.execute`` calls it).
+class _Capture:
+    """What :func:`install_capture` changed in ``logging``, to undo it when the last run ends."""
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.permanent = False
+        self.factory: Any = None  # the record factory we wrapped
+        self.ours: Any = None  # our wrapper
+        self.root_level: int | None = None  # the root level before we lowered it
+        self.handler_levels: list[tuple[logging.Handler, int]] = []
+        self.last_resort_level: int | None = None
+        self.limit = 1000
+
+
+_capture = _Capture()
+
+
+def install_capture(settings: Any = None, *, permanent: bool = False) -> None:
+    r"""Start keeping tasks' log records in this process (``uninstall_capture`` undoes it).
 
     The records are taken where ``logging`` creates them (a wrapped log-record factory), not by a
     handler: the program's own handlers, ``logging.basicConfig`` and Python's last-resort output
-    of warnings work exactly as without bubbles.
+    of warnings work exactly as without bubbles. Runs in one process share one installation
+    (counted); when the last one ends, the factory and the levels are put back as they were.
+    A worker process installs it for good (``permanent``).
     """
-    global _installed
     with _install_lock:
-        if _installed:
+        _capture.permanent = _capture.permanent or permanent
+        _capture.users += 1
+        if _capture.users > 1:
             return
         root = logging.getLogger()
-        level = logging.getLevelName(os.environ.get("BUBBLES_CAPTURE_LEVEL", "INFO").upper())
+        name = str(getattr(settings, "capture_level", "INFO") or "INFO").upper()
+        level = logging.getLevelName(name)
         level = level if isinstance(level, int) else logging.INFO
+        _capture.limit = max(1, int(getattr(settings, "log_limit", 1000) or 1000))
+        _capture.handler_levels = []
+        _capture.root_level = None
+        _capture.last_resort_level = None
         if root.level > level:
             # records below the root level are never created; lower it, and keep the program's own
             # root handlers showing exactly what they showed before
             for handler in root.handlers:
                 if handler.level == logging.NOTSET:
+                    _capture.handler_levels.append((handler, handler.level))
                     handler.setLevel(root.level)
             if logging.lastResort is not None and not root.handlers:
+                _capture.last_resort_level = logging.lastResort.level
                 logging.lastResort.setLevel(max(logging.lastResort.level, root.level))
+            _capture.root_level = root.level
             root.setLevel(level)
-        limit = max(1, int(os.environ.get("BUBBLES_LOG_LIMIT", "1000") or 1000))
         make_record = logging.getLogRecordFactory()
 
         def record_and_keep(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = make_record(*args, **kwargs)
+            if _capture.ours is not record_and_keep:  # uninstalled, but wrapped by someone since: pass through
+                return record
             ctx = _current.get()
             if ctx is not None and ctx.capture_logs and record.name is not None:
                 try:
-                    _keep(ctx, record, limit)
+                    _keep(ctx, record, _capture.limit)
                 except Exception:  # keeping a record must never break the task's logging call
                     return record
                 record.bubbles_task = ctx.task  # (a ConsoleLog prints it: see leave_task_records_to_the_console)
             return record
 
+        _capture.factory, _capture.ours = make_record, record_and_keep
         logging.setLogRecordFactory(record_and_keep)
-        _installed = True
+
+
+def uninstall_capture() -> None:
+    """One run that captured has ended; the last one puts ``logging`` back as it found it."""
+    with _install_lock:
+        if _capture.users <= 0:
+            return
+        _capture.users -= 1
+        if _capture.users > 0 or _capture.permanent:
+            return
+        if logging.getLogRecordFactory() is _capture.ours:
+            logging.setLogRecordFactory(_capture.factory)
+        _capture.ours = None  # (if someone wrapped ours meanwhile, it now passes records through)
+        root = logging.getLogger()
+        if _capture.root_level is not None:
+            root.setLevel(_capture.root_level)
+        for handler, level in _capture.handler_levels:
+            handler.setLevel(level)
+        if _capture.last_resort_level is not None and logging.lastResort is not None:
+            logging.lastResort.setLevel(_capture.last_resort_level)
+        _capture.handler_levels, _capture.root_level, _capture.last_resort_level = [], None, None
 
 
 class _NotFromTasks(logging.Filter):

@@ -23,13 +23,12 @@ while tasks run (20 wake-ups a second). Elsewhere (macOS, Windows, restricted ``
 sampler reads the current RSS with psutil instead, so peaks shorter than the interval can be
 missed there.
 
-Turn it off with ``BUBBLES_MEMORY=0``.
+Turn it off with the ``memory`` setting (``BUBBLES_MEMORY=0``).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from typing import Any
@@ -134,12 +133,13 @@ _sampler_lock = threading.Lock()
 _tokens = itertools.count(1)
 
 
-def _get_sampler() -> _Sampler:
+def _get_sampler(interval: float = 0.05) -> _Sampler:
+    """The process's sampler (one per process: it measures the process; the first run's interval)."""
     global _sampler
     if _sampler is None:
         with _sampler_lock:
             if _sampler is None:
-                _sampler = _Sampler(float(os.environ.get("BUBBLES_MEMORY_INTERVAL", "0.05")))
+                _sampler = _Sampler(interval)
     return _sampler
 
 
@@ -156,13 +156,16 @@ class MemoryProbe:
         True
     """
 
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (MemoryProbe, ())
+        return (MemoryProbe, (self.interval,))
 
     # enter/exit allocate nothing the garbage collector tracks (an int token): with thousands of
     # tiny tasks, per-attempt containers would make the collector's full passes more frequent
     def enter(self) -> int:
-        sampler = _sampler or _get_sampler()
+        sampler = _sampler or _get_sampler(self.interval)
         token = next(_tokens)
         sampler.active[token] = 0
         if sampler.idle:
@@ -170,7 +173,7 @@ class MemoryProbe:
         return token
 
     def exit(self, token: int, outcome: Any) -> None:
-        sampler = _sampler or _get_sampler()
+        sampler = _sampler or _get_sampler(self.interval)
         if outcome.duration < _LONG_ENOUGH:  # (Sampler.finish's short path, inlined: most tasks of a big run)
             outcome.metrics["peak_memory"] = sampler.active.pop(token, 0) or sampler.last_peak
         else:

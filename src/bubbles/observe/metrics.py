@@ -43,7 +43,7 @@ _BUILTIN = ("execution_time", "cpu_time", "peak_memory", "rows_in", "rows_out", 
 
 
 def _flat(run_id: str, workflow: str, e: Any) -> tuple[Any, ...]:
-    """An attempt record (:class:`bubbles.engine.live.AttemptRecord`) as a flat tuple of plain values."""
+    """An attempt record (:class:`bubbles.engine.attempt.Attempt`) as a flat tuple of plain values."""
     metrics = e.metrics
     return (
         run_id,
@@ -51,7 +51,7 @@ def _flat(run_id: str, workflow: str, e: Any) -> tuple[Any, ...]:
         e.task,
         e.attempt,
         e.status,
-        e.attempt_started_at,
+        e.started_at,
         e.ended_at,
         e.worker,
         e.error,

@@ -11,7 +11,6 @@ down (often 1.5-2x), so it is off unless asked for.
 from __future__ import annotations
 
 import io
-import os
 from typing import Any
 
 __all__ = ["ProfileProbe"]
@@ -35,7 +34,7 @@ class ProfileProbe:
     """
 
     def __init__(self, lines: int | None = None) -> None:
-        self.lines = lines if lines is not None else int(os.environ.get("BUBBLES_PROFILE_LINES", "40"))
+        self.lines = lines if lines is not None else 40
 
     def enter(self) -> Any:
         import cProfile

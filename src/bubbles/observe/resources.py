@@ -36,7 +36,7 @@ class ResourceSampler:
     """
 
     def __init__(self, interval: float | None = None) -> None:
-        self.interval = interval if interval is not None else float(os.environ.get("BUBBLES_RESOURCE_INTERVAL", "0.5"))
+        self.interval = interval if interval is not None else 0.5
         self.samples: list[tuple[float, float, int, int]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one sample at a time (the thread's, or the last one at the end)

@@ -39,6 +39,8 @@ def measure(value: Any) -> tuple[int | None, int | None]:
             rows = len(value)
         return rows, nbytes
     if module.startswith("pandas"):
+        if not hasattr(value, "memory_usage"):  # a Timestamp, an Interval, ...: a scalar, not a frame
+            return None, None
         rows = len(value)
         try:
             usage = value.memory_usage(index=True, deep=False)
@@ -47,6 +49,8 @@ def measure(value: Any) -> tuple[int | None, int | None]:
             nbytes = None
         return rows, nbytes
     if module.startswith("polars"):
+        if not hasattr(value, "estimated_size"):  # a LazyFrame or a scalar: nothing computed to count
+            return None, None
         rows = value.height if hasattr(value, "height") else len(value)
         try:
             nbytes = int(value.estimated_size())
@@ -54,7 +58,7 @@ def measure(value: Any) -> tuple[int | None, int | None]:
             nbytes = None
         return rows, nbytes
     if module.startswith("numpy"):
-        shape = getattr(value, "shape", ())
+        shape = getattr(value, "shape", None) or ()
         return (shape[0] if shape else None), getattr(value, "nbytes", None)
     return None, None
 

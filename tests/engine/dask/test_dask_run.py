@@ -162,8 +162,8 @@ def test_outputs_stay_on_the_cluster(address: str) -> None:
     fetched: list[Any] = []
 
     class Watching(DaskExecutor):
-        def fetch(self, handle: Any) -> Any:
-            value = super().fetch(handle)
+        def _fetch(self, handle: Any) -> Any:
+            value = super()._fetch(handle)
             fetched.append(value)
             return value
 

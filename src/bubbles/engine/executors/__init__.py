@@ -13,16 +13,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..._errors import ConfigError
-from .base import Executor, Post
+from ..._settings import EXECUTORS
+from .base import Executor, Pool, Post, RunHandle
 
-__all__ = ["EXECUTORS", "Executor", "Post", "make_executor"]
-
-EXECUTORS = ("serial", "threads", "processes", "dask")
+__all__ = ["EXECUTORS", "Executor", "Pool", "Post", "RunHandle", "make_executor"]
 
 
 def make_executor(kind: str | Executor = "threads", max_workers: int | None = None, **options: Any) -> Executor:
     """Build an executor by name (an executor object is returned as it is)."""
     if not isinstance(kind, str):
+        if not callable(getattr(kind, "open", None)):
+            raise ConfigError(
+                f"executor={kind!r} is not an executor. Pass a name ({', '.join(EXECUTORS)}) or an executor "
+                "object such as ThreadExecutor(8)."
+            )
         return kind
     if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
         raise ConfigError(f"max_workers must be a whole number >= 1, got {max_workers!r}.")

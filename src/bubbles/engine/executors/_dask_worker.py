@@ -3,7 +3,7 @@
 :func:`run_attempt` is the function the Dask executor submits. It rebuilds the
 :class:`~bubbles.engine.execute.Call` (arguments arrive already resolved by Dask: upstream outputs
 that live on other workers were fetched worker-to-worker), runs it through
-:func:`~bubbles.engine.execute.execute`, sends the :class:`Outcome` *without its value* back to
+:func:`~bubbles.engine.execute.execute`, sends the :class:`~bubbles.engine.attempt.Attempt` *without its value* back to
 the client as a Dask event, and returns the value, which stays in the worker's memory as the
 task's Dask future. So a task's output never passes through the client unless the client asks.
 
@@ -20,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._errors import RemoteTaskError
-from ..execute import Call, Outcome, execute, mark_remote, replace_unpicklable_error
+from ..attempt import Attempt
+from ..execute import Call, execute, failed_attempt, mark_remote, replace_unpicklable_error
 
 __all__ = ["run_attempt"]
 
@@ -43,8 +44,8 @@ def _function(digest: str, data: bytes) -> Callable[..., Any]:
     return fn
 
 
-def _payload(outcome: Outcome) -> bytes:
-    """The outcome, pickled; an error that cannot pickle is replaced by a RemoteTaskError.
+def _payload(attempt: Attempt) -> bytes:
+    """The attempt, pickled; an error that cannot pickle is replaced by a RemoteTaskError.
 
     cloudpickle, because an exception class defined in the user's own module arrived here by
     value; cloudpickle sends it back under the same identity, so ``retry_on`` and ``isinstance``
@@ -53,15 +54,16 @@ def _payload(outcome: Outcome) -> bytes:
     import cloudpickle
 
     try:
-        return cloudpickle.dumps(outcome, protocol=5)
+        return cloudpickle.dumps(attempt, protocol=5)
     except Exception:
-        replace_unpicklable_error(outcome)
-        outcome.logs = None if outcome.logs is None else [{k: str(v) for k, v in r.items()} for r in outcome.logs]
-        return cloudpickle.dumps(outcome, protocol=5)
+        replace_unpicklable_error(attempt)
+        attempt.logs = None if attempt.logs is None else [{k: str(v) for k, v in r.items()} for r in attempt.logs]
+        attempt.events = None if attempt.events is None else [repr(e) for e in attempt.events]
+        return cloudpickle.dumps(attempt, protocol=5)
 
 
 def run_attempt(shell: Call, digest: str, fn_bytes: bytes, args: Any, kwargs: Any, topic: str) -> Any:
-    """Run one attempt on this worker; report its Outcome as an event; return its value."""
+    """Run one attempt on this worker; report its Attempt as an event; return its value."""
     from distributed import get_worker
 
     mark_remote()
@@ -71,18 +73,16 @@ def run_attempt(shell: Call, digest: str, fn_bytes: bytes, args: Any, kwargs: An
     except Exception as exc:  # e.g. a module the function needs is not installed on this worker
         import traceback
 
-        outcome = Outcome(
-            shell.key,
-            shell.attempt,
-            False,
-            error=RemoteTaskError(
+        attempt = failed_attempt(
+            shell,
+            RemoteTaskError(
                 f"Task {shell.key!r} could not be loaded on Dask worker {worker.address}: {type(exc).__name__}: {exc}. "
                 "Install the packages the task imports on every worker (the same versions as on the client).",
                 task=shell.key,
                 attempt=shell.attempt,
                 error_type=type(exc).__name__,
             ),
-            traceback=traceback.format_exc(),
+            traceback.format_exc(),
         )
     else:
         call = Call(
@@ -97,9 +97,11 @@ def run_attempt(shell: Call, digest: str, fn_bytes: bytes, args: Any, kwargs: An
             shell.probes,
             shell.params,
             shell.capture_logs,
+            shell.settings,
+            shell.secrets,
         )
-        outcome = execute(call)
-    outcome.worker = worker.address
-    value, outcome.value = outcome.value, None
-    worker.log_event(topic, _payload(outcome))
+        attempt = execute(call)
+    attempt.worker = worker.address
+    value, attempt.value = attempt.value, None
+    worker.log_event(topic, _payload(attempt))
     return value

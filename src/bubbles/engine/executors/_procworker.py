@@ -2,7 +2,10 @@
 
 Started as ``python -c "...; main(in_fd, out_fd)"`` (never by re-importing the user's script, so
 a script without an ``if __name__ == "__main__"`` guard is safe). It ignores Ctrl-C (the parent
-decides), exits when the parent goes away, and answers each call with an Outcome.
+decides), exits when the parent goes away, and answers each call with an Attempt. Functions are
+cached by the digest of their pickled bytes, at most ``FUNCTIONS_PER_WORKER`` of them, least
+recently used first out — the parent keeps a mirror of this cache and sends a function's
+bytes again when it knows the worker no longer has it.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import sys
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ..._errors import NotPicklableError
-from ..execute import Outcome, execute, mark_remote, replace_unpicklable_error
+from ..attempt import Attempt
+from ..execute import execute, failed_attempt, mark_remote, replace_unpicklable_error
 from ..serialize import recv, send
+
+FUNCTIONS_PER_WORKER = 256
 
 
 def _watch_parent(parent: int) -> None:
@@ -29,13 +36,18 @@ def _watch_parent(parent: int) -> None:
             os._exit(3)
 
 
-def _sendable(outcome: Outcome) -> Outcome:
-    """Replace what cannot be pickled by a clear error instead of losing the outcome."""
+def _sendable(attempt: Attempt) -> Attempt:
+    """Replace what cannot be pickled by a clear error instead of losing the attempt."""
     try:
-        pickle.dumps(outcome.error, protocol=5)
+        pickle.dumps(attempt.error, protocol=5)
     except Exception:
-        replace_unpicklable_error(outcome)
-    return outcome
+        replace_unpicklable_error(attempt)
+    if attempt.events:
+        try:
+            pickle.dumps(attempt.events, protocol=5)
+        except Exception:
+            attempt.events = [repr(e) for e in attempt.events]
+    return attempt
 
 
 def main(in_fd: int, out_fd: int) -> None:
@@ -43,47 +55,44 @@ def main(in_fd: int, out_fd: int) -> None:
     mark_remote()
     conn_in, conn_out = Connection(in_fd), Connection(out_fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    functions: dict[int, Any] = {}
+    functions: OrderedDict[str, Any] = OrderedDict()
     send(conn_out, ("ready", os.getpid()))
     while True:
+        digest = None
         try:
             message = recv(conn_in)
-            if message is not None and message[0] == "call" and message[2] is not None:
-                functions[message[1]] = pickle.loads(message[2])
+            if message is None:
+                return
+            if message[0] == "path":
+                sys.path[:] = message[1]
+                continue
+            _, digest, data, call = message
+            if data is not None:
+                functions[digest] = pickle.loads(data)
+                while len(functions) > FUNCTIONS_PER_WORKER:
+                    functions.popitem(last=False)
+            fn = functions[digest]  # (a KeyError if the parent's mirror is off: reported, not fatal)
+            functions.move_to_end(digest)
         except (EOFError, OSError):
             return
         except Exception as exc:  # the call or its function cannot be loaded here
-            send(conn_out, ("broken", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            send(conn_out, ("broken", f"{type(exc).__name__}: {exc}", traceback.format_exc(), digest))
             continue
-        if message is None:
-            return
-        if message[0] == "path":
-            sys.path[:] = message[1]
-            continue
-        _, fid, _, call = message
-        call.fn = functions[fid]
-        outcome = execute(call)
+        call.fn = fn
+        attempt = execute(call)
         try:
-            send(conn_out, ("done", _sendable(outcome)))
+            send(conn_out, ("done", _sendable(attempt)))
         except Exception as exc:  # the value itself cannot be pickled
-            send(
-                conn_out,
-                (
-                    "done",
-                    Outcome(
-                        call.key,
-                        call.attempt,
-                        False,
-                        error=NotPicklableError(
-                            f"Task {call.key!r} returned a {type(outcome.value).__name__} that cannot be sent "
-                            f"back from a worker process ({exc}). Return plain data (Arrow, pandas, lists, "
-                            "dicts), or run it with executor='threads'.",
-                            task=call.key,
-                        ),
-                        started_at=outcome.started_at,
-                        duration=outcome.duration,
-                        metrics=outcome.metrics,
-                        worker=outcome.worker,
-                    ),
+            unsent = failed_attempt(
+                call,
+                NotPicklableError(
+                    f"Task {call.key!r} returned a {type(attempt.value).__name__} that cannot be sent "
+                    f"back from a worker process ({exc}). Return plain data (Arrow, pandas, lists, "
+                    "dicts), or run it with executor='threads'.",
+                    task=call.key,
                 ),
+                started_at=attempt.started_at,
             )
+            unsent.duration, unsent.metrics, unsent.worker = attempt.duration, attempt.metrics, attempt.worker
+            unsent.logs, unsent.secrets = attempt.logs, attempt.secrets
+            send(conn_out, ("done", unsent))

@@ -6,23 +6,23 @@ How one attempt travels::
                                    │  Dask resolves the futures worker-to-worker
                                    ▼
                              Dask worker: execute(call) ──▶ value kept in worker memory
-                                   │ Outcome without its value, as a Dask event
+                                   │ Attempt without its value, as a Dask event
                                    ▼
-    runner ◀──post(Outcome(value=<dask future>))── client event handler
+    runner ◀──post(Attempt(value=<dask future>))── client event handler
 
 * **Outputs are Dask futures.** The runner stores the future as the task's output handle and
   passes it on to downstream calls; Dask moves the data from worker to worker (Arrow tables with
   Dask's Arrow serializer). The client only pulls a value when it truly needs one: final results,
   ``map`` items, ``future.result()`` in a ``@bubbles`` flow. When the runner drops its last
   reference to a handle, the Dask future is released and the worker frees the data.
-* **Metadata as events.** Each attempt reports its :class:`Outcome` (metrics, the worker's
+* **Metadata as events.** Each attempt reports its :class:`~bubbles.engine.attempt.Attempt` (metrics, the worker's
   address, logs, error and traceback) through ``worker.log_event`` on a topic private to this
   executor, so there is one Dask task per bubbles task and no second round trip.
 * **Retries stay in the runner.** Dask is told ``retries=0`` and every attempt gets its own key
   (``pure=False``), so a resubmitted attempt never collides with the old one. A worker that dies
   is Dask's business: it recomputes the lost tasks on the other workers, and the run goes on.
 * **Failures Dask sees** (a worker that died too often, an output that could not be moved, the
-  scheduler gone) arrive as the future's error and become the attempt's failed Outcome. Losing
+  scheduler gone) arrive as the future's error and become the attempt's failed Attempt. Losing
   the scheduler fails every running task with :class:`SchedulerLost` (not retried) and the run
   ends ``failed``.
 * **Batches.** ``submit`` only queues the call; a sender thread hands everything the runner
@@ -50,14 +50,17 @@ import sys
 import sysconfig
 import threading
 import time
-import weakref
+import traceback
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import BubblesError, ConfigError, MissingDependencyError, NotPicklableError, TaskError
-from ..execute import Call, Outcome
+from ..._settings import Settings, current_settings
+from ..attempt import Attempt
+from ..execute import Call, failed_attempt
 from ..task import TaskSpec
-from .base import Post
+from .base import Pool, PoolRun
 
 if TYPE_CHECKING:
     from distributed import Client, Future, Security
@@ -69,6 +72,7 @@ _ENV_ADDRESS = "BUBBLES_DASK_ADDRESS"
 _ENV_TLS = {"ca": "BUBBLES_DASK_TLS_CA_FILE", "cert": "BUBBLES_DASK_TLS_CERT", "key": "BUBBLES_DASK_TLS_KEY"}
 _pickle_lock = threading.Lock()
 _SCATTER_BYTES = 1 << 20
+_FUNCTIONS_KEPT = 1024
 
 
 class DaskConnectionError(ConfigError):
@@ -89,7 +93,7 @@ class DaskTaskError(TaskError):
     transient = True
 
 
-def resolve_address(address: str | None = None) -> tuple[str | None, str]:
+def resolve_address(address: str | None = None, settings: Settings | None = None) -> tuple[str | None, str]:
     """The scheduler address to use and where it came from (``None``: start a LocalCluster).
 
     Example:
@@ -98,9 +102,9 @@ def resolve_address(address: str | None = None) -> tuple[str | None, str]:
     """
     if address:
         return address, "argument"
-    env = os.environ.get(_ENV_ADDRESS)
-    if env:
-        return env, _ENV_ADDRESS
+    settings = settings if settings is not None else current_settings()
+    if settings.dask_address:
+        return settings.dask_address, settings.source("dask_address")
     import dask.config
 
     configured = dask.config.get("scheduler-address", None) or dask.config.get("scheduler_address", None)
@@ -109,7 +113,7 @@ def resolve_address(address: str | None = None) -> tuple[str | None, str]:
     return None, ""
 
 
-class DaskExecutor:
+class DaskExecutor(Pool):
     """Runs tasks on a Dask distributed cluster. See the module docstring for the design.
 
     Args:
@@ -146,7 +150,10 @@ class DaskExecutor:
         wait_for_workers: float = 60.0,
         oversubscribe: int = 16,
         cluster_options: dict[str, Any] | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        super().__init__()
+        self._settings = settings
         if address is not None and not isinstance(address, str):
             client, address = address, None  # run(address=client) reads naturally too
         self._max_workers = max_workers
@@ -161,17 +168,16 @@ class DaskExecutor:
         self._wait_for_workers = wait_for_workers
         self._oversubscribe = max(1, int(oversubscribe))
         self._cluster_options = dict(cluster_options or {})
-        self._functions: dict[int, tuple[Any, str, bytes]] = {}  # id(fn) -> (fn, digest, cloudpickled)
+        self._functions: OrderedDict[int, tuple[Any, str, bytes]] = OrderedDict()  # id(fn) -> (fn, digest, pickled)
         self._timeouts = False
         self._threads = 1
-        self._inflight: dict[tuple[str, int], Future] = {}
+        self._inflight: dict[tuple[str, str, int], Future] = {}  # (run_id, task, attempt) -> future
+        self._seen_done: dict[Any, float] = {}
         self._queue: list[Call] = []  # submitted, not yet handed to Dask
         self._wake = threading.Event()
         self._sender: threading.Thread | None = None
-        self._outputs: weakref.WeakSet[Future] = weakref.WeakSet()  # value futures the runner may still hold
-        self._local: dict[Any, Any] = {}  # values pulled to the client at shutdown, by dask key
         self._lock = threading.Lock()
-        self._lost: BaseException | None = None
+        self._lost_error: BaseException | None = None
         self._closing = False
         self._topic = ""
         self._token = os.urandom(4).hex()
@@ -190,9 +196,11 @@ class DaskExecutor:
                 self._timeouts = True
 
     def _function_bytes(self, fn: Any, name: str) -> tuple[str, bytes]:
-        entry = self._functions.get(id(fn))
-        if entry is not None and entry[0] is fn:
-            return entry[1], entry[2]
+        with self._lock:
+            entry = self._functions.get(id(fn))
+            if entry is not None and entry[0] is fn:
+                self._functions.move_to_end(id(fn))
+                return entry[1], entry[2]
         try:
             data = _dumps_function(fn)
         except Exception as exc:
@@ -203,13 +211,17 @@ class DaskExecutor:
                 task=name,
             ) from exc
         digest = hashlib.sha1(data).hexdigest()
-        self._functions[id(fn)] = (fn, digest, data)
+        with self._lock:
+            self._functions[id(fn)] = (fn, digest, data)
+            while len(self._functions) > _FUNCTIONS_KEPT:
+                self._functions.popitem(last=False)
         return digest, data
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def start(self, post: Post) -> None:
-        self._post = post
+    def _start(self) -> None:
         distributed = _import_distributed()
+        self._closing = False
+        self._lost_error = None
         if self._client is None:
             self._client = self._connect(distributed)
             self._own_client = True
@@ -217,7 +229,7 @@ class DaskExecutor:
         try:
             client.wait_for_workers(1, timeout=self._wait_for_workers)
         except TimeoutError as exc:
-            self.shutdown()
+            self._stop()
             raise DaskConnectionError(
                 f"The Dask scheduler at {client.scheduler.address} has no workers after {self._wait_for_workers:g} s. "
                 f"Start some with: dask worker {client.scheduler.address}",
@@ -233,7 +245,7 @@ class DaskExecutor:
         self._sender.start()
 
     def _connect(self, distributed: Any) -> Client:
-        address, source = resolve_address(self._address)
+        address, source = resolve_address(self._address, self._settings)
         if address is None:
             active = _active_client(distributed)
             if active is not None:
@@ -274,10 +286,11 @@ class DaskExecutor:
     def _security_for(self, address: str) -> Security | None:
         if self._security is not None:
             return self._security
+        settings = self._settings or current_settings()
         ca, cert, key = (
-            self._tls[0] or os.environ.get(_ENV_TLS["ca"]),
-            self._tls[1] or os.environ.get(_ENV_TLS["cert"]),
-            self._tls[2] or os.environ.get(_ENV_TLS["key"]),
+            self._tls[0] or settings.dask_tls_ca_file,
+            self._tls[1] or settings.dask_tls_cert,
+            self._tls[2] or settings.dask_tls_key,
         )
         if not (ca or cert or key):
             if address.startswith("tls://"):
@@ -308,10 +321,9 @@ class DaskExecutor:
         return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
 
     # -- running ------------------------------------------------------------------------------
-    def submit(self, call: Call) -> None:
-        if self._lost is not None:
-            self._post(self._failed(call.key, call.attempt, self._lost))
-            return
+    def _submit(self, run: PoolRun, call: Call) -> None:
+        if self._lost_error is not None:
+            raise self._lost_error
         self._function_bytes(call.fn, call.key)
         if call.timeout is not None and not self._timeouts:  # a @bubbles flow: specs arrive as it runs
             self._timeouts = True
@@ -328,9 +340,7 @@ class DaskExecutor:
         The runner dispatches everything that is ready in one go and then waits; this thread picks
         up what it dispatched meanwhile, so a fan-out of 1,000 tasks becomes a few ``client.map``.
         """
-        from ._dask_worker import run_attempt
-
-        while True:
+        while not self._closing:
             self._wake.wait()
             self._wake.clear()
             with self._lock:
@@ -339,67 +349,78 @@ class DaskExecutor:
                 return
             if not batch:
                 continue
-            if self._lost is not None:  # submitting now would only wait for a reconnection
-                for c in batch:
-                    self._post(self._failed(c.key, c.attempt, self._lost))
-                continue
-            keys = [f"{c.key}-{c.attempt}-{c.run_id}-{self._token}" for c in batch]
-            shells, digests, datas = [], [], []
-            for c in batch:
-                _, digest, data = self._functions[id(c.fn)]
-                digests.append(digest)
-                datas.append(data)
-                shells.append(
-                    Call(
-                        c.key,
-                        c.attempt,
-                        None,  # type: ignore[arg-type]
-                        (),
-                        {},
-                        c.run_id,
-                        c.workflow,
-                        c.timeout,
-                        c.probes,
-                        c.params,
-                        c.capture_logs,
-                    )
-                )
-            assert self._client is not None
             try:
-                args = [self._scatter_large(list(c.args)) for c in batch]
-                kwargs = [self._scatter_large(c.kwargs) for c in batch]
-                futures = self._client.map(
-                    run_attempt,
-                    shells,
-                    digests,
-                    datas,
-                    args,
-                    kwargs,
-                    [self._topic] * len(batch),
-                    key=keys,
-                    pure=False,
-                    retries=0,
-                )
-            except Exception as exc:  # e.g. an argument Dask cannot serialize
+                self._send(batch)
+            except Exception as exc:  # never lose a batch: each call gets its failure
                 for c in batch:
-                    self._post(
-                        self._failed(
-                            c.key,
-                            c.attempt,
-                            NotPicklableError(
-                                f"The inputs of task {c.key!r} cannot be sent to Dask: {type(exc).__name__}: {exc}. "
-                                "Pass plain data between tasks (Arrow, pandas, lists, dicts).",
-                                task=c.key,
-                            ),
-                        )
-                    )
-                continue
-            with self._lock:
-                for c, future in zip(batch, futures, strict=True):
-                    self._inflight[(c.key, c.attempt)] = future
-            for future in futures:
-                future.add_done_callback(self._on_done)
-            del batch, futures, shells, args, kwargs  # hold no upstream futures while waiting: let outputs be freed
+                    self._route(c.run_id, failed_attempt(c, exc, traceback.format_exc()))
+
+    def _send(self, batch: list[Call]) -> None:
+        from ._dask_worker import run_attempt
+
+        if self._lost_error is not None:  # submitting now would only wait for a reconnection
+            for c in batch:
+                self._route(c.run_id, failed_attempt(c, self._lost_error))
+            return
+        keys = [f"{c.key}-{c.attempt}-{c.run_id}-{self._token}" for c in batch]
+        shells, digests, datas = [], [], []
+        for c in batch:
+            digest, data = self._function_bytes(c.fn, c.key)
+            digests.append(digest)
+            datas.append(data)
+            shells.append(
+                Call(
+                    c.key,
+                    c.attempt,
+                    None,  # type: ignore[arg-type]
+                    (),
+                    {},
+                    c.run_id,
+                    c.workflow,
+                    c.timeout,
+                    c.probes,
+                    c.params,
+                    c.capture_logs,
+                    c.settings,
+                    c.secrets,  # (pickles as an empty registry: the worker reports what it resolves)
+                )
+            )
+        assert self._client is not None
+        try:
+            args = [self._scatter_large(list(c.args)) for c in batch]
+            kwargs = [self._scatter_large(c.kwargs) for c in batch]
+            futures = self._client.map(
+                run_attempt,
+                shells,
+                digests,
+                datas,
+                args,
+                kwargs,
+                [self._topic] * len(batch),
+                key=keys,
+                pure=False,
+                retries=0,
+            )
+        except Exception as exc:  # e.g. an argument Dask cannot serialize
+            for c in batch:
+                self._route(
+                    c.run_id,
+                    failed_attempt(
+                        c,
+                        NotPicklableError(
+                            f"The inputs of task {c.key!r} cannot be sent to Dask: {type(exc).__name__}: {exc}. "
+                            "Pass plain data between tasks (Arrow, pandas, lists, dicts).",
+                            task=c.key,
+                        ),
+                    ),
+                )
+            return
+        with self._lock:
+            for c, future in zip(batch, futures, strict=True):
+                self._inflight[(c.run_id, c.key, c.attempt)] = future
+        for future in futures:
+            future.add_done_callback(self._on_done)
+        del batch, futures, shells, args, kwargs  # hold no upstream futures while waiting: let outputs be freed
 
     def _scatter_large(self, values: Any) -> Any:
         """Send big client-side inputs (data given to a pipeline, constants) to the workers once.
@@ -417,20 +438,23 @@ class DaskExecutor:
         return values
 
     def _on_event(self, event: tuple[float, bytes]) -> None:
-        """A worker reported an attempt's Outcome (runs on the client's event loop)."""
+        """A worker reported an attempt (runs on the client's event loop)."""
         import pickle
 
-        outcome: Outcome = pickle.loads(event[1])
+        try:
+            attempt: Attempt = pickle.loads(event[1])
+        except Exception:  # e.g. a class the client cannot import: the future's own error will say it
+            log.warning("bubbles: could not read an attempt reported by a Dask worker", exc_info=True)
+            return
         with self._lock:
-            future = self._inflight.pop((outcome.key, outcome.attempt), None)
+            future = self._inflight.pop((attempt.run_id, attempt.task, attempt.attempt), None)
         if future is None:
             return  # a recomputation after a worker died, or an abandoned attempt
-        if outcome.ok:
-            outcome.value = future
-            self._outputs.add(future)
+        if attempt.ok:
+            attempt.value = future
         else:
             future.release()
-        self._post(outcome)
+        self._route(attempt.run_id, attempt)
 
     def _on_done(self, future: Future) -> None:
         """Dask finished a future; only failures Dask itself saw need reporting (callback thread)."""
@@ -442,7 +466,7 @@ class DaskExecutor:
                 del self._inflight[k]
         if not found:
             return
-        key, attempt = found[0]
+        run_id, key, attempt = found[0]
         if future.status == "cancelled":
             error: BaseException = SchedulerLost(
                 f"Task {key!r} (attempt {attempt}) was lost: the client lost its connection to the Dask scheduler"
@@ -451,7 +475,7 @@ class DaskExecutor:
                 task=key,
                 attempt=attempt,
             )
-            self._lost = error
+            self._lost_error = error
         else:
             exc = _future_exception(future)
             error = DaskTaskError(
@@ -462,10 +486,7 @@ class DaskExecutor:
                 attempt=attempt,
                 error_type=type(exc).__name__,
             )
-        self._post(self._failed(key, attempt, error))
-
-    def _failed(self, key: str, attempt: int, error: BaseException) -> Outcome:
-        return Outcome(key, attempt, False, None, error, "", started_at=time.time())
+        self._route(run_id, Attempt(key, attempt, "failed", run_id=run_id, error=error, started_at=time.time()))
 
     def _scheduler_address(self) -> str:
         try:
@@ -473,21 +494,57 @@ class DaskExecutor:
         except Exception:
             return ""
 
-    def abandon(self, key: str, attempt: int) -> None:
+    def _abandon(self, run: PoolRun, call: Call) -> None:
+        ident = (call.run_id, call.key, call.attempt)
         with self._lock:
-            self._queue = [c for c in self._queue if (c.key, c.attempt) != (key, attempt)]
-            future = self._inflight.pop((key, attempt), None)
+            self._queue = [c for c in self._queue if (c.run_id, c.key, c.attempt) != ident]
+            future = self._inflight.pop(ident, None)
         if future is not None:
             future.cancel()
 
-    def fetch(self, handle: Any) -> Any:
+    def _cancel_calls(self, run: PoolRun, calls: list[Call], *, wait: bool) -> None:
+        idents = {(c.run_id, c.key, c.attempt) for c in calls}
+        with self._lock:
+            self._queue = [c for c in self._queue if (c.run_id, c.key, c.attempt) not in idents]
+            futures = [self._inflight.pop(i) for i in idents if i in self._inflight]
+        if futures and self._client is not None:
+            try:
+                self._client.cancel(futures, force=True)
+            except Exception:
+                log.debug("bubbles: could not cancel Dask futures", exc_info=True)
+
+    def _lost(self, run: PoolRun, calls: list[Call]) -> list[tuple[Call, BaseException]]:
+        if self._lost_error is not None:
+            return [(c, self._lost_error) for c in calls]
+        lost: list[tuple[Call, BaseException]] = []
+        now = time.monotonic()
+        with self._lock:
+            for c in calls:
+                future = self._inflight.get((c.run_id, c.key, c.attempt))
+                if future is None or future.status == "pending":
+                    continue
+                first = self._seen_done.setdefault(future.key, now)
+                if now - first > 10.0:  # finished, but its attempt never reported: do not wait for it
+                    lost.append(
+                        (
+                            c,
+                            DaskTaskError(
+                                f"Task {c.key!r} (attempt {c.attempt}) ended on Dask ({future.status}) without reporting "
+                                "its outcome (the worker's event was lost). The task may be retried.",
+                                task=c.key,
+                                attempt=c.attempt,
+                            ),
+                        )
+                    )
+        return lost
+
+    def _fetch(self, handle: Any) -> Any:
         if isinstance(handle, list):  # a ParallelTask's or a map's output: one handle per task
-            self._pull([h for h in handle if _is_future(h) and h.key not in self._local])
-            return [self.fetch(h) for h in handle]
+            futures = [h for h in handle if _is_future(h)]
+            pulled = dict(zip((f.key for f in futures), self._gather(futures), strict=True)) if futures else {}
+            return [pulled[h.key] if _is_future(h) else h for h in handle]
         if not _is_future(handle):
             return handle
-        if handle.key in self._local:
-            return self._local[handle.key]
         try:
             return handle.result()
         except Exception as exc:
@@ -496,57 +553,49 @@ class DaskExecutor:
                 "The worker holding it may have died with nothing left to recompute it from.",
             ) from exc
 
-    def _pull(self, futures: list[Future]) -> None:
-        """Fetch several outputs in one round trip and keep them on the client."""
-        if not futures or self._client is None or self._lost is not None:
-            return
+    def _gather(self, futures: list[Future]) -> list[Any]:
+        """Fetch several outputs in one round trip."""
+        if self._client is None:
+            raise BubblesError("Could not fetch task outputs: the Dask client is closed.")
         try:
-            values = self._client.gather(futures, errors="raise")
+            return list(self._client.gather(futures, errors="raise"))
         except Exception as exc:
             raise BubblesError(
                 f"Could not fetch {len(futures)} task output(s) from the Dask cluster: {type(exc).__name__}: {exc}.",
             ) from exc
-        for future, value in zip(futures, values, strict=True):
-            self._local[future.key] = value
 
-    def shutdown(self, *, cancel: bool = False) -> None:
+    def _stop(self) -> None:
         client = self._client
         if client is None:
             return
         self._closing = True
         self._wake.set()
-        if self._sender is not None:
+        if self._sender is not None and self._sender is not threading.current_thread():
             self._sender.join(timeout=10)
+        self._sender = None
         with self._lock:
             running = list(self._inflight.values())
             self._inflight.clear()
             self._queue.clear()
+            self._seen_done.clear()
         if running:
-            client.cancel(running, force=True)
-        if self._own_client:
-            # The runner may fetch outputs after shutdown (final results): pull what it still holds.
-            live = [f for f in list(self._outputs) if f.key not in self._local]
-            if live and not cancel and self._lost is None:
-                try:
-                    self._pull(live)
-                except Exception:
-                    log.warning("bubbles: could not fetch some task outputs from the Dask cluster", exc_info=True)
-            elif live and cancel:
-                done = [f for f in live if f.status == "finished"]
-                try:
-                    self._pull(done)
-                except Exception:
-                    pass
+            try:
+                client.cancel(running, force=True)
+            except Exception:
+                log.debug("bubbles: could not cancel Dask futures", exc_info=True)
         if self._topic:
             try:
                 client.unsubscribe_topic(self._topic)
             except Exception:
                 pass
         if self._own_client:
-            client.close()
-            if self._cluster is not None:
-                self._cluster.close()
-        self._client = client if not self._own_client else None
+            try:
+                client.close()
+            finally:
+                if self._cluster is not None:
+                    self._cluster.close()
+                    self._cluster = None
+            self._client = None
 
 
 # -- helpers ---------------------------------------------------------------------------------

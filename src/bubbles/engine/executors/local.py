@@ -6,6 +6,11 @@ call is interrupted when it returns). In ``threads`` the limit is *soft*: Python
 thread, so at the deadline the runner records the timeout, the executor starts a replacement
 thread so the run keeps its parallelism, and the stray thread's late result is dropped. The
 run still ends on time (worker threads are daemons and never hold up interpreter exit).
+
+Cancel: the threads of a cancelled run are asked to stop — each running attempt's
+:func:`~bubbles._context.on_cancel` callbacks run (a DuckDB or PostgreSQL query is interrupted)
+— and the run waits for them up to the ``cancel_grace`` setting, so nothing is left running in
+C code while the interpreter exits.
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ import os
 import signal
 import threading
 import time
+import traceback
 from queue import SimpleQueue
 from typing import Any
 
-from ..._errors import TaskTimeout
-from ..execute import Call, Outcome, execute
+from ..._context import TaskContext
+from ..._errors import TaskError, TaskTimeout
+from ..attempt import Attempt
+from ..execute import Call, execute, failed_attempt
 from ..task import TaskSpec
-from .base import PersistentPool, Post
+from .base import Deadline, Pool, PoolRun, Post
 
 __all__ = ["SerialExecutor", "ThreadExecutor", "default_threads"]
 
@@ -29,17 +37,13 @@ def default_threads() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-class SerialExecutor:
-    """Runs each task in the calling thread, one at a time: the debugger-friendly executor."""
+class _SerialRun:
+    """A serial run: ``submit`` runs the call at once on the calling thread."""
 
-    name = "serial"
     capacity = 1
-    hard_timeouts = True
 
-    def check(self, specs: list[TaskSpec]) -> None:
-        return None
-
-    def start(self, post: Post) -> None:
+    def __init__(self, run_id: str, post: Post) -> None:
+        self.run_id = run_id
         self._post = post
 
     def submit(self, call: Call) -> None:
@@ -54,11 +58,32 @@ class SerialExecutor:
     def fetch(self, handle: Any) -> Any:
         return handle
 
-    def shutdown(self, *, cancel: bool = False) -> None:
+    def lost(self) -> list[Attempt]:
+        return []  # a call runs while submit() runs: it cannot be lost
+
+    def close(self, *, cancel: bool = False) -> None:
         return None
 
 
-def _execute_with_alarm(call: Call) -> Outcome:
+class SerialExecutor:
+    """Runs each task in the calling thread, one at a time: the debugger-friendly executor."""
+
+    name = "serial"
+    capacity = 1
+    hard_timeouts = True
+    reports_start = False
+
+    def check(self, specs: list[TaskSpec]) -> None:
+        return None
+
+    def open(self, run_id: str, post: Post, *, cancel_grace: float = 5.0) -> _SerialRun:
+        return _SerialRun(run_id, post)
+
+    def shutdown(self) -> None:
+        return None
+
+
+def _execute_with_alarm(call: Call) -> Attempt:
     def _alarm(signum: int, frame: Any) -> None:
         raise TaskTimeout(
             f"Task {call.key!r} ran past its timeout of {call.timeout:g} s (attempt {call.attempt}).",
@@ -72,74 +97,153 @@ def _execute_with_alarm(call: Call) -> Outcome:
     try:
         return execute(call)
     except TaskTimeout as exc:  # fired after the function returned, while measuring
-        return Outcome(call.key, call.attempt, False, None, exc)
+        return failed_attempt(call, exc)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
-class ThreadExecutor(PersistentPool):
-    """A pool of daemon threads fed by one queue; outcomes go straight to the runner's queue.
+_Key = tuple[str, str, int]  # (run_id, task, attempt)
 
-    Keep it across runs with ``with ThreadExecutor(8) as pool: wf.run(executor=pool)``.
+
+def _ident(call: Call) -> _Key:
+    return (call.run_id, call.key, call.attempt)
+
+
+class ThreadExecutor(Pool):
+    """A pool of daemon threads fed by one queue, shared by every run that uses it.
+
+    Keep it across runs with ``with ThreadExecutor(8) as pool: wf.run(executor=pool)``; several
+    runs (from several threads) may use one pool at once.
     """
 
     name = "threads"
     hard_timeouts = False
-
     reports_start = True
 
     def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__()
         self.max_workers = max_workers or default_threads()
         # A short queue ahead of the threads keeps them busy while the scheduler catches up;
         # calls with a timeout report when they really start (see the runner).
         self.capacity = self.max_workers * 4
         self._inbox: SimpleQueue[Call | None] = SimpleQueue()
-        self._abandoned: set[tuple[str, str, int]] = set()  # (run_id, key, attempt)
-        self._run_id = ""
-        self._threads = 0
         self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self._threads = 0  # live worker threads
+        self._stuck = 0  # of those, running an abandoned call (a replacement took their place)
+        self._numbers = 0
+        self._running: dict[_Key, tuple[threading.Thread, TaskContext]] = {}
+        self._abandoned: set[_Key] = set()  # running when abandoned: their thread exits after
+        self._skip: set[_Key] = set()  # abandoned while queued: never started
 
-    def check(self, specs: list[TaskSpec]) -> None:
-        return None
+    def __repr__(self) -> str:
+        return f"<ThreadExecutor max_workers={self.max_workers} threads={self._threads}>"
 
-    def start(self, post: Post) -> None:
-        self._post = post
-
-    def _spawn(self) -> None:
-        with self._lock:
-            self._threads += 1
-            number = self._threads
-        threading.Thread(target=self._work, name=f"bubbles-worker-{number}", daemon=True).start()
+    def _spawn_locked(self) -> None:
+        self._threads += 1
+        self._numbers += 1
+        threading.Thread(target=self._work, name=f"bubbles-worker-{self._numbers}", daemon=True).start()
 
     def _work(self) -> None:
-        inbox, abandoned = self._inbox, self._abandoned
+        inbox = self._inbox
+        me = threading.current_thread()
         while True:
             call = inbox.get()
-            if call is None:
+            if call is None:  # (_stop counted this thread out already)
                 return
-            if call.timeout:
-                self._post(("started", call.key, call.attempt, time.monotonic()))
-            outcome = execute(call)
-            if abandoned and (call.run_id, call.key, call.attempt) in abandoned:
-                return  # a replacement thread took this one's place
-            self._post(outcome)
+            ident = _ident(call)
+            with self._lock:
+                if ident in self._skip:
+                    self._skip.discard(ident)
+                    continue
+                ctx = call.context()
+                self._running[ident] = (me, ctx)
+            try:
+                if call.timeout:
+                    self._route(call.run_id, ("started", call.key, call.attempt, time.monotonic()))
+                attempt = execute(call, ctx)
+            except BaseException as exc:  # never lose a call: a real Ctrl-C re-raised here included
+                attempt = failed_attempt(
+                    call,
+                    TaskError(
+                        f"Task {call.key!r} (attempt {call.attempt}) was interrupted in its worker thread: "
+                        f"{type(exc).__name__}.",
+                        task=call.key,
+                        attempt=call.attempt,
+                    ),
+                    traceback.format_exc(),
+                )
+            with self._lock:
+                self._running.pop(ident, None)
+                self._done.notify_all()
+                if ident in self._abandoned:  # a replacement thread took this one's place
+                    self._abandoned.discard(ident)
+                    self._stuck -= 1
+                    self._threads -= 1
+                    return
+            self._route(call.run_id, attempt)
 
-    def submit(self, call: Call) -> None:
-        self._run_id = call.run_id
-        # threads start lazily, one per call in flight, so short runs create few
-        if self._threads - len(self._abandoned) < self.max_workers:
-            self._spawn()
+    def _submit(self, run: PoolRun, call: Call) -> None:
+        with self._lock:
+            # threads start lazily, one per call in flight, so short runs create few
+            if self._threads - self._stuck < self.max_workers:
+                self._spawn_locked()
         self._inbox.put(call)
 
-    def abandon(self, key: str, attempt: int) -> None:
-        self._abandoned.add((self._run_id, key, attempt))  # the next submit starts a thread in its place
+    def _abandon(self, run: PoolRun, call: Call) -> None:
+        ident = _ident(call)
+        with self._lock:
+            if ident in self._running:
+                if ident not in self._abandoned:
+                    self._abandoned.add(ident)
+                    self._stuck += 1  # the next submit starts a thread in its place
+            else:
+                self._skip.add(ident)
 
-    def fetch(self, handle: Any) -> Any:
-        return handle
-
-    def shutdown(self, *, cancel: bool = False) -> None:
-        if self._persistent:
+    def _cancel_calls(self, run: PoolRun, calls: list[Call], *, wait: bool) -> None:
+        idents = [_ident(c) for c in calls]
+        with self._lock:
+            contexts = [self._running[i][1] for i in idents if i in self._running]
+        for ctx in contexts:
+            ctx.cancel()
+        for call in calls:
+            self._abandon(run, call)
+        if not wait:
             return
-        for _ in range(self._threads):
+        deadline = Deadline(run.cancel_grace)
+        with self._lock:  # let interrupted C code (DuckDB, PostgreSQL) return before the run ends
+            while any(i in self._running for i in idents) and deadline.left() > 0:
+                self._done.wait(min(0.1, deadline.left()))
+
+    def _lost(self, run: PoolRun, calls: list[Call]) -> list[tuple[Call, BaseException]]:
+        lost = []
+        with self._lock:
+            for call in calls:
+                entry = self._running.get(_ident(call))
+                if entry is not None and not entry[0].is_alive():
+                    lost.append(call)
+            no_threads = self._threads - self._stuck <= 0
+        if no_threads:  # queued calls with no thread left to take them
+            with self._lock:
+                lost.extend(c for c in calls if _ident(c) not in self._running and c not in lost)
+        return [
+            (
+                call,
+                TaskError(
+                    f"The worker thread running task {call.key!r} (attempt {call.attempt}) is gone without an answer. "
+                    "This is a bug in bubbles; the task may be retried.",
+                    task=call.key,
+                    attempt=call.attempt,
+                    transient=True,
+                ),
+            )
+            for call in lost
+        ]
+
+    def _stop(self) -> None:
+        with self._lock:
+            idle = max(0, self._threads - self._stuck)
+            self._threads -= idle  # counted out now: a run starting meanwhile spawns its own threads
+        for _ in range(idle):
             self._inbox.put(None)

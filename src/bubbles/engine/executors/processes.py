@@ -2,32 +2,48 @@
 
 Each worker is a fresh interpreter (``python -c``, spawn semantics: nothing inherited by fork)
 talking over two pipes. One worker runs one call at a time, so when a call passes its timeout
-the runner calls :meth:`abandon` and exactly that worker is killed and replaced; the rest of
-the pool keeps going. A worker that dies on its own (segfault, OOM killer) fails only the call
-it was running, with a transient error (a retry may succeed), and is replaced.
+the runner abandons it and exactly that worker is killed and replaced; the rest of the pool
+keeps going. A worker that dies on its own (segfault, OOM killer, ``os._exit``) fails only the
+call it was running, with a transient error that says how it died, and is replaced.
 
-Functions are pickled once per run with cloudpickle and cached by each worker; arguments and
-results go through :mod:`bubbles.engine.serialize` (Arrow by IPC, buffers out of band).
+One reader thread receives every answer and routes it to the run that submitted the call (a
+pool may serve several runs at once). Who runs what is changed only under the pool's lock, so
+a kill for a timed-out call can never hit the worker's next call; if the reader thread itself
+ever fails, every call in flight is failed with that error instead of being waited on.
+
+Functions are pickled once with cloudpickle and cached by each worker under the digest of
+their bytes (bounded caches on both sides, kept in step); arguments and results go through
+:mod:`bubbles.engine.serialize` (Arrow by IPC, buffers out of band).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections import deque
+import traceback
+from collections import OrderedDict, deque
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..._errors import NotPicklableError, TaskError
-from ..execute import Call, Outcome
+from ..attempt import Attempt
+from ..execute import Call, failed_attempt
 from ..serialize import dumps_function, recv, send
 from ..task import TaskSpec
-from .base import PersistentPool, Post
+from ._procworker import FUNCTIONS_PER_WORKER
+from .base import Deadline, Pool, PoolRun
 
-__all__ = ["ProcessExecutor"]
+__all__ = ["ProcessExecutor", "WorkerDied"]
+
+log = logging.getLogger("bubbles")
+_FUNCTIONS_KEPT = 1024  # pickled functions the pool keeps (each holds its function alive)
+_Key = tuple[str, str, int]
 
 
 class WorkerDied(TaskError):
@@ -36,8 +52,26 @@ class WorkerDied(TaskError):
     transient = True
 
 
+def _ident(call: Call) -> _Key:
+    return (call.run_id, call.key, call.attempt)
+
+
+def _how_it_died(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if -code == signal.SIGKILL:
+            return f"was killed ({name}; often the kernel's out-of-memory killer)"
+        if -code in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE):
+            return f"crashed ({name}: a crash in native code, e.g. a C extension)"
+        return f"was stopped by {name}"
+    return f"exited with code {code} (os._exit() or a native library ended the process)"
+
+
 class _Worker:
-    __slots__ = ("call", "fids", "from_child", "killed", "number", "proc", "ready", "to_child")
+    __slots__ = ("abandoned", "call", "died_at", "digests", "from_child", "killed", "number", "proc", "ready", "to_child")
 
     def __init__(self, number: int) -> None:
         child_in, parent_out = os.pipe()
@@ -49,9 +83,11 @@ class _Worker:
         self.to_child = Connection(parent_out, readable=False)
         self.from_child = Connection(parent_in, writable=False)
         self.call: Call | None = None
-        self.fids: set[int] = set()
+        self.abandoned: _Key | None = None  # the call this worker is being killed for
+        self.digests: OrderedDict[str, None] = OrderedDict()  # mirror of the worker's function cache
         self.ready = False
         self.killed = False
+        self.died_at: float | None = None
         self.number = number
 
     def kill(self) -> None:
@@ -61,8 +97,15 @@ class _Worker:
         except OSError:
             pass
 
+    def close(self) -> None:
+        for conn in (self.to_child, self.from_child):
+            try:
+                conn.close()
+            except OSError:
+                pass
 
-class ProcessExecutor(PersistentPool):
+
+class ProcessExecutor(Pool):
     """Runs tasks in a pool of separate Python processes (CPU-bound work, isolation, hard timeouts).
 
     Keep it across runs with ``with ProcessExecutor(4) as pool: wf.run(executor=pool)``.
@@ -72,25 +115,30 @@ class ProcessExecutor(PersistentPool):
     hard_timeouts = True
 
     def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__()
         self.capacity = max_workers or os.cpu_count() or 1
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._idle: deque[_Worker] = deque()
         self._pending: deque[Call] = deque()
-        self._functions: dict[int, tuple[Any, bytes]] = {}  # id(fn) -> (fn, cloudpickled)
+        self._functions: OrderedDict[int, tuple[Any, str, bytes]] = OrderedDict()  # id(fn) -> (fn, digest, bytes)
         self._closing = False
         self._count = 0
-        self._wake_r, self._wake_w = os.pipe()
+        self._reader: threading.Thread | None = None
+        self._reader_error: BaseException | None = None
+        self._wake_r = self._wake_w = -1
 
     # -- checks -------------------------------------------------------------------------------
     def check(self, specs: list[TaskSpec]) -> None:
         for spec in specs:
-            self._function_bytes(spec.fn, spec.name)
+            self._function(spec.fn, spec.name)
 
-    def _function_bytes(self, fn: Any, name: str) -> bytes:
-        entry = self._functions.get(id(fn))
-        if entry is not None and entry[0] is fn:
-            return entry[1]
+    def _function(self, fn: Any, name: str) -> tuple[str, bytes]:
+        with self._lock:
+            entry = self._functions.get(id(fn))
+            if entry is not None and entry[0] is fn:
+                self._functions.move_to_end(id(fn))
+                return entry[1], entry[2]
         try:
             data = dumps_function(fn)
         except Exception as exc:
@@ -100,14 +148,18 @@ class ProcessExecutor(PersistentPool):
                 "connection or file). Create that inside the task, or use executor='threads'.",
                 task=name,
             ) from exc
-        self._functions[id(fn)] = (fn, data)
-        return data
+        digest = hashlib.sha1(data).hexdigest()
+        with self._lock:
+            self._functions[id(fn)] = (fn, digest, data)
+            while len(self._functions) > _FUNCTIONS_KEPT:
+                self._functions.popitem(last=False)
+        return digest, data
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def start(self, post: Post) -> None:
-        self._post = post
-        if self._workers:  # a persistent pool, already running
-            return
+    def _start(self) -> None:
+        self._closing = False
+        self._reader_error = None
+        self._wake_r, self._wake_w = os.pipe()
         for _ in range(self.capacity):
             self._workers.append(self._new_worker())
         self._reader = threading.Thread(target=self._read, name="bubbles-process-reader", daemon=True)
@@ -120,11 +172,48 @@ class ProcessExecutor(PersistentPool):
         return worker
 
     def _wake(self) -> None:
-        os.write(self._wake_w, b"x")
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
 
-    def submit(self, call: Call) -> None:
-        spec_fn = call.fn
-        self._function_bytes(spec_fn, call.key)
+    def _stop(self) -> None:
+        self._closing = True
+        self._wake()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=5)  # before any pipe is closed: it may be reading one
+        self._reader = None
+        with self._lock:
+            workers, self._workers = list(self._workers), []
+            self._idle.clear()
+            self._pending.clear()
+        for worker in workers:
+            if worker.call is not None:
+                worker.kill()
+            else:
+                try:
+                    send(worker.to_child, None)
+                except OSError:
+                    worker.kill()
+        deadline = Deadline(2.0)
+        for worker in workers:
+            try:
+                worker.proc.wait(max(0.01, deadline.left()))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.proc.wait()
+            worker.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # -- running ------------------------------------------------------------------------------
+    def _submit(self, run: PoolRun, call: Call) -> None:
+        if self._reader_error is not None:
+            raise self._reader_error
+        self._function(call.fn, call.key)
         with self._lock:
             self._pending.append(call)
         self._dispatch()
@@ -137,13 +226,25 @@ class ProcessExecutor(PersistentPool):
                 worker = self._idle.popleft()
                 call = self._pending.popleft()
                 worker.call = call
-            fid = id(call.fn)
-            fn_bytes = None if fid in worker.fids else self._functions[fid][1]
-            worker.fids.add(fid)
-            fn = call.fn
+                fn = call.fn
+                entry = self._functions.get(id(fn))
+                if entry is None or entry[0] is not fn:  # evicted meanwhile: pickle it again below
+                    entry = None
+                else:
+                    digest, data = entry[1], entry[2]
+            if entry is None:
+                digest, data = self._function(fn, call.key)
+            with self._lock:
+                known = digest in worker.digests
+                if known:
+                    worker.digests.move_to_end(digest)
+                else:
+                    worker.digests[digest] = None
+                    while len(worker.digests) > FUNCTIONS_PER_WORKER:
+                        worker.digests.popitem(last=False)
             call.fn = None  # type: ignore[assignment]  # shipped separately, cached by the worker
             try:
-                send(worker.to_child, ("call", fid, fn_bytes, call))
+                send(worker.to_child, ("call", digest, None if known else data, call))
             except (BrokenPipeError, OSError):
                 pass  # the reader sees the worker die and reports the call
             except Exception as exc:
@@ -159,121 +260,138 @@ class ProcessExecutor(PersistentPool):
                 call.fn = fn
 
     def _read(self) -> None:
-        while True:
-            conns: dict[Any, _Worker] = {w.from_child: w for w in self._workers}
-            ready = wait([*conns, self._wake_r])
+        try:
+            while not self._closing:
+                self._read_once()
+        except BaseException as exc:  # the reader must never die silently: fail what it would have answered
             if self._closing:
                 return
-            for conn in ready:
-                if conn == self._wake_r:
-                    os.read(self._wake_r, 4096)
-                    continue
-                worker = conns[conn]
-                try:
-                    message = recv(conn)  # type: ignore[arg-type]
-                except (EOFError, OSError):
-                    self._replace(worker)
-                    continue
-                if message[0] == "ready":
-                    worker.ready = True
-                    with self._lock:
+            self._reader_error = TaskError(
+                f"The processes executor stopped receiving answers from its workers ({type(exc).__name__}: {exc}). "
+                "Every task in flight failed; this is a bug in bubbles, please report it with the traceback.",
+                transient=True,
+            )
+            log.error("bubbles: the process pool's reader thread failed", exc_info=True)
+            self._fail_everything(self._reader_error)
+
+    def _read_once(self) -> None:
+        with self._lock:
+            conns: dict[Any, _Worker] = {w.from_child: w for w in self._workers}
+        ready = wait([*conns, self._wake_r])
+        if self._closing:
+            return
+        for conn in ready:
+            if conn == self._wake_r:
+                os.read(self._wake_r, 4096)
+                continue
+            worker = conns[conn]
+            try:
+                message = recv(conn)  # type: ignore[arg-type]
+            except (EOFError, OSError):
+                self._replace(worker)
+                continue
+            kind = message[0]
+            if kind == "ready":
+                worker.ready = True
+                with self._lock:
+                    if not worker.killed:
                         self._idle.append(worker)
-                elif message[0] == "broken" and worker.call is not None:
-                    key = worker.call.key
+            elif kind == "broken":
+                with self._lock:
+                    worker.digests.pop(message[3], None)  # the worker did not keep that function
+                call = worker.call
+                if call is not None:
                     self._fail_call(
                         worker,
                         NotPicklableError(
-                            f"Task {key!r} could not be loaded in a worker process: {message[1]}. "
+                            f"Task {call.key!r} could not be loaded in a worker process: {message[1]}. "
                             "Its function and inputs must be importable there (define them in a module on "
                             "sys.path or in the script itself), or use executor='threads'.",
-                            task=key,
+                            task=call.key,
                         ),
                         traceback=message[2],
                     )
-                elif message[0] == "done":
-                    outcome: Outcome = message[1]
+            elif kind == "done":
+                attempt: Attempt = message[1]
+                with self._lock:
                     worker.call = None
-                    with self._lock:
+                    if not worker.killed:
                         self._idle.append(worker)
-                    self._post(outcome)
-            self._dispatch()
+                self._route(attempt.run_id, attempt)
+        self._dispatch()
 
     def _fail_call(self, worker: _Worker, error: BaseException, traceback: str = "") -> None:
         """The call on ``worker`` cannot run: free the worker and report the call as failed."""
-        call, worker.call = worker.call, None
         with self._lock:
-            self._idle.append(worker)
+            call, worker.call = worker.call, None
+            if not worker.killed:
+                self._idle.append(worker)
         if call is not None:
-            self._post(Outcome(call.key, call.attempt, False, error=error, traceback=traceback, started_at=time.time()))
+            self._route(call.run_id, failed_attempt(call, error, traceback))
 
     def _replace(self, worker: _Worker) -> None:
         if self._closing:
             return
-        call, killed = worker.call, worker.killed
-        worker.from_child.close()
-        worker.to_child.close()
+        worker.close()
         code = worker.proc.wait()
         with self._lock:
-            self._workers.remove(worker)
+            call, abandoned = worker.call, worker.abandoned
+            worker.call = None
+            if worker in self._workers:
+                self._workers.remove(worker)
             if worker in self._idle:
                 self._idle.remove(worker)
-        self._workers.append(self._new_worker())
-        if call is not None and not killed:
-            how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            self._post(
-                Outcome(
-                    call.key,
-                    call.attempt,
-                    False,
-                    error=WorkerDied(
-                        f"The worker process running task {call.key!r} died ({how}), e.g. out of memory "
-                        "or a crash in native code. The task may be retried; if it keeps dying, check "
-                        "its memory use or run it with executor='threads' to see the error.",
+        replacement = self._new_worker()
+        with self._lock:
+            self._workers.append(replacement)
+        if call is not None and _ident(call) != abandoned:
+            self._route(
+                call.run_id,
+                failed_attempt(
+                    call,
+                    WorkerDied(
+                        f"The worker process running task {call.key!r} {_how_it_died(code)}. The task may be retried; "
+                        "if it keeps dying, check its memory use, or run it with executor='threads' to see the error.",
                         task=call.key,
                         attempt=call.attempt,
+                        exit_code=code,
                     ),
-                    started_at=time.time(),
-                )
+                ),
             )
 
-    def abandon(self, key: str, attempt: int) -> None:
-        for worker in list(self._workers):
-            if worker.call is not None and worker.call.key == key and worker.call.attempt == attempt:
-                worker.kill()  # the reader sees EOF and starts a replacement
-                return
-        with self._lock:  # not started yet
-            self._pending = deque(c for c in self._pending if (c.key, c.attempt) != (key, attempt))
+    def _fail_everything(self, error: BaseException) -> None:
+        with self._lock:
+            calls = [w.call for w in self._workers if w.call is not None] + list(self._pending)
+            self._pending.clear()
+        for call in calls:
+            self._route(call.run_id, failed_attempt(call, error, "".join(traceback.format_exception(error))))
 
-    def fetch(self, handle: Any) -> Any:
-        return handle
+    def _abandon(self, run: PoolRun, call: Call) -> None:
+        ident = _ident(call)
+        with self._lock:  # under the lock: the worker cannot have moved on to another call meanwhile
+            for worker in self._workers:
+                if worker.call is not None and _ident(worker.call) == ident:
+                    worker.abandoned = ident
+                    worker.kill()  # the reader sees EOF and starts a replacement
+                    return
+            self._pending = deque(c for c in self._pending if _ident(c) != ident)
 
-    def shutdown(self, *, cancel: bool = False) -> None:
-        if self._persistent:  # the pool outlives this run: only stop what still runs
-            if cancel:
-                for worker in list(self._workers):
-                    if worker.call is not None:
-                        worker.kill()
-            with self._lock:
-                self._pending.clear()
-            return
-        self._closing = True
-        self._wake()
-        for worker in self._workers:
-            if cancel or worker.call is not None:
-                worker.kill()
-            else:
-                try:
-                    send(worker.to_child, None)
-                except OSError:
-                    worker.kill()
-        deadline = time.monotonic() + 2.0
-        for worker in self._workers:
-            try:
-                worker.proc.wait(max(0.01, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.proc.wait()
-            worker.to_child.close()
-            worker.from_child.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+    def _cancel_calls(self, run: PoolRun, calls: list[Call], *, wait: bool) -> None:
+        for call in calls:
+            self._abandon(run, call)
+
+    def _lost(self, run: PoolRun, calls: list[Call]) -> list[tuple[Call, BaseException]]:
+        if self._reader_error is not None:
+            return [(c, self._reader_error) for c in calls]
+        lost: list[tuple[Call, BaseException]] = []
+        now = time.monotonic()
+        with self._lock:
+            for worker in self._workers:
+                call = worker.call
+                if call is None or call not in calls or worker.proc.poll() is None:
+                    continue
+                if worker.died_at is None:
+                    worker.died_at = now  # the reader should see it any moment; give it time
+                elif now - worker.died_at > 5.0:
+                    lost.append((call, WorkerDied(f"The worker process running task {call.key!r} is gone.", task=call.key)))
+        return lost
