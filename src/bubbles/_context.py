@@ -56,8 +56,12 @@ class TaskContext:
     _on_cancel: list[Callable[[], Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def cancel(self) -> None:
-        """The run was cancelled: interrupt what this attempt registered (called by the executor)."""
+    def cancel(self) -> bool:
+        """The run was cancelled: interrupt what this attempt registered (called by the executor).
+
+        Returns whether anything was registered (then the attempt is worth waiting for: it was
+        asked to stop; pure-Python code that registered nothing cannot be stopped in a thread).
+        """
         with self._lock:
             self.cancelled = True
             callbacks, self._on_cancel = self._on_cancel or [], None
@@ -66,6 +70,7 @@ class TaskContext:
                 callback()
             except Exception:  # interrupting is best effort: the attempt is abandoned anyway
                 logging.getLogger("bubbles").debug("bubbles: a cancel callback of %r raised", self.task, exc_info=True)
+        return bool(callbacks)
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("bubbles_task", default=None)

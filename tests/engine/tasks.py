@@ -116,3 +116,49 @@ def arrow_sum(table) -> float:  # type: ignore[no-untyped-def]
 
 def list_items() -> list[int]:
     return [1, 2, 3, 4]
+
+
+def hang(release: str, limit: float = 60.0) -> str:
+    """Block until the file ``release`` exists (the test creates it when done), at most ``limit`` s."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "released"
+
+
+def raises_base(kind: str) -> None:
+    """Raise a BaseException that is not an Exception."""
+    import sys
+
+    if kind == "SystemExit":
+        sys.exit(3)
+    if kind == "KeyboardInterrupt":
+        raise KeyboardInterrupt
+    if kind == "GeneratorExit":
+        raise GeneratorExit
+    raise AssertionError(kind)
+
+
+def timestamp() -> object:
+    """A value whose size cannot be measured (pandas scalars have no len())."""
+    import pandas as pd
+
+    return pd.Timestamp("2024-01-31")
+
+
+def kill_own_process_once(counter: str) -> str:
+    """SIGKILL the worker process running this on the first call; succeed after."""
+    import signal
+
+    path = Path(counter)
+    n = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(n + 1))
+    if n == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"
+
+
+def tagged(n: int, tag: str) -> list[str]:
+    """A run's own output: its tag on every item, so mixed-up outcomes show."""
+    time.sleep(0.001 * (n % 3))
+    return [f"{tag}-{n}"]

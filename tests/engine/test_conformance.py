@@ -1,27 +1,35 @@
-"""The behaviour every executor must show: run each test on serial, threads and processes.
+"""The behaviour every executor must show: each test runs on serial, threads, processes and dask.
 
-A new executor joins by adding its name to ``EXECUTORS`` (or a fixture providing one).
+The ``executor`` fixture (``tests/engine/conftest.py``) gives every name; ``dask`` runs on a real
+``dask scheduler`` with two ``dask worker`` processes. A new executor joins by adding its name
+there. Tasks that must outlast a timeout block on a file the test creates when it is done
+(``release``), so no stray worker keeps sleeping into the next test.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import bubbles
-from bubbles import ParallelTask, Pipeline, RunFailed, TaskTimeout, UpstreamFailed, Workflow
+from bubbles import ParallelTask, Pipeline, RunFailed, TaskAborted, TaskTimeout, UpstreamFailed, Workflow
 
 from . import tasks as t
+from .conftest import ALL_EXECUTORS
 
-EXECUTORS = ["serial", "threads", "processes"]
 
-
-@pytest.fixture(params=EXECUTORS)
-def executor(request: pytest.FixtureRequest) -> str:
-    return request.param
+@pytest.fixture
+def release(tmp_path: Path) -> Iterator[str]:
+    """A file whose creation releases ``t.hang`` tasks: created when the test ends."""
+    path = tmp_path / "release"
+    yield str(path)
+    path.touch()
 
 
 def diamond() -> Workflow:
@@ -41,14 +49,16 @@ def test_diamond_passes_outputs_in_requires_order(executor: str) -> None:
     assert all(r.attempts == 1 for r in result.tasks.values())
 
 
-def test_same_results_on_every_executor() -> None:
+def test_same_results_on_every_executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUBBLES_DASK_ADDRESS", request.getfixturevalue("conformance_cluster").address)
+
     def build() -> Workflow:
         wf = Workflow("same")
         nums = wf.map(t.square, range(20), name="squares", max_concurrent=3)
         wf.add_task(t.total, requires=[nums])
         return wf
 
-    outputs = {ex: build().run(executor=ex).tasks["total"].result for ex in EXECUTORS}
+    outputs = {ex: build().run(executor=ex).tasks["total"].result for ex in ALL_EXECUTORS}
     assert set(outputs.values()) == {sum(i * i for i in range(20))}
 
 
@@ -93,7 +103,7 @@ def test_map_over_nothing_gives_an_empty_list(executor: str) -> None:
     assert wf.run(executor=executor).tasks["sum"].result == 0
 
 
-@pytest.mark.parametrize("executor", ["threads", "processes"])  # serial is one at a time by definition
+@pytest.mark.parametrize("executor", ["threads", "processes", "dask"], indirect=True)  # serial: one at a time anyway
 def test_parallel_task_limits_concurrency(executor: str) -> None:
     fns = [bubbles.task(t.spans).options(name=f"s{i}") for i in range(4)]
     wf = Workflow("par")
@@ -187,9 +197,9 @@ def test_run_failed_carries_result_and_names_the_task(executor: str) -> None:
         err.result.raise_for_status()
 
 
-def test_timeout_ends_the_run_on_time(executor: str) -> None:
+def test_timeout_ends_the_run_on_time(executor: str, release: str) -> None:
     wf = Workflow("timeout")
-    wf.add_task(t.sleepy, kwargs={"seconds": 20}, timeout=0.5, name="hang")
+    wf.add_task(t.hang, kwargs={"release": release}, timeout=0.5, name="hang")
     wf.add_task(t.one, name="fine")
     started = time.monotonic()
     result = wf.run(executor=executor, fail_fast=False, raise_on_error=False)
@@ -200,9 +210,9 @@ def test_timeout_ends_the_run_on_time(executor: str) -> None:
     assert result.tasks["fine"].result == 1
 
 
-def test_timeout_is_retried(executor: str, tmp_path: Path) -> None:
+def test_timeout_is_retried(executor: str, release: str) -> None:
     wf = Workflow("timeout-retry")
-    wf.add_task(t.sleepy, kwargs={"seconds": 20}, timeout=0.3, retries=1, retry_delay=0.01, name="hang")
+    wf.add_task(t.hang, kwargs={"release": release}, timeout=0.3, retries=1, retry_delay=0.01, name="hang")
     started = time.monotonic()
     result = wf.run(executor=executor, raise_on_error=False)
     assert time.monotonic() - started < 5
@@ -265,7 +275,7 @@ def test_hooks_see_events_in_order(executor: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("executor", ["serial", "threads"])  # the join is a lambda; processes adds only IPC
+@pytest.mark.parametrize("executor", ["serial", "threads"], indirect=True)  # processes and dask add only IPC
 def test_a_1000_task_graph(executor: str) -> None:
     wf = Workflow("big")
     prev = wf.add_task(t.one, name="start")
@@ -293,3 +303,106 @@ def test_a_task_waiting_to_retry_keeps_its_error_when_fail_fast_stops_the_run(ex
     assert "transient failure 1" in str(waits.error) and "ConnectionError" in waits.traceback
     assert "not retried" in waits.traceback
     assert result.tasks["fails"].state == "failed"
+
+
+# -- the executor contract: exactly one outcome per call, whatever the task does ---------------------
+def test_a_result_that_cannot_be_measured_succeeds(executor: str) -> None:
+    wf = Workflow("unmeasurable")
+    wf.add_task(t.timestamp, name="ts")
+    result = wf.run(executor=executor)
+    assert result.tasks["ts"].result == __import__("pandas").Timestamp("2024-01-31")
+    assert "rows_out" not in result.tasks["ts"].metrics  # unknown, not a failure
+
+
+@pytest.mark.parametrize("kind", ["SystemExit", "KeyboardInterrupt", "GeneratorExit"])
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_a_base_exception_fails_only_its_task(executor: str, kind: str, timeout: float | None) -> None:
+    wf = Workflow("base-exceptions")
+    wf.add_task(t.raises_base, kwargs={"kind": kind}, timeout=timeout, retries=2, retry_delay=0.01, name="exits")
+    wf.add_task(t.one, name="after", after=["exits"])
+    wf.add_task(t.two, name="bystander")
+    started = time.monotonic()
+    result = wf.run(executor=executor, fail_fast=False, raise_on_error=False)
+    assert time.monotonic() - started < 4  # no timeout was waited for, nothing hung
+    exits = result.tasks["exits"]
+    assert exits.state == "failed" and isinstance(exits.error, TaskAborted), exits.error
+    assert exits.error.error_type == kind and kind in str(exits.error) and "'exits'" in str(exits.error)
+    assert exits.attempts == 1  # deliberate: not retried
+    assert kind in exits.traceback and "raises_base" in exits.traceback
+    assert result.tasks["after"].state == "upstream_failed"
+    assert result.tasks["bystander"].result == 2  # the interpreter and the worker lived on
+    assert result.status == "failed"
+
+
+def _pool(executor: str) -> Any:
+    from bubbles.engine.executors.dask import DaskExecutor
+    from bubbles.engine.executors.local import SerialExecutor, ThreadExecutor
+    from bubbles.engine.executors.processes import ProcessExecutor
+
+    return {
+        "serial": lambda: SerialExecutor(),
+        "threads": lambda: ThreadExecutor(4),
+        "processes": lambda: ProcessExecutor(2),
+        "dask": lambda: DaskExecutor(address=os.environ["BUBBLES_DASK_ADDRESS"]),
+    }[executor]()
+
+
+def test_concurrent_runs_on_one_pool_get_their_own_outcomes(executor: str) -> None:
+    """Two runs in two threads share one pool: each gets exactly its own outputs, both end."""
+
+    def build(tag: str) -> Workflow:
+        wf = Workflow(f"run-{tag}")
+        parts = wf.map(t.tagged, range(40), kwargs={"tag": tag}, name="parts")
+        wf.add_task(lambda xs: [x for part in xs for x in part], requires=[parts], name="all")
+        return wf
+
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def run(tag: str, pool: Any) -> None:
+        try:
+            results[tag] = build(tag).run(executor=pool, keep_outputs=True)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    pool = _pool(executor)
+    with pool if hasattr(pool, "__enter__") else _nothing():
+        threads = [threading.Thread(target=run, args=(tag, pool)) for tag in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in threads), "a run on the shared pool hung"
+    assert not errors, errors
+    for tag in ("a", "b"):
+        assert results[tag].tasks["all"].result == [f"{tag}-{n}" for n in range(40)]
+    assert results["a"].run_id != results["b"].run_id
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize("executor", ["processes", "dask"], indirect=True)
+def test_a_worker_killed_mid_call_fails_only_that_call(executor: str, tmp_path: Path) -> None:
+    wf = Workflow("killed")
+    wf.add_task(t.kill_own_process_once, kwargs={"counter": str(tmp_path / "n")}, retries=2, retry_delay=0.01, name="victim")
+    wf.add_task(t.one, name="bystander")
+    result = wf.run(executor=executor, fail_fast=False, raise_on_error=False)
+    assert result.tasks["bystander"].result == 1
+    victim = result.tasks["victim"]
+    assert victim.state == "succeeded" and victim.result == "survived"
+    assert (tmp_path / "n").read_text() in ("2", "3")  # killed once, then ran again (Dask may recompute)
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes", "dask"], indirect=True)  # serial is not a pool
+def test_a_pool_that_was_shut_down_refuses_new_runs(executor: str) -> None:
+    pool = _pool(executor)
+    with pool:
+        assert Workflow("inside").add_task(t.one).workflow.run(executor=pool).ok
+    with pytest.raises(bubbles.PoolClosedError, match="shut down"):
+        Workflow("after").add_task(t.one).workflow.run(executor=pool)

@@ -22,7 +22,14 @@ class DaskCluster:
     """Processes of one local Dask cluster; ``address`` is the scheduler's."""
 
     def __init__(
-        self, tmp: Path, workers: int = 2, *, nanny: bool = True, protocol: str = "tcp", tls: dict[str, str] | None = None
+        self,
+        tmp: Path,
+        workers: int = 2,
+        *,
+        threads: int = 1,
+        nanny: bool = True,
+        protocol: str = "tcp",
+        tls: dict[str, str] | None = None,
     ) -> None:
         self.tmp = tmp
         self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
@@ -63,7 +70,7 @@ class DaskCluster:
                     "worker",
                     self.address,
                     "--nthreads",
-                    "1",
+                    str(threads),
                     "--no-dashboard",
                     "--host",
                     "127.0.0.1",

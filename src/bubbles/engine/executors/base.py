@@ -170,6 +170,7 @@ class Pool:
     def __init__(self) -> None:
         self._runs: dict[str, PoolRun] = {}
         self._runs_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._persistent = False
         self._shut = False
         self._up = False
@@ -195,17 +196,17 @@ class Pool:
                 )
             if run_id in self._runs:
                 raise ConfigError(f"Run {run_id} is already running on this {self.name} pool; run ids must be unique.")
-            start = not self._up
             handle = PoolRun(self, run_id, post, cancel_grace)
             self._runs[run_id] = handle
-        if start:
-            try:
-                self._start()
-            except BaseException:
-                with self._runs_lock:
-                    self._runs.pop(run_id, None)
-                raise
-            self._up = True
+        with self._start_lock:  # two runs opening at once: one starts the workers, the other waits
+            if not self._up:
+                try:
+                    self._start()
+                except BaseException:
+                    with self._runs_lock:
+                        self._runs.pop(run_id, None)
+                    raise
+                self._up = True
         return handle
 
     def shutdown(self) -> None:
@@ -215,20 +216,21 @@ class Pool:
             runs = list(self._runs.values())
         for run in runs:
             run.close(cancel=True)
-        if self._up:
-            self._up = False
-            self._stop()
+        with self._start_lock:
+            if self._up:
+                self._up = False
+                self._stop()
 
     def _close_run(self, run: PoolRun, left: list[Call], cancel: bool) -> None:
         if left:
             self._cancel_calls(run, left, wait=cancel)
-        with self._runs_lock:
-            self._runs.pop(run.run_id, None)
-            idle = not self._runs and not self._persistent and self._up
+        with self._start_lock:
+            with self._runs_lock:
+                self._runs.pop(run.run_id, None)
+                idle = not self._runs and not self._persistent and self._up
             if idle:
                 self._up = False
-        if idle:
-            self._stop()
+                self._stop()
 
     def _route(self, run_id: str, message: Any) -> None:
         """Hand ``message`` to the run that submitted it (dropped if that run is over)."""

@@ -202,18 +202,16 @@ class ThreadExecutor(Pool):
                 self._skip.add(ident)
 
     def _cancel_calls(self, run: PoolRun, calls: list[Call], *, wait: bool) -> None:
-        idents = [_ident(c) for c in calls]
         with self._lock:
-            contexts = [self._running[i][1] for i in idents if i in self._running]
-        for ctx in contexts:
-            ctx.cancel()
+            running = [(i, self._running[i][1]) for i in map(_ident, calls) if i in self._running]
+        interrupted = [i for i, ctx in running if ctx.cancel()]
         for call in calls:
             self._abandon(run, call)
-        if not wait:
+        if not wait or not interrupted:
             return
         deadline = Deadline(run.cancel_grace)
         with self._lock:  # let interrupted C code (DuckDB, PostgreSQL) return before the run ends
-            while any(i in self._running for i in idents) and deadline.left() > 0:
+            while any(i in self._running for i in interrupted) and deadline.left() > 0:
                 self._done.wait(min(0.1, deadline.left()))
 
     def _lost(self, run: PoolRun, calls: list[Call]) -> list[tuple[Call, BaseException]]:
