@@ -3,8 +3,8 @@
 The worker-side wrapper (``engine.execute``) sets a :class:`TaskContext` around each attempt; a
 task reads it with :func:`current_task`, reports numbers with :func:`log_metric` and typed
 events (datasets read and written, quality results, ...) with :func:`record_event`. Connectors
-that block in C (a DuckDB or PostgreSQL query) register how to interrupt themselves with
-:func:`on_cancel`, so a cancelled run stops them instead of waiting. It lives at the bottom of
+that work in C (a DuckDB or PostgreSQL query) mark it with :func:`native_work`, so a cancelled
+run interrupts them and waits for them instead of leaving a thread inside C code. It lives at the bottom of
 the package so the data layer can use it without importing the engine.
 """
 
@@ -14,7 +14,8 @@ import contextvars
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from ._secrets import SecretRegistry
     from ._settings import Settings
 
-__all__ = ["TaskContext", "current_task", "log_metric", "on_cancel", "record_event"]
+__all__ = ["TaskContext", "current_task", "log_metric", "native_work", "record_event"]
 
 
 @dataclass(slots=True, eq=False)
@@ -53,24 +54,31 @@ class TaskContext:
     secrets: SecretRegistry | None = None
     events: list[Any] | None = None
     cancelled: bool = False
-    _on_cancel: list[Callable[[], Any]] | None = None
+    _native: list[Callable[[], Any] | None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def cancel(self) -> bool:
-        """The run was cancelled: interrupt what this attempt registered (called by the executor).
+        """The run was cancelled: interrupt the native work in progress (called by the executor).
 
-        Returns whether anything was registered (then the attempt is worth waiting for: it was
-        asked to stop; pure-Python code that registered nothing cannot be stopped in a thread).
+        Returns whether native work is in progress (then the attempt is worth waiting for: it
+        was asked to stop, and a thread must not be left inside C code when the interpreter
+        exits; pure-Python code cannot be stopped in a thread, and is not waited for).
         """
         with self._lock:
             self.cancelled = True
-            callbacks, self._on_cancel = self._on_cancel or [], None
+            callbacks = list(self._native or ())
         for callback in callbacks:
+            if callback is None:
+                continue
             try:
                 callback()
             except Exception:  # interrupting is best effort: the attempt is abandoned anyway
-                logging.getLogger("bubbles").debug("bubbles: a cancel callback of %r raised", self.task, exc_info=True)
+                logging.getLogger("bubbles").debug("bubbles: interrupting task %r raised", self.task, exc_info=True)
         return bool(callbacks)
+
+    @property
+    def in_native_work(self) -> bool:
+        return bool(self._native)
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("bubbles_task", default=None)
@@ -91,37 +99,38 @@ def record_event(event: Any) -> None:
     ctx.events.append(event)
 
 
-def on_cancel(callback: Callable[[], Any]) -> Callable[[], None]:
-    """Call ``callback`` if the running attempt's run is cancelled; returns a function that unregisters it.
+@contextmanager
+def native_work(interrupt: Callable[[], Any] | None = None, *, cleanup: bool = False) -> Iterator[None]:
+    """Mark a block that works in C (a database query, an Arrow scan) as interruptible.
 
-    For code that blocks in C and has its own way to stop (``duckdb`` ``interrupt()``, a
-    PostgreSQL cancel request). Outside a task this does nothing.
+    If the run is cancelled meanwhile, ``interrupt`` is called (``duckdb`` cursors'
+    ``interrupt()``, a PostgreSQL cancel request) and the executor waits for the block to end
+    (up to the ``cancel_grace`` setting) before the run ends, so no thread is left inside native
+    code when the interpreter exits. Entering a block after the run was cancelled raises
+    :class:`~bubbles.RunCancelled`: the task stops before starting more work — unless the block
+    is ``cleanup`` (closing a database must still happen). Outside a task this does nothing.
 
     Example:
-        >>> forget = on_cancel(lambda: None)
-        >>> forget()
+        >>> with native_work():
+        ...     pass
     """
     ctx = _current.get()
     if ctx is None:
-        return lambda: None
+        yield
+        return
     with ctx._lock:
-        if ctx.cancelled:
-            run_now = True
-        else:
-            run_now = False
-            if ctx._on_cancel is None:
-                ctx._on_cancel = []
-            ctx._on_cancel.append(callback)
-    if run_now:
-        callback()
-        return lambda: None
+        if ctx.cancelled and not cleanup:
+            from ._errors import RunCancelled
 
-    def forget() -> None:
+            raise RunCancelled(f"Task {ctx.task!r} stopped: its run was cancelled.", task=ctx.task, run_id=ctx.run_id)
+        if ctx._native is None:
+            ctx._native = []
+        ctx._native.append(interrupt)
+    try:
+        yield
+    finally:
         with ctx._lock:
-            if ctx._on_cancel and callback in ctx._on_cancel:
-                ctx._on_cancel.remove(callback)
-
-    return forget
+            ctx._native.remove(interrupt)
 
 
 def log_metric(name: str, value: float, *, add: bool = False) -> None:

@@ -162,3 +162,9 @@ def tagged(n: int, tag: str) -> list[str]:
     """A run's own output: its tag on every item, so mixed-up outcomes show."""
     time.sleep(0.001 * (n % 3))
     return [f"{tag}-{n}"]
+
+
+def mark_then_hang(marker: str, release: str, limit: float = 60.0) -> str:
+    """Create ``marker`` (the test waits for it: the task is running), then hang until released."""
+    Path(marker).write_text(str(os.getpid()))
+    return hang(release, limit)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -118,44 +117,6 @@ def test_cancel_from_another_thread_records_a_cancelled_run() -> None:
     assert time.monotonic() - started < 5
     assert holder["result"].status == "cancelled"
     assert holder["result"].tasks["long"].state == "cancelled"
-
-
-@pytest.mark.parametrize("executor", ["threads", "processes"])
-def test_ctrl_c_cancels_cleanly(tmp_path: Path, executor: str) -> None:
-    script = tmp_path / "etl.py"
-    script.write_text(
-        textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {str(Path(__file__).parents[2])!r})
-        from bubbles import Workflow, RunCancelled
-        from tests.engine import tasks as t
-        wf = Workflow("ctrl-c")
-        wf.add_task(t.sleepy, kwargs={{"seconds": 60}}, name="long")
-        wf.add_task(t.sleepy, kwargs={{"seconds": 60}}, name="long2")
-        print("ready", flush=True)
-        try:
-            wf.run(executor={executor!r})
-        except RunCancelled as exc:
-            print("STATUS", exc.result.status, sorted(exc.result.states().values()), flush=True)
-            sys.exit(130)
-    """)
-    )
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.0)
-    started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
-    assert time.monotonic() - started < 10
-    assert proc.returncode == 130, err
-    assert "STATUS cancelled ['cancelled', 'cancelled']" in out
-    if executor == "processes":  # no orphaned worker is left sleeping
-        leftover = subprocess.run(["pgrep", "-f", "_procworker import main"], capture_output=True, text=True).stdout.split()
-        assert str(proc.pid) not in leftover and all(int(p) != proc.pid for p in leftover)
-        for p in leftover:
-            with open(f"/proc/{p}/status") as fh:
-                assert f"PPid:\t{proc.pid}\n" not in fh.read()
 
 
 def test_worker_threads_do_not_hold_up_exit_after_a_soft_timeout(tmp_path: Path) -> None:

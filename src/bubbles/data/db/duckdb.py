@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ..._context import native_work
 from ..._errors import ConfigError
 from .base import Connection, Session, bind_params, qualified, quote_ident, split_table
 from .errors import ConnectionFailed, ConstraintViolation, QueryError, in_task
@@ -121,7 +122,8 @@ class DuckDBConnection(Connection):
 
         config: dict[str, Any] = {k: v for k, v in spec.options.items() if k not in ("batch_size", "pool_size")}
         try:
-            self._db: Any = duckdb.connect(spec.path, read_only=bool(options.get("read_only", False)), config=config)
+            with native_work():  # opening a file replays its write-ahead log: C work, waited for on a cancel
+                self._db: Any = duckdb.connect(spec.path, read_only=bool(options.get("read_only", False)), config=config)
         except duckdb.Error as exc:
             raise ConnectionFailed(
                 f"Cannot open {spec.where}: {exc}. Check the path, its permissions, "
@@ -137,9 +139,11 @@ class DuckDBConnection(Connection):
                 raise ConfigError(f"{self!r} is closed; connect() again.")
             cur = self._db.cursor()
         try:
-            yield DuckDBSession(cur, self.spec)
+            with native_work(cur.interrupt):  # a cancelled run interrupts the query and waits for it
+                yield DuckDBSession(cur, self.spec)
         finally:
-            cur.close()
+            with native_work(cleanup=True):
+                cur.close()
 
     @property
     def duckdb(self) -> Any:
@@ -150,4 +154,5 @@ class DuckDBConnection(Connection):
         with self._lock:
             db, self._db = self._db, None
         if db is not None:
-            db.close()
+            with native_work(cleanup=True):  # (a checkpoint of the file: C work, waited for on a cancel)
+                db.close()

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ..._context import native_work
 from ..._errors import MissingDependencyError
 from ..._secrets import mask
 from .base import Connection, Session, bind_params, qualified, split_table
@@ -338,8 +339,11 @@ class PostgresConnection(Connection):
         try:
             raw = self._take()
             session = PostgresSession(raw, self.spec)
+            # a cancelled run sends the server a cancel request and waits for the query to stop
+            cancel = getattr(raw, "adbc_cancel", None) or getattr(raw, "cancel_safe", None) or raw.cancel
             try:
-                yield session
+                with native_work(cancel):
+                    yield session
             finally:
                 session.close()
         except BaseException as exc:

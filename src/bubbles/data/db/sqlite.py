@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ..._context import native_work
 from ..._errors import ConfigError
 from .base import Connection, Session, bind_params, qualified, quote_ident, split_table
 from .errors import ConnectionFailed, ConstraintViolation, QueryError, in_task
@@ -242,7 +243,8 @@ class SQLiteConnection(Connection):
                 raise ConfigError(f"{self!r} is closed; connect() again.")
             s = SQLiteSession(self._db, self.spec)
             try:
-                yield s
+                with native_work(self._db.interrupt):  # a cancelled run interrupts the statement
+                    yield s
             finally:
                 s.rollback()
 

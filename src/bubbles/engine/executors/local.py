@@ -204,7 +204,7 @@ class ThreadExecutor(Pool):
     def _cancel_calls(self, run: PoolRun, calls: list[Call], *, wait: bool) -> None:
         with self._lock:
             running = [(i, self._running[i][1]) for i in map(_ident, calls) if i in self._running]
-        interrupted = [i for i, ctx in running if ctx.cancel()]
+        interrupted = [i for i, ctx in running if ctx.cancel()]  # those inside native work
         for call in calls:
             self._abandon(run, call)
         if not wait or not interrupted:
