@@ -69,9 +69,13 @@ def _keep_locked(ctx: Any, record: logging.LogRecord, limit: int) -> None:
         message = record.getMessage()
     except Exception as exc:  # a bad format string must not break the task
         message = f"{record.msg!r} (unformattable: {exc})"
-    entry = {"kind": "log", "time": record.created, "level": record.levelname, "logger": record.name, "message": mask(message)}
+    masked = mask(message)
+    if masked != message:  # the program's own handlers print the record too: never with a secret in it
+        record.msg, record.args = masked, None
+    entry = {"kind": "log", "time": record.created, "level": record.levelname, "logger": record.name, "message": masked}
     if record.exc_info:
         entry["exc"] = mask(logging.Formatter().formatException(record.exc_info))
+        record.exc_text = entry["exc"]  # what handlers print for the exception (they use it when set)
     sink.append(entry)
 
 

@@ -63,9 +63,13 @@ class RunOptions:
 
     def resolve(self) -> Settings:
         """The run's settings: these options as the code layer over CLI, environment, file, defaults."""
+        from .._settings import EXECUTORS
+
         code = dict(self.settings)
         if isinstance(self.executor, str):
             code["executor"] = self.executor
+        elif getattr(self.executor, "name", None) in EXECUTORS:  # an executor object: its kind, from code
+            code["executor"] = self.executor.name  # type: ignore[union-attr]
         if self.max_workers is not None:
             code["max_workers"] = self.max_workers
         return resolve_settings(code)
