@@ -27,7 +27,6 @@ import argparse
 import base64
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -59,7 +58,7 @@ def forms(value: str) -> set[str]:
 
 
 class _Echo(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         sent = {"auth": self.headers.get("Authorization"), "path": self.path}
         body = json.dumps({"error": "unauthorized", "you_sent": sent}).encode()
         self.send_response(401)

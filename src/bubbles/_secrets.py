@@ -183,7 +183,8 @@ def current_registry() -> SecretRegistry:
     ctx = _current.get()
     if ctx is not None and ctx.secrets is not None:
         return ctx.secrets
-    return _run_registry.get() or _PROCESS
+    run = _run_registry.get()
+    return run if run is not None else _PROCESS
 
 
 def register_secret(value: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import secret_scan  # noqa: E402
+import secret_scan
 
 
 def test_the_secret_scan_finds_nothing(tmp_path: Path, conformance_cluster: object, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,7 +53,7 @@ def test_bad_metrics_port_is_a_config_error_naming_its_source() -> None:
 
 
 def test_bad_log_format_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="'log_format' = 'xml'.*choose one of: text, json"):
+    with pytest.raises(ConfigError, match=r"'log_format' = 'xml'.*choose one of: text, json"):
         resolve_settings(code={"log_format": "xml"}, env={}, config=None)
 
 
