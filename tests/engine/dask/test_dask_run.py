@@ -1,4 +1,7 @@
-"""The Dask executor, what only it does: outputs stay on the workers, addresses, flows, freeing (the shared behaviour is in test_conformance)."""
+"""What only the Dask executor does: outputs stay on the workers, addresses, flows, freeing.
+
+The behaviour every executor shares runs on Dask in ``tests/engine/test_conformance.py``.
+"""
 
 from __future__ import annotations
 
