@@ -55,7 +55,6 @@ class TaskContext:
     events: list[Any] | None = None
     cancelled: bool = False
     _native: list[Callable[[], Any] | None] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def cancel(self) -> bool:
         """The run was cancelled: interrupt the native work in progress (called by the executor).
@@ -64,7 +63,7 @@ class TaskContext:
         was asked to stop, and a thread must not be left inside C code when the interpreter
         exits; pure-Python code cannot be stopped in a thread, and is not waited for).
         """
-        with self._lock:
+        with _native_lock:
             self.cancelled = True
             callbacks = list(self._native or ())
         for callback in callbacks:
@@ -82,6 +81,7 @@ class TaskContext:
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("bubbles_task", default=None)
+_native_lock = threading.Lock()  # (native work is entered rarely: one lock for every attempt is enough)
 
 
 def current_task() -> TaskContext | None:
@@ -118,7 +118,7 @@ def native_work(interrupt: Callable[[], Any] | None = None, *, cleanup: bool = F
     if ctx is None:
         yield
         return
-    with ctx._lock:
+    with _native_lock:
         if ctx.cancelled and not cleanup:
             from ._errors import RunCancelled
 
@@ -129,7 +129,7 @@ def native_work(interrupt: Callable[[], Any] | None = None, *, cleanup: bool = F
     try:
         yield
     finally:
-        with ctx._lock:
+        with _native_lock:
             ctx._native.remove(interrupt)
 
 

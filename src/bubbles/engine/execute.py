@@ -129,7 +129,7 @@ def _aborted(call: Call, exc: BaseException) -> TaskAborted:
 def execute(call: Call, ctx: TaskContext | None = None) -> Attempt:
     """Run ``call`` and return its :class:`Attempt`; never raises, except for a real Ctrl-C."""
     ctx = ctx if ctx is not None else call.context()
-    interrupted = interrupts.count()
+    interrupted = interrupts._count  # (read directly: this runs once per attempt)
     try:
         return _execute(call, ctx, interrupted)
     except KeyboardInterrupt:
@@ -210,7 +210,8 @@ def _leave_worker(attempt: Attempt, ctx: TaskContext) -> None:
         from .._secrets import current_registry
 
         reg = current_registry()
-    mask_attempt(attempt, reg)
+    if attempt.error is not None or attempt.logs or attempt.events:  # (a success without logs has no text)
+        mask_attempt(attempt, reg)
     if reg.remote:
         attempt.secrets = reg.values() or None
 

@@ -74,8 +74,8 @@ def _keep_locked(ctx: Any, record: logging.LogRecord, limit: int) -> None:
         record.msg, record.args = masked, None
     entry = {"kind": "log", "time": record.created, "level": record.levelname, "logger": record.name, "message": masked}
     if record.exc_info:
-        entry["exc"] = mask(logging.Formatter().formatException(record.exc_info))
-        record.exc_text = entry["exc"]  # what handlers print for the exception (they use it when set)
+        exc_text = mask(logging.Formatter().formatException(record.exc_info))
+        entry["exc"] = record.exc_text = exc_text  # what handlers print for the exception (they use it when set)
     sink.append(entry)
 
 

@@ -99,36 +99,32 @@ class PoolRun:
         self._post = post
         self.cancel_grace = cancel_grace
         self.inflight: dict[tuple[str, int], Call] = {}
-        self.lock = threading.Lock()
         self.closed = False
 
     @property
     def capacity(self) -> int:
         return self.pool.capacity
 
+    # ``inflight`` changes by single dict operations, atomic in CPython: no lock on the hot path
     def submit(self, call: Call) -> None:
-        with self.lock:
-            self.inflight[(call.key, call.attempt)] = call
+        self.inflight[(call.key, call.attempt)] = call
         try:
             self.pool._submit(self, call)
         except BaseException:
-            with self.lock:
-                self.inflight.pop((call.key, call.attempt), None)
+            self.inflight.pop((call.key, call.attempt), None)
             raise
 
     def deliver(self, message: Any) -> None:
         """Post ``message`` to the run (an Attempt only once, and only while it is in flight)."""
         if type(message) is Attempt:
-            with self.lock:
-                if self.inflight.pop((message.task, message.attempt), None) is None:
-                    return  # abandoned, or already answered (e.g. by lost())
+            if self.inflight.pop((message.task, message.attempt), None) is None:
+                return  # abandoned, or already answered (e.g. by lost())
         elif self.closed:
             return
         self._post(message)
 
     def abandon(self, key: str, attempt: int) -> None:
-        with self.lock:
-            call = self.inflight.pop((key, attempt), None)
+        call = self.inflight.pop((key, attempt), None)
         if call is not None:
             self.pool._abandon(self, call)
 
@@ -136,13 +132,11 @@ class PoolRun:
         return self.pool._fetch(handle)
 
     def lost(self) -> list[Attempt]:
-        with self.lock:
-            calls = list(self.inflight.values())
+        calls = list(self.inflight.values())
         found = []
         for call, error in self.pool._lost(self, calls):
-            with self.lock:
-                if self.inflight.pop((call.key, call.attempt), None) is None:
-                    continue
+            if self.inflight.pop((call.key, call.attempt), None) is None:
+                continue
             found.append(Attempt(call.key, call.attempt, "failed", run_id=self.run_id, error=error, started_at=time.time()))
         return found
 
@@ -150,8 +144,7 @@ class PoolRun:
         if self.closed:
             return
         self.closed = True
-        with self.lock:
-            left, self.inflight = list(self.inflight.values()), {}
+        left, self.inflight = list(self.inflight.values()), {}
         self.pool._close_run(self, left, cancel)
 
 

@@ -136,6 +136,7 @@ class ThreadExecutor(Pool):
         self._running: dict[_Key, tuple[threading.Thread, TaskContext]] = {}
         self._abandoned: set[_Key] = set()  # running when abandoned: their thread exits after
         self._skip: set[_Key] = set()  # abandoned while queued: never started
+        self._waiting = 0  # cancels waiting for calls to end
 
     def __repr__(self) -> str:
         return f"<ThreadExecutor max_workers={self.max_workers} threads={self._threads}>"
@@ -146,19 +147,21 @@ class ThreadExecutor(Pool):
         threading.Thread(target=self._work, name=f"bubbles-worker-{self._numbers}", daemon=True).start()
 
     def _work(self) -> None:
-        inbox = self._inbox
+        # Hot path: no lock unless something was abandoned or a cancel waits. ``_running`` changes
+        # by single dict operations (atomic in CPython); ``_abandon`` holds the lock and checks it.
+        inbox, running, skip, abandoned = self._inbox, self._running, self._skip, self._abandoned
         me = threading.current_thread()
         while True:
             call = inbox.get()
             if call is None:  # (_stop counted this thread out already)
                 return
-            ident = _ident(call)
-            with self._lock:
-                if ident in self._skip:
-                    self._skip.discard(ident)
-                    continue
-                ctx = call.context()
-                self._running[ident] = (me, ctx)
+            ident = (call.run_id, call.key, call.attempt)
+            if skip and ident in skip:
+                with self._lock:
+                    skip.discard(ident)
+                continue
+            ctx = call.context()
+            running[ident] = (me, ctx)
             try:
                 if call.timeout:
                     self._route(call.run_id, ("started", call.key, call.attempt, time.monotonic()))
@@ -174,14 +177,15 @@ class ThreadExecutor(Pool):
                     ),
                     traceback.format_exc(),
                 )
-            with self._lock:
-                self._running.pop(ident, None)
-                self._done.notify_all()
-                if ident in self._abandoned:  # a replacement thread took this one's place
-                    self._abandoned.discard(ident)
-                    self._stuck -= 1
-                    self._threads -= 1
-                    return
+            running.pop(ident, None)
+            if abandoned or self._waiting:
+                with self._lock:
+                    self._done.notify_all()
+                    if ident in abandoned:  # a replacement thread took this one's place
+                        abandoned.discard(ident)
+                        self._stuck -= 1
+                        self._threads -= 1
+                        return
             self._route(call.run_id, attempt)
 
     def _submit(self, run: PoolRun, call: Call) -> None:
@@ -211,8 +215,12 @@ class ThreadExecutor(Pool):
             return
         deadline = Deadline(run.cancel_grace)
         with self._lock:  # let interrupted C code (DuckDB, PostgreSQL) return before the run ends
-            while any(i in self._running for i in interrupted) and deadline.left() > 0:
-                self._done.wait(min(0.1, deadline.left()))
+            self._waiting += 1
+            try:
+                while any(i in self._running for i in interrupted) and deadline.left() > 0:
+                    self._done.wait(min(0.1, deadline.left()))
+            finally:
+                self._waiting -= 1
 
     def _lost(self, run: PoolRun, calls: list[Call]) -> list[tuple[Call, BaseException]]:
         lost = []
