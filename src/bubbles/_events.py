@@ -21,10 +21,11 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import time
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["TaskEvent", "event_from_dict", "event_kinds"]
+__all__ = ["Dataset", "TaskEvent", "event_from_dict", "event_kinds"]
 
 _KINDS: dict[str, type[TaskEvent]] = {}
 
@@ -63,3 +64,34 @@ def event_from_dict(kind: str, data: dict[str, Any]) -> TaskEvent | dict[str, An
         return {"kind": kind, **data}
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Dataset(TaskEvent):
+    """A dataset a task read or wrote, as the connector that touched it reports it.
+
+    Named by the OpenLineage convention: ``namespace`` says where (``file://host``,
+    ``postgres://host:5432``, ``duckdb:///path/to/warehouse.duckdb``, ``https://api.host``) and
+    ``name`` what (``/data/orders.csv``, ``shop.public.orders``, ``/v1/orders``).
+
+    Attributes:
+        direction: ``read`` or ``write``.
+        dataset_kind: ``file``, ``table``, ``api`` or ``delivery``.
+        format: ``csv``, ``parquet``, ``json``, ... (files).
+        rows, bytes: what was read or written, when known.
+        content_hash: of a file written or delivered (``xxh3:...`` or ``sha256:...``).
+        schema: ``[[column, type], ...]`` when known.
+        at: epoch seconds.
+    """
+
+    kind = "dataset"
+    direction: str = "read"
+    namespace: str = ""
+    name: str = ""
+    dataset_kind: str = "file"
+    format: str | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    content_hash: str | None = None
+    schema: list[list[str]] | None = None
+    at: float = field(default_factory=time.time)

@@ -130,8 +130,10 @@ class Spec:
 SPECS: tuple[Spec, ...] = (
     Spec("executor", _choice(*EXECUTORS), "threads", "where tasks run"),
     Spec("max_workers", _workers, None, "tasks running at once (default: per executor)"),
-    Spec("home", _optional(_text), None, "where run history and state live (default ./.bubbles)", path=True),
-    Spec("history", _bool, True, "record runs in the run history (and sample resources)"),
+    Spec("home", _optional(_text), None, "where the run store and secrets live (default ~/.local/share/bubbles)", path=True),
+    Spec("store", _optional(_text), None, "the run store: a SQLite file or a postgresql:// URL (default history.db in the home)"),
+    Spec("history", _bool, True, "record runs in the run store (and sample resources)"),
+    Spec("lease_seconds", _number(float), 60.0, "how old a run's heartbeat may get before readers mark it crashed"),
     Spec("history_timeout", _number(float), 30.0, "seconds to wait for a run-history database locked by another writer"),
     Spec("resources", _bool, True, "sample CPU and memory of the run's process tree"),
     Spec("resource_interval", _number(float), 0.5, "seconds between resource samples"),
@@ -148,7 +150,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("profile", _bool, False, "profile every attempt with cProfile"),
     Spec("profile_lines", _workers, 40, "lines kept of each profile"),
     Spec("spill_dir", _optional(_text), None, "where Arrow data crossing processes is spilled (default /dev/shm)", path=True),
-    Spec("secrets_file", _optional(_text), None, "the secrets file (default: secrets.toml in the home)", path=True),
+    Spec("secrets_file", _optional(_text), None, "the secrets file (default ./.bubbles/secrets.toml or the home)", path=True),
     Spec("dask_address", _optional(_text), None, "the Dask scheduler to run on"),
     Spec("dask_tls_ca_file", _optional(_text), None, "CA file for a tls:// Dask scheduler", path=True),
     Spec("dask_tls_cert", _optional(_text), None, "client certificate for a tls:// Dask scheduler", path=True),
@@ -165,7 +167,9 @@ class Settings:
     executor: str = "threads"
     max_workers: int | None = None
     home: str | None = None
+    store: str | None = None
     history: bool = True
+    lease_seconds: float = 60.0
     history_timeout: float = 30.0
     resources: bool = True
     resource_interval: float = 0.5
@@ -197,11 +201,27 @@ class Settings:
         return self.sources.get(name, "default")
 
     def home_path(self) -> Path:
-        """The bubbles home: run history, state, secrets."""
-        return Path(self.home) if self.home else Path.cwd() / ".bubbles"
+        """The bubbles home (the run store, secrets): the ``home`` setting, else the user's data folder.
+
+        That is ``$XDG_DATA_HOME/bubbles``, by default ``~/.local/share/bubbles``: one history for
+        every folder a user runs from. A project that wants its own sets ``home = ".bubbles"``
+        under ``[settings]`` in its ``bubbles.toml`` (relative to that file).
+        """
+        if self.home:
+            return Path(self.home)
+        data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+        return Path(data) / "bubbles"
 
     def secrets_path(self) -> Path:
-        return Path(self.secrets_file) if self.secrets_file else self.home_path() / "secrets.toml"
+        """The secrets file: the ``secrets_file`` setting; else ``.bubbles/secrets.toml`` in the current
+        folder if there is one (a project's own, kept out of version control); else ``secrets.toml``
+        in the home."""
+        if self.secrets_file:
+            return Path(self.secrets_file)
+        local = Path.cwd() / ".bubbles" / "secrets.toml"
+        if not self.home and local.exists():
+            return local
+        return self.home_path() / "secrets.toml"
 
     def describe(self) -> list[tuple[str, Any, str]]:
         """``(name, value, source)`` for every setting, for ``bubbles settings``-style output."""

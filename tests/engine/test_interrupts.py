@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bubbles.observe.history import HistoryStore
+from bubbles.store import open_store
 
 from .conftest import ALL_EXECUTORS
 
@@ -54,7 +54,7 @@ def _interrupt(proc: subprocess.Popen[str], seconds: float = 20) -> tuple[str, s
 
 
 def _recorded(home: Path) -> dict[str, str]:
-    with HistoryStore(home / "history.db", create=False) as store:
+    with open_store(home / "history.db", create=False) as store:
         [run] = store.runs(limit=5)
         return {"status": run["status"], "ended": str(run["ended_at"] is not None)}
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import bubbles
 from bubbles import Workflow
 from bubbles.cli.history import report_command, runs_command, show_command
-from bubbles.observe.history import HistoryStore
+from bubbles.store import open_store
 from bubbles.observe.resources import ResourceSampler
 
 SRC = str(Path(bubbles.__file__).parent.parent)
@@ -58,6 +58,7 @@ def test_runs_lists_recent_runs() -> None:
     assert first in result.output and second in result.output
     assert result.output.index(second) < result.output.index(first)  # newest first
     assert re.search(re.escape(second) + r".*failed.*\b1\b", result.output)
+    assert "history.db" in result.output  # which store it reads
 
 
 def test_show_prints_tasks_errors_and_logs() -> None:
@@ -67,6 +68,7 @@ def test_show_prints_tasks_errors_and_logs() -> None:
     out = result.output
     assert f"run {second}" in out and "nightly" in out
     assert re.search(r"extract\W+succeeded\W+1\W.*100", out)
+    assert "runs in" not in out  # (the show header names the run)
     assert re.search(r"load\W+failed\W+2\W", out)
     assert "ValueError: bad value 100" in out and "raise ValueError" in out
     assert "WARNING load#2 etl.load: refusing 100 rows" in out  # logs of failed tasks are shown
@@ -81,7 +83,7 @@ def test_show_json_gives_every_attempt_with_its_metrics_and_the_logs() -> None:
     data = json.loads(result.output)
     assert data["run"]["run_id"] == second and data["run"]["status"] == "failed" and data["run"]["params"] == {}
     assert all("group" in a and "grp" not in a for a in data["attempts"])
-    seen = [(a["task"], a["attempt"], a["status"]) for a in data["attempts"]]
+    seen = [(a["task"], a["attempt"], a["state"]) for a in data["attempts"]]
     assert seen == [("extract", 1, "succeeded"), ("transform", 1, "succeeded"), ("load", 1, "retrying"), ("load", 2, "failed")]
     extract = data["attempts"][0]
     assert extract["rows_out"] == 100 and extract["duration"] > 0 and extract["peak_memory"] > 0
@@ -98,13 +100,13 @@ def test_show_unknown_run_exits_2_with_a_hint() -> None:
 
 def test_no_history_yet_is_a_clear_error() -> None:
     result = CliRunner().invoke(runs_command, [])
-    assert result.exit_code == 2 and "No run history at" in result.output
+    assert result.exit_code == 2 and "No run store at" in result.output and "nothing has run" in result.output
 
 
 def test_report_is_self_contained_html_with_timeline_failures_and_comparison(tmp_path: Path) -> None:
     for _ in range(2):
         make_runs()
-    store = HistoryStore()
+    store = open_store()
     last = store.runs(limit=1)[0]["run_id"]
     store.close()
     out = tmp_path / "report.html"

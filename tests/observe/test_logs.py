@@ -16,7 +16,7 @@ from rich.console import Console
 
 import bubbles
 from bubbles import Workflow
-from bubbles.observe.history import HistoryStore
+from bubbles.store import open_store
 from bubbles.observe.logs import ConsoleLog
 from bubbles.observe.progress import ProgressDisplay
 
@@ -200,13 +200,13 @@ def test_profile_flag_stores_a_profile_per_task(monkeypatch: pytest.MonkeyPatch)
     wf = Workflow("prof")
     wf.add_task(slow_sort)
     run_id = wf.run("processes", max_workers=1).run_id
-    with HistoryStore() as store:
+    with open_store() as store:
         profiles = store.profiles(run_id)
     assert [p["task"] for p in profiles] == ["slow_sort"]
     assert "cumulative" in profiles[0]["data"] and "slow_sort" in profiles[0]["data"]
     from bubbles.observe.report import build_report
 
-    with HistoryStore() as store:
+    with open_store() as store:
         page = build_report(store, run_id)
     assert "Profiles (1)" in page and "slow_sort attempt 1" in page
 

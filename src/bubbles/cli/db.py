@@ -141,9 +141,9 @@ def state(reset: str | None, reset_all: bool, set_: tuple[str, str] | None) -> N
         return
     rows, pending = store.list(), store.pending()
     if not rows and not pending:
-        console.print(f"No watermarks in {store.path}.")
+        console.print(f"No watermarks in {store.location}.")
         return
-    table = Table(title=f"watermarks ({store.path})")
+    table = Table(title=f"watermarks ({store.location})")
     for col in ("name", "value", "state", "updated", "run"):
         table.add_column(col, overflow="fold")
     for w in rows:

@@ -1,21 +1,34 @@
-"""``bubbles runs``, ``bubbles show RUN_ID`` and ``bubbles report RUN_ID``: the run history from the shell.
+"""``bubbles runs``, ``bubbles show RUN_ID`` and ``bubbles report RUN_ID``: the run store from the shell.
 
-RUN_ID may be a unique prefix or suffix of a run id (e.g. its random tail), or ``last``.
+RUN_ID may be a unique prefix or suffix of a run id (e.g. its random tail), or ``last``. Every
+command says which store it reads, and marks runs whose process is gone ``crashed`` first.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from collections import defaultdict
 from typing import Any
 
 import click
 
 from .._errors import BubblesError
+from ..observe.format import human_bytes, human_count, human_seconds, metric
 
 __all__ = ["commands"]
 
-_STATE_COLOURS = {"succeeded": "green", "failed": "red", "running": "blue", "retrying": "yellow", "cancelled": "yellow"}
+_STATE_COLOURS = {
+    "succeeded": "green",
+    "failed": "red",
+    "crashed": "red",
+    "running": "blue",
+    "retrying": "yellow",
+    "cancelled": "yellow",
+    "upstream_failed": "yellow",
+    "skipped": "dim",
+}
 
 
 def _fail(exc: BaseException) -> None:
@@ -24,61 +37,84 @@ def _fail(exc: BaseException) -> None:
 
 
 def _store() -> Any:
-    from ..observe.history import HistoryStore, history_path
+    """The run store of the current settings, crashed runs marked and parked runs imported."""
+    from ..store import open_store, parked_folder, store_location
 
-    # runs parked while the database could not be written (moved aside, say) are imported on open
-    parked = any((history_path().parent / "history-pending").glob("*.json"))
-    return HistoryStore(create=parked)
+    location = store_location()
+    store = open_store(location, create=parked_folder(location).is_dir() and any(parked_folder(location).glob("*.json")))
+    store.import_parked(parked_folder(location))
+    store.reap()
+    return store
 
 
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
 
 
-def _mb(value: float | None) -> str:
-    return f"{value / 2**20:,.1f}" if value else ""
-
-
-def _int(value: float | None) -> str:
-    return f"{int(value):,}" if value is not None else ""
-
-
 def _coloured(state: str) -> str:
     return f"[{_STATE_COLOURS.get(state, 'white')}]{state}[/]"
+
+
+def _written(datasets: list[dict[str, Any]]) -> dict[str, str]:
+    """Per task, what it wrote, as the connectors reported it: ``3 files, 171,643 rows``, ``orders: 1,234 rows``."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for d in datasets:
+        if d["direction"] == "write":
+            by_task[d["task"]].append(d)
+    out = {}
+    for task, items in by_task.items():
+        files = [d for d in items if d["kind"] in ("file", "delivery")]
+        tables = [d for d in items if d["kind"] == "table"]
+        parts = []
+        if files:
+            rows = [d["rows"] for d in files if d["rows"] is not None]
+            what = f"{len(files)} file{'s' if len(files) != 1 else ''}"
+            parts.append(what + (f", {human_count(sum(rows))} rows" if rows else ""))
+        for d in tables:
+            parts.append(f"{d['name'].rsplit('.', 1)[-1]}: {human_count(d['rows'])} rows" if d["rows"] is not None else d["name"])
+        out[task] = "; ".join(parts)
+    return out
 
 
 @click.command("runs")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs.")
 @click.option("--workflow", default=None, help="Only runs of this workflow.")
-def runs_command(limit: int, workflow: str | None) -> None:
-    """List recent runs (newest first) from the run history."""
+@click.option("--status", default=None, help="Only runs in this status (running, succeeded, failed, cancelled, crashed).")
+def runs_command(limit: int, workflow: str | None, status: str | None) -> None:
+    """List recent runs (newest first) from the run store."""
     from rich.table import Table
 
     from ._console import console as make_console
 
     try:
         with _store() as store:
-            runs = store.runs(limit=limit, workflow=workflow)
-            failed = store.failed_counts([r["run_id"] for r in runs])
+            runs = store.runs(limit=limit, workflow=workflow, status=status)
+            ids = [r["run_id"] for r in runs]
+            failed = store.failed_counts(ids)
+            counted = store.task_counts(ids)
+            where = store.describe()
     except BubblesError as exc:
         _fail(exc)
-    table = Table(title=f"last {len(runs)} runs", title_justify="left")
+    console = make_console()
+    table = Table(title=f"last {len(runs)} runs in {where}", title_justify="left")
     table.add_column("run id", no_wrap=True, min_width=22)
-    for column in ("workflow", "status", "started", "seconds", "tasks", "failed", "executor"):
-        table.add_column(column, justify="right" if column in ("seconds", "tasks", "failed") else "left")
+    for column in ("workflow", "status", "started", "took", "tasks", "failed", "executor"):
+        table.add_column(column, justify="right" if column in ("took", "tasks", "failed") else "left")
     for r in runs:
-        status = r["status"] if r["status"] != "running" else "running/killed"
+        tasks = counted.get(r["run_id"]) or r["tasks_total"]
         table.add_row(
             r["run_id"],
             r["workflow"],
-            _coloured(status),
+            _coloured(r["status"]),
             _when(r["started_at"]),
-            f"{r['duration']:.2f}" if r["duration"] is not None else "",
-            _int(r["tasks_total"]),
-            str(failed.get(r["run_id"], "")),
+            human_seconds(r["duration"]) if r["duration"] is not None else "",
+            human_count(tasks),
+            human_count(failed.get(r["run_id"])) if failed.get(r["run_id"]) else "",
             r["executor"] or "",
         )
-    make_console().print(table)
+    console.print(table)
+    if not runs:
+        console.print("no runs recorded yet" + (" with these filters" if workflow or status else ""))
 
 
 @click.command("show")
@@ -86,10 +122,13 @@ def runs_command(limit: int, workflow: str | None) -> None:
 @click.option("--logs/--no-logs", "show_logs", default=None, help="Print captured task logs (default: of failed tasks).")
 @click.option("--task", "only_task", default=None, help="Only this task.")
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print the run, every attempt and the task logs as one JSON object (for scripts)."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run, its tasks, every attempt, the logs and the datasets as one JSON object (for scripts).",
 )
 def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_json: bool) -> None:
-    """Show one run: tasks, states, durations, rows, memory, errors and logs."""
+    """Show one run: tasks, states, durations, rows, memory, what was written, errors and logs."""
     from rich.table import Table
 
     from ._console import console as make_console
@@ -102,79 +141,90 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_
             attempts = store.attempts(rid)
             logs = store.logs(rid, only_task)
             profiles = store.profiles(rid)
+            datasets = store.datasets(rid)
+            events = store.events(rid)
     except BubblesError as exc:
         _fail(exc)
     if only_task is not None:
         tasks = [t for t in tasks if t["task"] == only_task]
         attempts = [a for a in attempts if a["task"] == only_task]
+        datasets = [d for d in datasets if d["task"] == only_task]
+        events = [e for e in events if e["task"] == only_task]
     if as_json:
-        import json
-
         try:
             run = {**run, "params": json.loads(run.get("params") or "{}")}
         except ValueError:
             pass  # kept as the text it is
-        attempts = [{("group" if k == "grp" else k): v for k, v in a.items()} for a in attempts]
-        click.echo(json.dumps({"run": run, "attempts": attempts, "logs": logs}, default=str))
+        rename = {"grp": "group"}
+        body = {
+            "run": run,
+            "tasks": [{rename.get(k, k): v for k, v in t.items()} for t in tasks],
+            "attempts": [{rename.get(k, k): v for k, v in a.items()} for a in attempts],
+            "logs": logs,
+            "datasets": datasets,
+            "events": events,
+        }
+        click.echo(json.dumps(body, default=str))
         return
     console = make_console()
-    duration = f"{run['duration']:.2f}s" if run["duration"] is not None else "no end recorded (running, or killed)"
+    took = human_seconds(run["duration"]) if run["duration"] is not None else "no end recorded"
     console.print(
-        f"[bold]run {rid}[/] · {run['workflow']} · {_coloured(run['status'])} · {duration} · "
-        f"{run['executor'] or ''} · started {_when(run['started_at'])} on {run.get('host') or '?'}"
+        f"[bold]run {rid}[/] · {run['workflow']} · {_coloured(run['status'])} · {took} · "
+        f"{run['executor'] or ''} · started {_when(run['started_at'])} on {run.get('host') or '?'}",
+        highlight=False,
     )
+    if run["status"] == "crashed" and run.get("error"):
+        console.print(f"  [red]{run['error']}[/] Tasks that were running then have no record.", highlight=False)
     if run.get("argv"):
         console.print(f"  command: {run['argv']}", markup=False, highlight=False)
+    written = _written(datasets)
     table = Table(title_justify="left")
     table.add_column("task", overflow="fold")
-    for column in ("state", "attempts", "seconds", "cpu s", "peak MB", "rows in", "rows out", "worker"):
-        table.add_column(column, justify="left" if column in ("state", "worker") else "right")
+    for column in ("state", "tries", "time", "cpu", "peak memory", "rows in", "rows out", "written", "worker"):
+        table.add_column(column, justify="left" if column in ("state", "worker", "written") else "right")
     for t in tasks[:500]:
         table.add_row(
             t["task"],
-            _coloured(t["status"]),
-            str(t["attempts"]),
-            f"{t['duration']:.3f}" if t.get("duration") is not None else "",
-            f"{t['cpu_time']:.3f}" if t.get("cpu_time") is not None else "",
-            _mb(t.get("peak_memory")),
-            _int(t.get("rows_in")),
-            _int(t.get("rows_out")),
+            _coloured(t["state"]),
+            str(t["attempts"]) if t["attempts"] else "",
+            human_seconds(t.get("duration")),
+            human_seconds(t.get("cpu_time")),
+            human_bytes(t.get("peak_memory")),
+            human_count(t.get("rows_in")),
+            human_count(t.get("rows_out")),
+            written.get(t["task"], ""),
             t.get("worker") or "",
         )
     if len(tasks) > 500:
-        table.add_row(f"... {len(tasks) - 500} more", "", "", "", "", "", "", "", "")
+        table.add_row(f"... {len(tasks) - 500} more", *[""] * 9)
     console.print(table)
-    from ..observe.history import ATTEMPT_COLUMNS
-
-    known = {*ATTEMPT_COLUMNS, "attempts"}
-    custom = sorted({k for a in attempts for k in a if k not in known})
+    last = {(a["task"]): a for a in attempts}
+    custom = {task: a["metrics"] for task, a in last.items() if a["metrics"]}
     if custom:
-        console.print(
-            "[bold]custom metrics[/] (last attempt): "
-            + "; ".join(
-                f"{t['task']}: " + ", ".join(f"{k}={t[k]:g}" for k in custom if t.get(k) is not None)
-                for t in tasks
-                if any(t.get(k) is not None for k in custom)
-            ),
-            highlight=False,
-        )
-    errors = [a for a in attempts if a["status"] in ("failed", "retrying") and a.get("error")]
+        console.print("[bold]custom metrics[/] (last attempt)")
+        for task, values in custom.items():
+            shown = ", ".join(f"{k} {metric(k, v)}" for k, v in sorted(values.items()))
+            console.print(f"  {task}: {shown}", markup=False, highlight=False)
+    errors = [a for a in attempts if a["state"] in ("failed", "retrying") and a.get("error")]
     for a in errors[:20]:
-        console.print(f"\n[red bold]{a['task']}[/] attempt {a['attempt']} {a['status']}: {a['error']}", highlight=False)
+        console.print(f"\n[red bold]{a['task']}[/] attempt {a['attempt']} {a['state']}: {a['error']}", highlight=False)
         if a.get("traceback"):
             console.print(a["traceback"].rstrip(), markup=False, highlight=False)
     failed = {a["task"] for a in errors}
     if show_logs is not False:
-        shown = [entry for entry in logs if show_logs or entry["task"] in failed]
-        if shown:
+        shown_logs = [entry for entry in logs if show_logs or entry["task"] in failed]
+        if shown_logs:
             console.print("\n[bold]task logs[/]")
-            for entry in shown[:2000]:
+            for entry in shown_logs[:2000]:
                 console.print(
                     f"{_when(entry['time'])} {entry['level']:<7} {entry['task']}#{entry['attempt']} "
                     f"{entry['logger']}: {entry['message']}",
                     markup=False,
                     highlight=False,
                 )
+        elif show_logs:
+            what = f"task {only_task!r} of run {rid}" if only_task else f"run {rid}"
+            console.print(f"\nno log records were captured for {what} (its tasks logged nothing at INFO or above)")
     if profiles:
         console.print(f"\n{len(profiles)} profile(s) kept: `bubbles report {rid} -o report.html` shows them.")
 

@@ -169,15 +169,15 @@ def _execute(call: Call, ctx: TaskContext, interrupted: int) -> Attempt:
         value = call.fn(*call.args, **call.kwargs)
         attempt = Attempt(call.key, call.attempt, "succeeded", run_id=call.run_id, value=value)
     except Exception as exc:
-        attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=exc, traceback=traceback.format_exc())
+        attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=exc, traceback=_user_traceback(exc))
     except KeyboardInterrupt as exc:
         if interrupts.count() != interrupted:  # a real Ctrl-C: the run is cancelled
             raise
         attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=_aborted(call, exc))
-        attempt.traceback = traceback.format_exc()
+        attempt.traceback = _user_traceback(exc)
     except BaseException as exc:  # SystemExit, GeneratorExit: fail the task, never the interpreter
         attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=_aborted(call, exc))
-        attempt.traceback = traceback.format_exc()
+        attempt.traceback = _user_traceback(exc)
     finally:
         _current.reset(token)
     attempt.duration = time.perf_counter() - t0
@@ -201,6 +201,12 @@ def _execute(call: Call, ctx: TaskContext, interrupted: int) -> Attempt:
             log.debug("bubbles: probe %r failed", probe, exc_info=True)
     _leave_worker(attempt, ctx)
     return attempt
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback from the task's own function down (this wrapper's frame left out)."""
+    tb = exc.__traceback__
+    return "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb is not None else None))
 
 
 def _leave_worker(attempt: Attempt, ctx: TaskContext) -> None:

@@ -13,15 +13,18 @@ methods; each is called with keyword arguments only, so take what you need and e
 =================  ===============================================================================
 ``on_run_start``   run_id, workflow, tasks (names known at start), executor, started_at, params,
                    live (a :class:`~bubbles.engine.live.LiveRun` to read the run from, see below),
-                   scope (for a hook attached to some tasks: their names, else ``None``)
+                   scope (for a hook attached to some tasks: their names, else ``None``),
+                   settings (the run's :class:`~bubbles._settings.Settings`), mask (a function that
+                   masks the run's secrets in a text: use it on anything you show or store)
 ``on_task_start``  run_id, workflow, task, group, attempt, started_at, worker
 ``on_task_retry``  run_id, workflow, task, group, attempt (the one that failed), error, traceback,
                    delay (seconds until the next attempt), metrics, duration, worker, logs,
-                   attempt_started_at
+                   events, attempt_started_at
 ``on_task_end``    run_id, workflow, task, group, attempt, status (``succeeded``, ``failed``,
                    ``upstream_failed``, ``skipped``, ``cancelled``), started_at, ended_at,
-                   duration, metrics, worker, error, traceback, logs, attempt_started_at
-                   (``started_at`` is the first attempt's start)
+                   duration, metrics, worker, error, traceback, logs, events, attempt_started_at
+                   (``started_at`` is the first attempt's start); the fields of the attempt's
+                   record (:class:`~bubbles.engine.attempt.Attempt`), plus ``started_at``
 ``on_run_end``     run_id, workflow, status (``succeeded``, ``failed``, ``cancelled``),
                    started_at, ended_at, duration, result (the RunResult)
 =================  ===============================================================================

@@ -290,6 +290,7 @@ class Runner:
                 live=self._live,
                 scope=None,
                 settings=self.settings,
+                mask=self.secrets.mask,
             )
         grace = self.settings.cancel_grace if self.settings is not None else 5.0
         try:

@@ -9,7 +9,8 @@ after), as the run's settings (:mod:`bubbles._settings`) ask:
 setting                 effect                                                      default
 ======================= =========================================================== ==================
 ``history``             ``false`` turns the run history (and resource sampling) off on
-``home``                where ``history.db`` lives                                  ``./.bubbles``
+``home``                where the run store (``history.db``) lives                  ~/.local/share/bubbles
+``store``               the run store: a SQLite file or a ``postgresql://`` URL     history.db in home
 ``resources``           ``false`` turns CPU/memory sampling of the process tree off on
 ``log_format``          ``text`` or ``json`` console events (``--log-format``)      text on a TTY
 ``progress``            live progress display (``--progress``)                      on a TTY
@@ -56,7 +57,7 @@ def hooks_for_run(settings: Settings) -> list[Any]:
 
             sampler = ResourceSampler(settings.resource_interval)
             hooks.append(sampler)  # before the recorder: stops sampling before the run is written
-        hooks.append(RunRecorder(settings.home_path() / "history.db", resources=sampler, timeout=settings.history_timeout))
+        hooks.append(RunRecorder(resources=sampler, timeout=settings.history_timeout, lease=settings.lease_seconds))
     fmt = settings.log_format or ("text" if _is_tty() else None)
     progress = None
     show_progress = settings.progress if settings.progress is not None else _is_tty() and fmt != "json"

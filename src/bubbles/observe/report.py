@@ -14,9 +14,19 @@ import html
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from .history import HistoryStore
+
+class RunReader(Protocol):
+    """What the report reads from a run store (:class:`bubbles.store.RunStore` is one)."""
+
+    def run(self, run_id: str) -> dict[str, Any]: ...
+    def runs(self, limit: int = 20, workflow: str | None = None) -> list[dict[str, Any]]: ...
+    def attempts(self, run_id: str) -> list[dict[str, Any]]: ...
+    def tasks(self, run_id: str) -> list[dict[str, Any]]: ...
+    def resources(self, run_id: str) -> list[dict[str, Any]]: ...
+    def profiles(self, run_id: str) -> list[dict[str, Any]]: ...
+    def logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]: ...
 
 __all__ = ["build_report", "write_report"]
 
@@ -70,8 +80,8 @@ def _timeline(go: Any, attempts: list[dict[str, Any]], t0: float) -> Any:
     if len(timed) > _MAX_BARS:
         timed = sorted(timed, key=lambda a: a["duration"], reverse=True)[:_MAX_BARS]
     fig = go.Figure()
-    for status in dict.fromkeys(a["status"] for a in timed):
-        rows = [a for a in timed if a["status"] == status]
+    for status in dict.fromkeys(a["state"] for a in timed):
+        rows = [a for a in timed if a["state"] == status]
         starts = [(a["started_at"] if a.get("started_at") else a["ended_at"] - a["duration"]) - t0 for a in rows]
         fig.add_trace(
             go.Bar(
@@ -148,7 +158,7 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _comparison(go: Any, store: HistoryStore, run: dict[str, Any], n: int, figures: _Figures) -> str:
+def _comparison(go: Any, store: RunReader, run: dict[str, Any], n: int, figures: _Figures) -> str:
     runs = [r for r in store.runs(limit=max(n, 2) * 3, workflow=run["workflow"]) if r["started_at"] <= run["started_at"]][:n]
     runs.reverse()
     if len(runs) < 2:
@@ -198,11 +208,12 @@ def _comparison(go: Any, store: HistoryStore, run: dict[str, Any], n: int, figur
     return figures.html(fig) + note + table
 
 
-def build_report(store: HistoryStore, run_id: str, *, compare: int = 0) -> str:
+def build_report(store: RunReader, run_id: str, *, compare: int = 0) -> str:
     """The HTML text of the report for ``run_id`` (``compare``: also compare with the last N runs).
 
     Example:
-        >>> html_text = build_report(HistoryStore(), "last", compare=5)  # doctest: +SKIP
+        >>> from bubbles.store import open_store
+        >>> html_text = build_report(open_store(), "last", compare=5)  # doctest: +SKIP
     """
     try:
         import plotly.graph_objects as go
@@ -220,7 +231,7 @@ def build_report(store: HistoryStore, run_id: str, *, compare: int = 0) -> str:
     figures = _Figures()
     counts: dict[str, int] = {}
     for t in tasks:
-        counts[t["status"]] = counts.get(t["status"], 0) + 1
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
     rows_out = sum(t.get("rows_out") or 0 for t in tasks)
     parts = [
         f"<h1>Run {html.escape(rid)} · {html.escape(run['workflow'])} · "
@@ -247,13 +258,13 @@ def build_report(store: HistoryStore, run_id: str, *, compare: int = 0) -> str:
     if tasks:
         parts.append("<h2>Per task</h2>")
         parts.append(figures.html(_per_task(go, tasks)))
-    failures = [a for a in attempts if a["status"] in ("failed", "retrying")]
+    failures = [a for a in attempts if a["state"] in ("failed", "retrying")]
     parts.append(f"<h2>Retries and failures ({len(failures)})</h2>")
     if failures:
         for a in failures[:200]:
             parts.append(
                 f"<details><summary><b>{html.escape(a['task'])}</b> attempt {a['attempt']} "
-                f'<span class="failed">{html.escape(a["status"])}</span>: {html.escape(a.get("error") or "")}'
+                f'<span class="failed">{html.escape(a["state"])}</span>: {html.escape(a.get("error") or "")}'
                 f"</summary><pre>{html.escape(a.get('traceback') or '')}</pre></details>"
             )
     else:
@@ -285,7 +296,7 @@ def build_report(store: HistoryStore, run_id: str, *, compare: int = 0) -> str:
             [
                 [
                     html.escape(t["task"]),
-                    f'<span class="{html.escape(t["status"])}">{html.escape(t["status"])}</span>',
+                    f'<span class="{html.escape(t["state"])}">{html.escape(t["state"])}</span>',
                     str(t["attempts"]),
                     _num(t.get("duration")),
                     _num(t.get("cpu_time")),
@@ -307,20 +318,20 @@ def build_report(store: HistoryStore, run_id: str, *, compare: int = 0) -> str:
     )
 
 
-def write_report(run_id: str, output: str | Path, *, compare: int = 0, store: HistoryStore | None = None) -> Path:
+def write_report(run_id: str, output: str | Path, *, compare: int = 0, store: RunReader | None = None) -> Path:
     """Write the report of ``run_id`` to ``output`` (through a temp file, then renamed).
 
     Example:
         >>> write_report("last", "report.html", compare=10)  # doctest: +SKIP
         PosixPath('report.html')
     """
-    own = store is None
-    store = store or HistoryStore(create=False)
-    try:
+    if store is None:
+        from ..store import open_store
+
+        with open_store(create=False) as opened:
+            text = build_report(opened, run_id, compare=compare)
+    else:
         text = build_report(store, run_id, compare=compare)
-    finally:
-        if own:
-            store.close()
     path = Path(output)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -10,6 +10,7 @@ is undone when the run ends.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError
@@ -137,13 +138,18 @@ def start_run(
 
 def _settle_watermarks(result: RunResult, settings: Settings) -> None:
     """Commit the watermarks this run proposed if it succeeded; drop them if it did not."""
-    from ..data.state import StateStore
+    from ..store import StoreError, shared_store, store_location
 
-    path = settings.home_path() / "state.db"
-    if not path.exists():
-        return
-    store = StateStore(path)
-    if result.ok:
-        store.commit_run(result.run_id)
-    else:
-        store.discard_run(result.run_id)
+    location = store_location(settings)
+    if not location.startswith(("postgresql://", "postgres://")) and not Path(location).exists():
+        return  # nothing was ever recorded or proposed here
+    try:
+        store = shared_store(location, timeout=settings.history_timeout)
+        if result.ok:
+            store.commit_watermarks(result.run_id)
+        else:
+            store.discard_watermarks(result.run_id)
+    except StoreError as exc:  # the proposals stay pending: a later reader discards them with the run
+        import logging
+
+        logging.getLogger("bubbles").warning("bubbles: the watermarks of run %s were not settled: %s", result.run_id, exc)

@@ -1,43 +1,14 @@
-"""Fixtures for the database tests: one throwaway PostgreSQL server per test run, one database per test.
-
-The server is started with :class:`bubbles.data.db.testing.TempPostgres` (``initdb`` into a temp
-directory, ``pg_ctl start`` on 127.0.0.1 on a free port, password authentication). As root it
-runs as the ``postgres`` OS user. Missing binaries fail the tests (``scripts/install-services``
-installs them); they are never skipped.
+"""Fixtures for the database tests. The PostgreSQL server (``pg_server``, ``pg_url``: one database
+per test) is shared with the run-store tests: see ``tests/conftest.py``. As root it runs as the
+``postgres`` OS user. Missing binaries fail the tests (``scripts/install-services`` installs
+them); they are never skipped.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Iterator
 
 import pytest
-
-from bubbles.data.db.testing import TempPostgres
-
-_counter = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[TempPostgres]:
-    with TempPostgres() as server:
-        yield server
-
-
-@pytest.fixture()
-def pg_url(pg_server: TempPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh database for this test; the URL references the password as ${BUBBLES_TEST_PGPASSWORD}."""
-    import psycopg
-
-    name = f"t{os.getpid()}_{next(_counter)}"
-    admin = pg_server.url("postgres")
-    with psycopg.connect(admin, autocommit=True) as db:
-        db.execute(f'CREATE DATABASE "{name}"')
-    monkeypatch.setenv("BUBBLES_TEST_PGPASSWORD", pg_server.password)
-    yield f"postgresql://{pg_server.user}:${{BUBBLES_TEST_PGPASSWORD}}@{pg_server.host}:{pg_server.port}/{name}"
-    with psycopg.connect(admin, autocommit=True) as db:
-        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture()

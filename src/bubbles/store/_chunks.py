@@ -1,4 +1,8 @@
-"""A small, safe columnar encoding for rows of plain values: how the run history stores attempts.
+"""The columnar chunks in which bubbles before the plain-table store packed attempts (read to convert).
+
+History files written by those versions (schema versions 3) keep their attempts in an
+``attempt_chunks`` table in this encoding; :mod:`bubbles.store._legacy` decodes them once, into
+the ``attempts`` table, when such a file is first opened. Nothing writes chunks any more.
 
 A *chunk* is many rows of the same columns packed column by column::
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bubbles.observe._chunks import decode, encode
+from bubbles.store._chunks import decode, encode
 
 
 def test_round_trip_keeps_numbers_none_and_text() -> None:

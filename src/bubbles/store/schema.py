@@ -1,0 +1,171 @@
+"""The run store's tables: plain SQL, the same in SQLite and PostgreSQL.
+
+Every column is documented here and in ``docs/store.md`` (whose example queries are run by the
+tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
+
+``runs``
+    one row per run, written at its first instant (before any task starts):
+    ``run_id`` (``20261122-031502-4f9a2c``), ``workflow``, ``status`` (``running``, ``succeeded``,
+    ``failed``, ``cancelled``, ``crashed``), ``started_at``, ``ended_at``, ``duration``,
+    ``heartbeat_at`` (renewed every second while the run lives), ``lease_seconds`` (how old a
+    heartbeat may get before a reader marks the run ``crashed``), ``host``, ``pid``,
+    ``pid_started_at`` (to tell a reused pid apart), ``argv``, ``params`` (JSON), ``executor``,
+    ``tasks_total``, ``error`` (the run's own error, masked), ``bubbles_version``.
+``attempts``
+    one row per task attempt that ran, plus one (``attempt`` 0) per task that never ran:
+    ``run_id``, ``task``, ``attempt``, ``grp`` (its ``map``/``ParallelTask``), ``state``
+    (``succeeded``, ``failed``, ``retrying`` — failed, another attempt followed —,
+    ``upstream_failed``, ``skipped``, ``cancelled``), ``started_at``, ``ended_at``, ``duration``,
+    ``worker``, ``error``, ``traceback`` (masked), ``delay`` (before the next attempt),
+    ``rows_in``, ``rows_out`` (rows of data a task took and produced; empty when its input or
+    output is not data), ``bytes_in``, ``bytes_out``, ``peak_memory`` (bytes), ``cpu_time``.
+``tasks``
+    a view: each task's last attempt (``attempts`` is its attempt number).
+``metrics``
+    custom metrics (``bubbles.log_metric``): ``run_id``, ``task``, ``attempt``, ``name``, ``value``.
+``task_events``
+    typed task events (``bubbles._events``) other than datasets: ``run_id``, ``task``,
+    ``attempt``, ``seq``, ``kind``, ``payload`` (JSON).
+``datasets``
+    what tasks read and wrote, as the connectors report it: ``run_id``, ``task``, ``attempt``,
+    ``direction`` (``read``/``write``), ``namespace`` and ``name`` (OpenLineage naming:
+    ``file://host`` + ``/path``, ``postgres://host:5432`` + ``db.schema.table``), ``kind``
+    (``file``, ``table``, ``api``, ``delivery``), ``format``, ``rows``, ``bytes``,
+    ``content_hash``, ``schema`` (JSON), ``at``.
+``logs``
+    captured ``logging`` records: ``run_id``, ``task``, ``attempt``, ``seq``, ``time``,
+    ``level``, ``logger``, ``message`` (masked).
+``resources``
+    CPU and memory samples of the run's process tree: ``run_id``, ``time``, ``cpu_percent``,
+    ``rss``, ``processes``.
+``profiles``
+    cProfile output per attempt (``--profile``): ``run_id``, ``task``, ``attempt``, ``format``, ``data``.
+``watermarks``, ``pending_watermarks``
+    incremental-load state: committed watermarks (``name``, ``value`` JSON, ``updated_at``,
+    ``run_id``), and the proposals of runs not yet settled (``name``, ``run_id``, ``value``,
+    ``proposed_at``), committed when the run succeeds and discarded when it fails or crashes.
+``store_meta``
+    ``key``/``value``: ``schema_version``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA_VERSION", "STATEMENTS", "TABLE_COLUMNS"]
+
+SCHEMA_VERSION = 1
+
+# Column order of the rows the writer hands to ``RunStore.write`` (the table's, for plain inserts).
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "runs": (
+        "run_id",
+        "workflow",
+        "status",
+        "started_at",
+        "ended_at",
+        "duration",
+        "heartbeat_at",
+        "lease_seconds",
+        "host",
+        "pid",
+        "pid_started_at",
+        "argv",
+        "params",
+        "executor",
+        "tasks_total",
+        "error",
+        "bubbles_version",
+    ),
+    "attempts": (
+        "run_id",
+        "task",
+        "attempt",
+        "grp",
+        "state",
+        "started_at",
+        "ended_at",
+        "duration",
+        "worker",
+        "error",
+        "traceback",
+        "delay",
+        "rows_in",
+        "rows_out",
+        "bytes_in",
+        "bytes_out",
+        "peak_memory",
+        "cpu_time",
+    ),
+    "metrics": ("run_id", "task", "attempt", "name", "value"),
+    "task_events": ("run_id", "task", "attempt", "seq", "kind", "payload"),
+    "datasets": (
+        "run_id",
+        "task",
+        "attempt",
+        "direction",
+        "namespace",
+        "name",
+        "kind",
+        "format",
+        "rows",
+        "bytes",
+        "content_hash",
+        "schema",
+        "at",
+    ),
+    "logs": ("run_id", "task", "attempt", "seq", "time", "level", "logger", "message"),
+    "resources": ("run_id", "time", "cpu_percent", "rss", "processes"),
+    "profiles": ("run_id", "task", "attempt", "format", "data"),
+}
+
+_T = "DOUBLE PRECISION"  # a time or a float: REAL in SQLite, float8 in PostgreSQL
+
+STATEMENTS: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    f"""CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL,
+        started_at {_T}, ended_at {_T}, duration {_T}, heartbeat_at {_T}, lease_seconds {_T},
+        host TEXT, pid BIGINT, pid_started_at {_T}, argv TEXT, params TEXT, executor TEXT,
+        tasks_total BIGINT, error TEXT, bubbles_version TEXT)""",
+    "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
+    "CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow, started_at)",
+    "CREATE INDEX IF NOT EXISTS runs_status ON runs (status)",
+    f"""CREATE TABLE IF NOT EXISTS attempts (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, grp TEXT, state TEXT NOT NULL,
+        started_at {_T}, ended_at {_T}, duration {_T}, worker TEXT, error TEXT, traceback TEXT, delay {_T},
+        rows_in BIGINT, rows_out BIGINT, bytes_in BIGINT, bytes_out BIGINT, peak_memory BIGINT, cpu_time {_T},
+        PRIMARY KEY (run_id, task, attempt))""",
+    "CREATE INDEX IF NOT EXISTS attempts_state ON attempts (run_id, state)",
+    f"""CREATE TABLE IF NOT EXISTS metrics (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, name TEXT NOT NULL, value {_T},
+        PRIMARY KEY (run_id, task, attempt, name))""",
+    """CREATE TABLE IF NOT EXISTS task_events (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL,
+        payload TEXT)""",
+    "CREATE INDEX IF NOT EXISTS task_events_run ON task_events (run_id, task)",
+    f"""CREATE TABLE IF NOT EXISTS datasets (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, direction TEXT NOT NULL,
+        namespace TEXT NOT NULL, name TEXT NOT NULL, kind TEXT, format TEXT, rows BIGINT, bytes BIGINT,
+        content_hash TEXT, schema TEXT, at {_T})""",
+    "CREATE INDEX IF NOT EXISTS datasets_run ON datasets (run_id)",
+    "CREATE INDEX IF NOT EXISTS datasets_name ON datasets (namespace, name)",
+    f"""CREATE TABLE IF NOT EXISTS logs (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, seq BIGINT NOT NULL, time {_T},
+        level TEXT, logger TEXT, message TEXT)""",
+    "CREATE INDEX IF NOT EXISTS logs_run ON logs (run_id, task)",
+    f"""CREATE TABLE IF NOT EXISTS resources (
+        run_id TEXT NOT NULL, time {_T} NOT NULL, cpu_percent {_T}, rss BIGINT, processes BIGINT)""",
+    "CREATE INDEX IF NOT EXISTS resources_run ON resources (run_id)",
+    """CREATE TABLE IF NOT EXISTS profiles (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, format TEXT, data TEXT)""",
+    "CREATE INDEX IF NOT EXISTS profiles_run ON profiles (run_id)",
+    f"""CREATE TABLE IF NOT EXISTS watermarks (
+        name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at {_T} NOT NULL, run_id TEXT)""",
+    f"""CREATE TABLE IF NOT EXISTS pending_watermarks (
+        name TEXT NOT NULL, run_id TEXT NOT NULL, value TEXT NOT NULL, proposed_at {_T} NOT NULL,
+        PRIMARY KEY (name, run_id))""",
+    """CREATE VIEW tasks AS
+        SELECT a.run_id, a.task, a.grp, a.state, a.attempt AS attempts, a.started_at, a.ended_at, a.duration,
+               a.worker, a.error, a.rows_in, a.rows_out, a.bytes_in, a.bytes_out, a.peak_memory, a.cpu_time
+        FROM attempts a
+        WHERE a.attempt = (SELECT MAX(b.attempt) FROM attempts b WHERE b.run_id = a.run_id AND b.task = a.task)""",
+)
