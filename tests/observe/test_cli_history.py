@@ -14,8 +14,8 @@ from click.testing import CliRunner
 import bubbles
 from bubbles import Workflow
 from bubbles.cli.history import report_command, runs_command, show_command
-from bubbles.store import open_store
 from bubbles.observe.resources import ResourceSampler
+from bubbles.store import open_store
 
 SRC = str(Path(bubbles.__file__).parent.parent)
 

@@ -16,9 +16,9 @@ from rich.console import Console
 
 import bubbles
 from bubbles import Workflow
-from bubbles.store import open_store
 from bubbles.observe.logs import ConsoleLog
 from bubbles.observe.progress import ProgressDisplay
+from bubbles.store import open_store
 
 SRC = str(Path(bubbles.__file__).parent.parent)
 
