@@ -2,7 +2,8 @@
 
 Recognised: Arrow tables and record batches, pandas and polars frames and series, numpy
 arrays, lists and tuples (a list of Arrow tables or record batches counts their rows and bytes,
-any other list its items), ``bytes``/``bytearray``/``memoryview`` and ``str``. Anything else
+a list of records — dicts, tuples — or plain values its items; a list of other objects, such as
+the files a writer wrote, is not rows of data), ``bytes``/``bytearray``/``memoryview`` and ``str``. Anything else
 counts as unknown (``None``), never as zero. A ``pyarrow.RecordBatchReader`` or a generator is
 not counted here — counting would consume it; wrap it in :func:`counted` (or let the data
 layer's readers do it), which reports the rows and bytes as they stream through, via
@@ -14,6 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["counted", "measure"]
+
+_RECORD_TYPES = frozenset({dict, tuple, list, str, int, float, bool, bytes, type(None)})
 
 
 def measure(value: Any) -> tuple[int | None, int | None]:
@@ -28,9 +31,14 @@ def measure(value: Any) -> tuple[int | None, int | None]:
     if kind is str:
         return None, len(value)
     if kind is list or kind is tuple:
-        if value and (type(value[0]).__module__ or "").startswith("pyarrow") and hasattr(value[0], "num_rows"):
+        if not value:
+            return 0, None
+        first = type(value[0])
+        if (first.__module__ or "").startswith("pyarrow") and hasattr(value[0], "num_rows"):
             return _sum_arrow(value)
-        return len(value), None
+        if first in _RECORD_TYPES:  # records (dicts, tuples) or plain values: each item is a row
+            return len(value), None
+        return None, None  # a list of other objects (files written, handles): not rows of data
     module = kind.__module__ or ""
     if module.startswith("pyarrow"):
         rows = getattr(value, "num_rows", None)

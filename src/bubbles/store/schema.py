@@ -134,7 +134,6 @@ STATEMENTS: tuple[str, ...] = (
         started_at {_T}, ended_at {_T}, duration {_T}, worker TEXT, error TEXT, traceback TEXT, delay {_T},
         rows_in BIGINT, rows_out BIGINT, bytes_in BIGINT, bytes_out BIGINT, peak_memory BIGINT, cpu_time {_T},
         PRIMARY KEY (run_id, task, attempt))""",
-    "CREATE INDEX IF NOT EXISTS attempts_state ON attempts (run_id, state)",
     f"""CREATE TABLE IF NOT EXISTS metrics (
         run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, name TEXT NOT NULL, value {_T},
         PRIMARY KEY (run_id, task, attempt, name))""",
