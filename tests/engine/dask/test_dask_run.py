@@ -311,3 +311,4 @@ def test_seed_script_without_main_guard(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("output: 7") == 1
+    assert "started a LocalCluster" in done.stderr  # the log says so, with no logging set up by the script

@@ -273,7 +273,7 @@ class DaskExecutor(Pool):
         client = distributed.Client(cluster, set_as_default=False)
         workers = cluster.scheduler_info.get("workers", {})
         threads = sum(w.get("nthreads", 0) for w in workers.values())
-        log.info(
+        log.warning(  # (a warning: shown even with no logging set up, as the README promises)
             "bubbles: no Dask scheduler address given (address=, %s or Dask's 'scheduler-address'); started a "
             "LocalCluster at %s with %d workers and %d threads on this machine. It stops when the run ends.",
             _ENV_ADDRESS,
