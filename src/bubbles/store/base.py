@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import BubblesError
-from .schema import SCHEMA_VERSION, STATEMENTS, TABLE_COLUMNS
+from .schema import MIGRATIONS, SCHEMA_VERSION, TABLE_COLUMNS
 
 __all__ = ["Batch", "RunStore", "StoreError", "empty_batch"]
 
@@ -173,14 +173,18 @@ class RunStore(ABC):
         if version == SCHEMA_VERSION:
             return
         with self._transaction() as cur:
-            if self._version_in(cur) == SCHEMA_VERSION:  # another process migrated meanwhile
+            version = self._version_in(cur)  # (another process may have migrated meanwhile)
+            if version == SCHEMA_VERSION:
                 return
-            self._before_schema(cur)
-            for statement in STATEMENTS:
-                self._execute_ddl(cur, statement)
+            if version == 0:
+                self._before_schema(cur)
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    self._execute_ddl(cur, statement)
             cur.execute(self._sql("DELETE FROM store_meta WHERE key = 'schema_version'"))
             cur.execute(self._sql("INSERT INTO store_meta (key, value) VALUES ('schema_version', ?)"), (str(SCHEMA_VERSION),))
-            self._after_schema(cur)
+            if version == 0:
+                self._after_schema(cur)
         self._migrated()
 
     def _existing_version(self) -> int:
@@ -209,7 +213,7 @@ class RunStore(ABC):
 
     def _execute_ddl(self, cur: Any, statement: str) -> None:
         if statement.startswith("CREATE VIEW"):
-            cur.execute("DROP VIEW IF EXISTS tasks")
+            cur.execute(f"DROP VIEW IF EXISTS {statement.split()[2]}")
         cur.execute(statement)
 
     def _before_schema(self, cur: Any) -> None:  # noqa: B027 (a hook: most backends need nothing)

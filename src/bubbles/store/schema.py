@@ -50,9 +50,7 @@ tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA_VERSION", "STATEMENTS", "TABLE_COLUMNS"]
-
-SCHEMA_VERSION = 1
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "TABLE_COLUMNS"]
 
 # Column order of the rows the writer hands to ``RunStore.write`` (the table's, for plain inserts).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -119,7 +117,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 _T = "DOUBLE PRECISION"  # a time or a float: REAL in SQLite, float8 in PostgreSQL
 
-STATEMENTS: tuple[str, ...] = (
+_VERSION_1: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     f"""CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL,
@@ -168,3 +166,8 @@ STATEMENTS: tuple[str, ...] = (
         FROM attempts a
         WHERE a.attempt = (SELECT MAX(b.attempt) FROM attempts b WHERE b.run_id = a.run_id AND b.task = a.task)""",
 )
+
+# Each entry takes a store from version i to i + 1 (statements run in one transaction, in order).
+# Never edit a released entry: add one. A view is dropped and created again when redefined.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1,)
+SCHEMA_VERSION = len(MIGRATIONS)
