@@ -10,8 +10,8 @@ import pytest
 
 import bubbles
 from bubbles import Workflow
-from bubbles._events import Dataset
 from bubbles._context import record_event
+from bubbles._events import Dataset
 from bubbles.observe.history import history_path
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "store.md"
