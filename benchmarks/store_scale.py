@@ -90,7 +90,9 @@ def concurrent_runs(home: Path, n: int) -> tuple[int, int, int, int]:
     ]
     ids = [p.communicate(timeout=300)[0].strip() for p in procs]
     with open_store(home / "history.db") as store:
-        recorded = [r for r in store.runs(limit=n * 2, workflow="concurrent") if r["run_id"] in ids and r["status"] == "succeeded"]
+        recorded = [
+            r for r in store.runs(limit=n * 2, workflow="concurrent") if r["run_id"] in ids and r["status"] == "succeeded"
+        ]
         attempts = sum(len(store.attempts(run_id)) for run_id in ids)
     return n, len(recorded), n * 50, attempts
 
@@ -107,7 +109,9 @@ def main() -> None:
     started = time.perf_counter()
     fill(big / "history.db", args.runs, args.attempts)
     size = (big / "history.db").stat().st_size
-    print(f"filled {args.runs:,} runs and {args.attempts:,} attempts in {time.perf_counter() - started:.1f} s ({size / 2**20:.0f} MB)")
+    print(
+        f"filled {args.runs:,} runs and {args.attempts:,} attempts in {time.perf_counter() - started:.1f} s ({size / 2**20:.0f} MB)"
+    )
     cli, query = time_runs_command(big)
     print(
         f"`bubbles runs` over it: {cli:.3f} s as a command (median of 5; target < 0.5 s: {'ok' if cli < 0.5 else 'MISSED'}); "
