@@ -110,7 +110,8 @@ def main() -> None:
     fill(big / "history.db", args.runs, args.attempts)
     size = (big / "history.db").stat().st_size
     print(
-        f"filled {args.runs:,} runs and {args.attempts:,} attempts in {time.perf_counter() - started:.1f} s ({size / 2**20:.0f} MB)"
+        f"filled {args.runs:,} runs and {args.attempts:,} attempts "
+        f"in {time.perf_counter() - started:.1f} s ({size / 2**20:.0f} MB)"
     )
     cli, query = time_runs_command(big)
     print(
