@@ -9,6 +9,7 @@ in a second, streaming pass. Every file is written atomically.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import os
 import re
@@ -93,6 +94,11 @@ class CsvFormat:
             raise ConfigError(f"CsvFormat split_rows={self.split_rows!r} must be a positive number of rows.")
         if self.split_rows and self.split_by:
             raise ConfigError("CsvFormat: give split_rows or split_by, not both.")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(f"CsvFormat encoding={self.encoding!r} is not an encoding Python knows; use e.g. "
+                              "'utf-8', 'utf-8-sig', 'latin-1' or 'cp1252'.") from None
         if len(self.delimiter) != 1 or len(self.quotechar) != 1:
             raise ConfigError("CsvFormat delimiter and quotechar must be single characters.")
 
@@ -284,6 +290,9 @@ def _transcode(src: str, dst: str, encoding: str, compression: str | None) -> No
     """Re-encode a UTF-8 file, streaming; a character the encoding lacks is a DataError naming the line."""
     import pyarrow as pa
 
+    # one incremental encoder for the whole file: ``str.encode("utf-8-sig")`` per line would put a
+    # byte-order mark before every line, not only at the start of the file
+    encoder = codecs.getincrementalencoder(encoding)()
     sink: Any = pa.OSFile(dst, "wb")
     if compression:
         sink = pa.CompressedOutputStream(sink, compression)
@@ -291,12 +300,13 @@ def _transcode(src: str, dst: str, encoding: str, compression: str | None) -> No
         with open(src, encoding="utf-8", newline="") as f:
             for number, line in enumerate(f, start=1):
                 try:
-                    sink.write(line.encode(encoding))
+                    sink.write(encoder.encode(line))
                 except UnicodeEncodeError as exc:
                     raise DataError(
                         f"Line {number} of the CSV output has {line[exc.start:exc.end]!r}, which {encoding} cannot encode. "
                         "Use encoding='utf-8' for this receiver, or clean the value first.",
                         line=number, raw=line.rstrip("\r\n"),
                     ) from None
+        sink.write(encoder.encode("", final=True))
     finally:
         sink.close()
