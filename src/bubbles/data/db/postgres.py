@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import MissingDependencyError
 from ..._secrets import mask
-from .base import Connection, Session, bind_params, qualified, split_table
+from .base import SQL_SKIP, Connection, Session, bind_params, qualified, split_table
 from .errors import ConnectionFailed, ConstraintViolation, DatabaseError, QueryError, in_task
 from .url import ConnSpec
 
@@ -104,7 +104,7 @@ def _normalize_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(schema, convert())
 
 
-_DOLLAR = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$(\d+)(?!\w)""")
+_DOLLAR = re.compile(SQL_SKIP + r"|\$(?P<n>\d+)(?!\w)", re.VERBOSE | re.DOTALL)
 
 
 def _setting_cast(value: Any) -> str | None:
@@ -192,9 +192,9 @@ class PostgresSession(Session):
             cur.fetchall()
 
         def sub(m: re.Match[str]) -> str:
-            if m.group(1):
-                return m.group(1)
-            i = int(m.group(2))
+            if m.group("skip"):
+                return m.group("skip")
+            i = int(m.group("n"))
             if values[i - 1] is None:
                 return "NULL"
             return f"current_setting('bubbles.p{i}')::{casts[i - 1]}"

@@ -231,8 +231,10 @@ def prefetch(reader: pa.RecordBatchReader, depth: int = 4) -> pa.RecordBatchRead
 
 
 def quote_ident(name: str) -> str:
-    """A DuckDB identifier, quoted."""
-    return '"' + str(name).replace('"', '""') + '"'
+    """A DuckDB identifier, quoted and validated by the one function that does it for every database."""
+    from ..db.base import quote_ident as quote
+
+    return quote(name)
 
 
 def sql_string(text: str) -> str:
