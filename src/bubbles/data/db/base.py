@@ -193,6 +193,10 @@ class Session(ABC):
     def translate(self, exc: BaseException, *, action: str, query: str | None = None, table: str | None = None) -> BaseException:
         """The bubbles error for a driver exception raised while doing ``action``; other exceptions come back as they are."""
 
+    def empty_table(self, table: str | Sequence[str]) -> None:
+        """Delete every row of ``table`` inside the open transaction, keeping the table's definition."""
+        self.execute(f"DELETE FROM {qualified(table)}")
+
     def temp_table_sql(self, name: str, columns: str) -> str:
         return f"CREATE TEMP TABLE {quote_ident(name)} ({columns})"
 

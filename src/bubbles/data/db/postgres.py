@@ -234,6 +234,14 @@ class PostgresSession(Session):
             count = cur.adbc_ingest(name, reader, mode="append", db_schema_name=schema, temporary=temporary)
         return int(count) if count is not None and count >= 0 else -1
 
+    def empty_table(self, table: str | Sequence[str]) -> None:
+        """TRUNCATE (transactional in PostgreSQL, and no dead rows to vacuum), unless other tables'
+        foreign keys reference it: then DELETE, which checks each reference."""
+        referenced = self.query_all(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(?)", (qualified(table),)
+        )[0][0]
+        self.execute(f"{'DELETE FROM' if referenced else 'TRUNCATE'} {qualified(table)}")
+
     def temp_table_sql(self, name: str, columns: str) -> str:
         return f"CREATE TEMP TABLE {qualified((name,))} ({columns}) ON COMMIT DROP"
 
