@@ -45,7 +45,8 @@ def test_query_source_with_params_and_lookback(any_url: str) -> None:
         rows = db.read_incremental(src, query=q, cursor="updated_at", params={"skip": 2}, name="q", commit=True)
         assert rows.column("id").to_pylist() == [1, 3]
         assert db.read_incremental(src, query=q, cursor="updated_at", params={"skip": 2}, name="q").num_rows == 0
-        back = db.read_incremental(src, query=q, cursor="updated_at", params={"skip": 2}, name="q", lookback=dt.timedelta(seconds=1))
+        back = db.read_incremental(src, query=q, cursor="updated_at", params={"skip": 2}, name="q",
+                                   lookback=dt.timedelta(seconds=1))
         assert back.column("id").to_pylist() == [3]
 
 
