@@ -24,12 +24,13 @@ def compact(path: str, target_size: str) -> None:
 @click.command()
 @click.argument("src", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
-@click.option("--key", "key", default="${DELIVERY_KEY}", show_default=True, help="The base64 key, normally a secret reference.")
-def decrypt(src: str, dst: str, key: str) -> None:
-    """Decrypt SRC, a file encrypted by deliver(encrypt_key=...), into DST."""
-    from ..data.deliver import decrypt_file
+@click.option("--identity", "identity", default="${DELIVERY_IDENTITY}", show_default=True,
+              help="The age secret key (AGE-SECRET-KEY-1...), normally a secret reference.")
+def decrypt(src: str, dst: str, identity: str) -> None:
+    """Decrypt SRC, an age file delivered with deliver(encrypt_to=...), into DST (the same as `age -d -i KEYFILE`)."""
+    from ..data.encrypt import decrypt_file
 
-    decrypt_file(src, dst, key)
+    decrypt_file(src, dst, identity)
     click.echo(f"{dst} written")
 
 

@@ -48,9 +48,10 @@ def split_table(table: str | Sequence[str | None]) -> tuple[str | None, str]:
     This is the only place table names are split; the parts are validated here and quoted by
     :func:`qualified`, so any text (``"my table"``, ``"select"``) is a table name, never SQL.
     """
+    parts: list[str | None]
     if isinstance(table, str):
-        schema, dot, name = table.rpartition(".")
-        parts: list[str | None] = [schema if dot else None, name]
+        head, dot, tail = table.rpartition(".")
+        parts = [head if dot else None, tail]
     elif isinstance(table, Sequence) and 1 <= len(table) <= 2:
         parts = [None, *table] if len(table) == 1 else list(table)
     else:
