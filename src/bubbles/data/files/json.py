@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_file
-from ._common import WrittenFile, as_output, count_read, count_written, counted, schema_of, sql_string, to_arrow
+from ._common import (
+    WrittenFile,
+    as_output,
+    count_read,
+    count_written,
+    counted,
+    missing_file,
+    schema_of,
+    sql_string,
+    to_arrow,
+)
 from ._fs import Location, locate
 from ._types import as_schema
 
@@ -45,7 +55,7 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         with loc.fs.open_input_stream(loc.path, compression=compression) as stream:
             first = stream.read(4096).lstrip()[:1]
     except FileNotFoundError:
-        raise DataError(f"JSON file {loc} does not exist. Check the path.", source=str(loc)) from None
+        raise missing_file("JSON file", loc) from None
     if not first:
         raise DataError(f"JSON file {loc} is empty. Check that the producer finished writing it.", source=str(loc))
     if lines is None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_dir, atomic_file, fsync_dir, publish_file
-from ._common import WrittenFile, as_output, count_read, count_written, counted, schema_of, to_arrow
+from ._common import WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_arrow
 from ._fs import Location, locate
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
             return counted(scanner.to_reader())
         table = dataset.to_table(columns=list(columns) if columns else None, filter=expression)
     except FileNotFoundError:
-        raise DataError(f"Parquet path {loc} does not exist. Check the path.", source=str(loc)) from None
+        raise missing_file("Parquet path", loc) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise _translate(exc, loc) from None
     count_read(table.num_rows, table.nbytes)
