@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import DataError
+from ._badlines import Bad
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,16 +45,6 @@ CHUNK_ROWS = 65_536
 # a column is inferred as a type if at most this share of its values do not fit it (and they become bad lines)
 BAD_SHARE = 1000
 _MIN_VALUES = 20  # below this many values a single misfit makes the column text, as Arrow would
-
-
-@dataclass(slots=True)
-class Bad:
-    """One bad line (or multi-line record): where it starts, what is wrong, and its text."""
-
-    line: int | None
-    reason: str
-    raw: str | None
-    column: str | None = None
 
 
 @dataclass(slots=True)

@@ -15,19 +15,15 @@ exact path after the rows it already handed on, with the column types it announc
 from __future__ import annotations
 
 import codecs
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..._context import log_metric
 from ..._errors import ConfigError
 from . import _csvsafe as exact
-from ._atomic import atomic_file
+from ._badlines import BadLines
 from ._common import (
-    NOT_RETRIED,
-    BadLineError,
     as_output,
     check_on_bad_lines,
     count_read,
@@ -179,31 +175,9 @@ class _Rejected:
         return "skip"
 
 
-class _BadLines:
-    """Where bad lines go: raised (``"error"``), or kept for the quarantine file and the ``bad_lines`` metric."""
-
-    def __init__(self, spec: _Spec) -> None:
-        self.spec = spec
-        self.items: list[exact.Bad] = []
-
-    def __call__(self, bad: exact.Bad) -> None:
-        if self.spec.on_bad_lines == "error":
-            raise _bad_line_error(self.spec, bad)
-        self.items.append(bad)
-
-    def finish(self, storage_options: dict[str, Any] | None) -> None:
-        if not self.items:
-            return
-        self.items.sort(key=lambda b: b.line or 0)
-        log_metric("bad_lines", len(self.items), add=True)
-        if self.spec.on_bad_lines != "quarantine" or not self.spec.quarantine:
-            return
-        loc = locate(self.spec.quarantine, storage_options)
-        with atomic_file(loc) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for b in self.items:
-                record = {"source": str(self.spec.loc), "line": b.line, "column": b.column, "reason": b.reason,
-                          "raw": b.raw}
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+def _bad_lines(spec: _Spec) -> BadLines:
+    return BadLines("CSV file", str(spec.loc), spec.on_bad_lines, spec.quarantine,
+                    "Fix the file, or declare the column's type/format (schema=, timestamp_formats=).")
 
 
 def read_csv(
@@ -312,7 +286,7 @@ def _read_table(spec: _Spec, storage_options: dict[str, Any] | None) -> pa.Table
     if table is not None:
         count_read(table.num_rows, table.nbytes)
         return table
-    bad = _BadLines(spec)
+    bad = _bad_lines(spec)
     if targets is not None:  # Arrow's types hold (after un-bending): convert chunk by chunk
         batches = [exact.convert(chunk, targets, spec, bad) for chunk in exact.raw_chunks(spec)]
     else:  # Arrow could not read it at all: infer from the whole file, as Arrow would have
@@ -398,7 +372,7 @@ class _Problem(Exception):
 def _read_stream(spec: _Spec, batch_size: int, storage_options: dict[str, Any] | None) -> pa.RecordBatchReader:
     import pyarrow as pa
 
-    bad = _BadLines(spec)
+    bad = _bad_lines(spec)
     schema, fast = _open_fast_stream(spec)
     chunk_rows = max(batch_size, exact.CHUNK_ROWS)
     from_start: Iterator[exact.RawChunk] | None = None
@@ -565,15 +539,3 @@ class _ChunkedReader:
             self.pending = self._parse(data, first=False).to_batches()
             self.pending.reverse()
         return self.pending.pop()
-
-
-def _bad_line_error(spec: _Spec, bad: exact.Bad) -> BadLineError:
-    where = f"line {bad.line}" if bad.line else "a line"
-    column = f", column {bad.column!r}" if bad.column else ""
-    shown = f" Raw line: {bad.raw[:200]!r}." if bad.raw is not None else ""
-    return BadLineError(
-        f"Bad line in CSV file {spec.loc}, {where}{column}: {bad.reason}.{shown} Fix the file, declare the column's "
-        "type/format (schema=, timestamp_formats=), or pass on_bad_lines='quarantine' to set bad lines aside. "
-        + NOT_RETRIED,
-        source=str(spec.loc), line=bad.line, column=bad.column, raw=bad.raw, reason=bad.reason,
-    )
