@@ -14,11 +14,17 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
 
-__all__ = ["is_stale", "owner_pid", "pid_alive", "remove_stale_temp_dirs", "remove_quietly"]
+__all__ = ["STAGE_PREFIX", "Leftover", "find", "is_stale", "owner_pid", "pid_alive", "remove_quietly",
+           "remove_stale_siblings", "remove_stale_temp_dirs"]
 
 LEGACY_AGE_SECONDS = 3600.0
-_PID = re.compile(r"(?:\.tmp|\.old|\.stage|bubbles-stage|bubbles-deliver)-(\d+)-")
+STAGE_PREFIX = "bubbles-stage-"
+JOURNAL = "bubbles-journal"
+_PID = re.compile(r"(?:\.tmp|\.old|bubbles-stage|bubbles-deliver|bubbles-journal)-(\d+)-")
+_LEGACY = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-[0-9a-f]{8}$")
+_OURS = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-\d+-[0-9a-f]{8}(?:\.utf8)?$")
 
 
 def pid_alive(pid: int) -> bool:
@@ -77,3 +83,91 @@ def remove_stale_temp_dirs(directory: str, prefix: str) -> list[str]:
                 remove_quietly(path)
                 removed.append(path)
     return removed
+
+
+def _stage_target(stage: str) -> str | None:
+    try:
+        with open(os.path.join(stage, "target"), encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def remove_stale_siblings(target: str) -> list[str]:
+    """Before writing ``target``: finish its interrupted set publications, then remove its stale leftovers."""
+    from ._fileset import recover_journals
+
+    parent, name = os.path.split(os.path.abspath(target))
+    recover_journals(parent, name)
+    removed = []
+    for leftover in find(parent, recursive=False):
+        if leftover.target == os.path.join(parent, name) and leftover.stale:
+            remove_quietly(leftover.path)
+            removed.append(leftover.path)
+    return removed
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A temporary file or staging folder: ``target`` is what it was written for, ``stale`` whether its writer is gone."""
+
+    path: str
+    target: str | None
+    stale: bool
+    bytes: int
+
+
+def _size(path: str) -> int:
+    if not os.path.isdir(path):
+        try:
+            return os.lstat(path).st_size
+        except OSError:
+            return 0
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def find(folder: str, *, recursive: bool = True, temp_dir: str | None = None) -> list[Leftover]:
+    """Leftovers of bubbles writes in ``folder`` (and below), and staging folders in the temp directory
+    whose target is there."""
+    import tempfile
+
+    folder = os.path.abspath(folder)
+    out: list[Leftover] = []
+    walker = os.walk(folder) if recursive else [(folder, [], _listdir(folder))]
+    for root, dirs, files in walker:
+        for name in [*dirs, *files]:
+            path = os.path.join(root, name)
+            target = None
+            if name.startswith("." + STAGE_PREFIX):
+                target = _stage_target(path)
+            elif m := (_OURS.match(name) or _LEGACY.match(name)):
+                target = os.path.join(root, m.group("name"))
+            else:
+                continue
+            out.append(Leftover(path, target, is_stale(path), _size(path)))
+        if recursive:
+            dirs[:] = [d for d in dirs if not d.startswith("." + STAGE_PREFIX) and not _OURS.match(d)
+                       and not _LEGACY.match(d)]
+    tmp = temp_dir or tempfile.gettempdir()
+    if os.path.abspath(tmp) != folder:
+        for name in _listdir(tmp):
+            if name.startswith(STAGE_PREFIX):
+                path = os.path.join(tmp, name)
+                target = _stage_target(path)
+                if target and (target == folder or target.startswith(folder + os.sep)):
+                    out.append(Leftover(path, target, is_stale(path), _size(path)))
+    return out
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []

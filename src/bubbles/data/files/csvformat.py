@@ -10,6 +10,7 @@ in a second, streaming pass. Every file is written atomically.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import dataclasses
 import os
 import re
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_file
 from ._common import WrittenFile, count_written, quote_ident, sql_string, to_arrow, to_table
-from ._fs import locate
+from ._fileset import FileSet
+from ._fs import Location, locate
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -134,15 +136,57 @@ def write_csv(data: Any, path: str | os.PathLike[str], format: CsvFormat | None 
     compression = fmt.compression
     if compression == "infer":
         compression = next((c for s, c in _COMPRESSION_SUFFIX.items() if target.endswith(s)), None)
-    parts: list[tuple[str, Any]]
-    if fmt.split_by or fmt.split_rows:
-        table = to_table(arrow)
-        parts = list(_split(table, fmt, target))
-    else:
-        parts = [(target, arrow)]
-    written = [_write_one(part, name, fmt, compression, storage_options) for name, part in parts]
+    if not (fmt.split_by or fmt.split_rows):
+        with _con() as con:
+            loc = locate(target, storage_options)
+            with atomic_file(loc) as tmp:
+                written = [_write_one(con, arrow, loc, tmp, fmt, compression)]
+        count_written(written)
+        return written
+    parts = list(_split(to_table(arrow), fmt, target))
+    first = locate(parts[0][0], storage_options)
+    written = []
+    with _con() as con:
+        if not first.is_local:  # object storage: each part is one atomic upload; the set is not (see docs/files.md)
+            for name, part in parts:
+                loc = locate(name, storage_options)
+                with atomic_file(loc) as tmp:
+                    written.append(_write_one(con, part, loc, tmp, fmt, compression))
+        else:
+            folder, set_name = _set_of(os.path.abspath(target))
+            fileset = FileSet(folder, set_name)
+            try:
+                for name, part in parts:
+                    loc = locate(name)
+                    written.append(_write_one(con, part, loc, fileset.add(loc.path), fmt, compression))
+                fileset.commit()
+            except BaseException:
+                fileset.discard()
+                raise
     count_written(written)
     return written
+
+
+def _set_of(template: str) -> tuple[str, str]:
+    """The folder a split set lives in (the template's path up to its first ``{...}``) and the set's name."""
+    head, tail = os.path.split(template)
+    parts = [tail]
+    while "{" in head:
+        head, tail = os.path.split(head)
+        parts.insert(0, tail)
+    return head, "_".join(parts)
+
+
+@contextlib.contextmanager
+def _con() -> Any:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_progress_bar = false")
+        yield con
+    finally:
+        con.close()
 
 
 def _split(table: pa.Table, fmt: CsvFormat, target: str) -> Any:
@@ -177,34 +221,30 @@ def _part_name(target: str, field: str, value: str) -> str:
     return f"{head}{sep}{stem}-{value}{dot}{ext}"
 
 
-def _write_one(data: Any, path: str, fmt: CsvFormat, compression: str | None,
-               storage_options: dict[str, Any] | None) -> WrittenFile:
+def _write_one(con: Any, data: Any, loc: Location, tmp: str, fmt: CsvFormat, compression: str | None) -> WrittenFile:
+    """Write one CSV file at ``tmp`` (which becomes ``loc``) with DuckDB's writer; transcode if needed."""
     import duckdb
 
-    loc = locate(path, storage_options)
-    con = duckdb.connect()
+    con.register("src", data)
     try:
-        con.execute("SET enable_progress_bar = false")
-        con.register("src", data)
         schema = data.schema
         select = _select(schema, fmt)
         transcode = fmt.encoding.lower().replace("_", "-") not in ("utf-8", "utf8")
         options = _copy_options(schema, fmt, None if transcode else compression)
-        with atomic_file(loc) as tmp:
-            raw = tmp + ".utf8" if transcode else tmp
+        raw = tmp + ".utf8" if transcode else tmp
+        try:
+            con.execute(f"COPY ({select} FROM src) TO {sql_string(raw)} ({options})")
+        except duckdb.Error as exc:
+            raise DataError(f"Writing CSV {loc} failed: {exc}", source=str(loc)) from exc
+        rows = _count_rows(con)
+        if transcode:
             try:
-                con.execute(f"COPY ({select} FROM src) TO {sql_string(raw)} ({options})")
-            except duckdb.Error as exc:
-                raise DataError(f"Writing CSV {loc} failed: {exc}", source=str(loc)) from exc
-            rows = _count_rows(con)
-            if transcode:
-                try:
-                    _transcode(raw, tmp, fmt.encoding, compression)
-                finally:
-                    os.unlink(raw)
-            size = os.path.getsize(tmp)
+                _transcode(raw, tmp, fmt.encoding, compression)
+            finally:
+                os.unlink(raw)
+        size = os.path.getsize(tmp)
     finally:
-        con.close()
+        con.unregister("src")
     pairs = _output_names(schema, fmt)
     columns = tuple((out, str(schema.field(src).type)) for src, out in pairs)
     return WrittenFile(str(loc), rows, size, columns)

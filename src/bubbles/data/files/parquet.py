@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_dir, atomic_file, fsync_dir, publish_file
 from ._common import WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_arrow
+from ._fileset import remote_members
 from ._fs import Location, locate
 
 if TYPE_CHECKING:
@@ -59,7 +60,12 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
     loc = locate(path, storage_options)
     expression = _expression(filters)
     try:
-        dataset = ds.dataset(loc.path, filesystem=loc.fs, format="parquet", partitioning=partitioning,
+        source: str | list[str] = loc.path
+        members = None if loc.is_local else remote_members(loc)
+        if members is not None:  # a dataset bubbles wrote on object storage: the files of its last committed set
+            source = members
+        dataset = ds.dataset(source, filesystem=loc.fs, format="parquet", partitioning=partitioning,
+                             partition_base_dir=loc.path.rstrip("/") if members is not None else None,
                              exclude_invalid_files=False)
         if batch_size:
             scanner = dataset.scanner(columns=list(columns) if columns else None, filter=expression,
