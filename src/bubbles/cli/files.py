@@ -1,4 +1,4 @@
-"""``bubbles compact`` and ``bubbles decrypt``: maintenance of Parquet datasets and delivered files."""
+"""``bubbles compact``, ``bubbles clean`` and ``bubbles decrypt``: maintenance of datasets, leftovers and delivered files."""
 
 from __future__ import annotations
 
@@ -34,6 +34,35 @@ def decrypt(src: str, dst: str, identity: str) -> None:
     click.echo(f"{dst} written")
 
 
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--remove", is_flag=True, help="Remove the stale leftovers (and finish interrupted set publications).")
+def clean(path: str, remove: bool) -> None:
+    """List the leftovers of interrupted writes under PATH (and staging folders for it in the temp directory).
+
+    A leftover is stale when the process that wrote it is gone; those still being written are
+    shown as in progress and never removed. With --remove, stale temporary files and staging
+    folders are deleted, and an interrupted publication of a file set is completed.
+    """
+    from ..data.files._leftovers import clean as remove_one
+    from ..data.files._leftovers import find
+
+    found = find(path)
+    if not found:
+        click.echo(f"{path}: no leftovers of interrupted writes")
+        return
+    stale = [f for f in found if f.stale]
+    for f in sorted(found, key=lambda f: f.path):
+        state = "stale" if f.stale else "in progress"
+        click.echo(f"{state:11}  {f.kind:9}  {f.bytes:>12,} B  {f.path}  (for {f.target})")
+    if not remove:
+        click.echo(f"{len(stale)} stale, {sum(f.bytes for f in stale):,} bytes; run with --remove to clean them up")
+        return
+    for f in stale:
+        remove_one(f)
+    click.echo(f"removed {len(stale)} stale leftover(s), {sum(f.bytes for f in stale):,} bytes")
+
+
 def _bytes(text: str) -> int:
     units = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "B": 1}
     cleaned = text.strip().upper()
@@ -45,4 +74,4 @@ def _bytes(text: str) -> int:
     raise click.BadParameter(f"{text!r} is not a size such as 64MB or 1GB.")
 
 
-commands: list[click.Command] = [compact, decrypt]
+commands: list[click.Command] = [clean, compact, decrypt]

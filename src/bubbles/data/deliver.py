@@ -42,7 +42,7 @@ from .._errors import BubblesError, ConfigError, DataError, MissingDependencyErr
 from .._secrets import Secret, mask, resolve
 from . import encrypt as _age
 from .encrypt import decrypt_file
-from .files._atomic import atomic_file
+from .files._atomic import atomic_file, step
 from .files._common import WrittenFile
 from .files._fs import locate
 from .files._leftovers import remove_stale_temp_dirs
@@ -265,8 +265,10 @@ def _to_storage(target: str, batch: str, payloads: Sequence[str], manifest: dict
     for payload, entry in zip(payloads, manifest["files"], strict=True):
         with atomic_file(folder.join(entry["name"])) as tmp:
             shutil.copyfile(payload, tmp)
+    step("deliver:files", str(folder))
     with atomic_file(folder.join(MANIFEST)) as tmp, open(tmp, "wb") as f:
         f.write(_manifest_bytes(manifest))
+    step("deliver:manifest", str(folder))
 
 
 def _check_same_batch(existing: dict[str, Any], manifest: dict[str, Any], where: str) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 
 from ._atomic import fsync_dir, publish_file, step, temp_name
 from ._fs import Location
-from ._leftovers import JOURNAL, STAGE_PREFIX, is_stale, owner_pid
+from ._leftovers import JOURNAL, STAGE_PREFIX, is_stale, owner_pid, remove_stale_siblings
 
 __all__ = ["REMOTE_SET", "FileSet", "merge_dir", "recover_journals", "remote_dir", "remote_members"]
 
@@ -115,11 +115,14 @@ class FileSet:
         self.folder, self.set_name = os.path.abspath(folder), set_name
         os.makedirs(self.folder, exist_ok=True)
         recover_journals(self.folder, set_name)
+        for member in self.previous():
+            remove_stale_siblings(member)
         self.moves: list[tuple[str, str]] = []
 
     def add(self, final: str) -> str:
         """A temporary path to write ``final`` at (hidden, beside it)."""
         os.makedirs(os.path.dirname(final), exist_ok=True)
+        remove_stale_siblings(final)
         tmp = temp_name(final)
         self.moves.append((tmp, os.path.abspath(final)))
         return tmp

@@ -25,6 +25,7 @@ JOURNAL = "bubbles-journal"
 _PID = re.compile(r"(?:\.tmp|\.old|bubbles-stage|bubbles-deliver|bubbles-journal)-(\d+)-")
 _LEGACY = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-[0-9a-f]{8}$")
 _OURS = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-\d+-[0-9a-f]{8}(?:\.utf8)?$")
+_JOURNAL = re.compile(r"^\.(?P<name>.+)\.bubbles-journal-\d+-[0-9a-f]{8}\.json$")
 
 
 def pid_alive(pid: int) -> bool:
@@ -101,7 +102,7 @@ def remove_stale_siblings(target: str) -> list[str]:
     recover_journals(parent, name)
     removed = []
     for leftover in find(parent, recursive=False):
-        if leftover.target == os.path.join(parent, name) and leftover.stale:
+        if leftover.target == os.path.join(parent, name) and leftover.stale and leftover.kind != "journal":
             remove_quietly(leftover.path)
             removed.append(leftover.path)
     return removed
@@ -115,6 +116,7 @@ class Leftover:
     target: str | None
     stale: bool
     bytes: int
+    kind: str = "temporary"  # or "staging" (a folder), "journal" (an interrupted set publication: rolled forward)
 
 
 def _size(path: str) -> int:
@@ -144,14 +146,16 @@ def find(folder: str, *, recursive: bool = True, temp_dir: str | None = None) ->
     for root, dirs, files in walker:
         for name in [*dirs, *files]:
             path = os.path.join(root, name)
-            target = None
+            target, kind = None, "temporary"
             if name.startswith("." + STAGE_PREFIX):
-                target = _stage_target(path)
+                target, kind = _stage_target(path), "staging"
+            elif m := _JOURNAL.match(name):
+                target, kind = os.path.join(root, m.group("name")), "journal"
             elif m := (_OURS.match(name) or _LEGACY.match(name)):
                 target = os.path.join(root, m.group("name"))
             else:
                 continue
-            out.append(Leftover(path, target, is_stale(path), _size(path)))
+            out.append(Leftover(path, target, is_stale(path), _size(path), kind))
         if recursive:
             dirs[:] = [d for d in dirs if not d.startswith("." + STAGE_PREFIX) and not _OURS.match(d)
                        and not _LEGACY.match(d)]
@@ -162,7 +166,7 @@ def find(folder: str, *, recursive: bool = True, temp_dir: str | None = None) ->
                 path = os.path.join(tmp, name)
                 target = _stage_target(path)
                 if target and (target == folder or target.startswith(folder + os.sep)):
-                    out.append(Leftover(path, target, is_stale(path), _size(path)))
+                    out.append(Leftover(path, target, is_stale(path), _size(path), "staging"))
     return out
 
 
@@ -171,3 +175,16 @@ def _listdir(path: str) -> list[str]:
         return os.listdir(path)
     except OSError:
         return []
+
+
+def clean(leftover: Leftover) -> None:
+    """Remove a stale leftover; a journal is finished instead (its set becomes the new one whole)."""
+    if leftover.kind == "journal":
+        from ._fileset import recover_journals
+
+        folder, name = os.path.split(leftover.path)
+        m = _JOURNAL.match(name)
+        if m:
+            recover_journals(folder, m.group("name"))
+        return
+    remove_quietly(leftover.path)
