@@ -44,8 +44,7 @@ def clean(path: str, remove: bool) -> None:
     shown as in progress and never removed. With --remove, stale temporary files and staging
     folders are deleted, and an interrupted publication of a file set is completed.
     """
-    from ..data.files._leftovers import clean as remove_one
-    from ..data.files._leftovers import find
+    from ..data.files._leftovers import clean_all, find
 
     found = find(path)
     if not found:
@@ -58,9 +57,8 @@ def clean(path: str, remove: bool) -> None:
     if not remove:
         click.echo(f"{len(stale)} stale, {sum(f.bytes for f in stale):,} bytes; run with --remove to clean them up")
         return
-    for f in stale:
-        remove_one(f)
-    click.echo(f"removed {len(stale)} stale leftover(s), {sum(f.bytes for f in stale):,} bytes")
+    cleaned = clean_all(path)
+    click.echo(f"cleaned {len(cleaned)} stale leftover(s), {sum(f.bytes for f in cleaned):,} bytes")
 
 
 def _bytes(text: str) -> int:

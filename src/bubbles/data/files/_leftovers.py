@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
-__all__ = ["STAGE_PREFIX", "Leftover", "find", "is_stale", "owner_pid", "pid_alive", "remove_quietly",
+__all__ = ["STAGE_PREFIX", "Leftover", "clean", "clean_all", "find", "is_stale", "owner_pid", "pid_alive", "remove_quietly",
            "remove_stale_siblings", "remove_stale_temp_dirs"]
 
 LEGACY_AGE_SECONDS = 3600.0
@@ -188,3 +188,15 @@ def clean(leftover: Leftover) -> None:
             recover_journals(folder, m.group("name"))
         return
     remove_quietly(leftover.path)
+
+
+def clean_all(folder: str) -> list[Leftover]:
+    """Finish the interrupted set publications under ``folder`` first (their temporary files are the
+    new set), then remove the stale leftovers that remain; returns what was cleaned."""
+    journals = [f for f in find(folder) if f.stale and f.kind == "journal"]
+    for journal in journals:
+        clean(journal)
+    rest = [f for f in find(folder) if f.stale and f.kind != "journal"]
+    for leftover in rest:
+        clean(leftover)
+    return journals + rest
