@@ -326,16 +326,46 @@ def converter(target: pa.DataType, spec: _Spec) -> Callable[[pa.Array], pa.Array
                 pass
             result = None
             for fmt in formats:
-                parsed = pc.strptime(arr, format=fmt, unit=target.unit, error_is_null=True)
+                try:
+                    parsed = pc.strptime(arr, format=fmt, unit=target.unit, error_is_null=True)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a directive Arrow lacks, e.g. %f
+                    continue
                 result = parsed if result is None else pc.coalesce(result, parsed)
-            if pc.sum(pc.and_(pc.is_null(result), pc.is_valid(arr))).as_py():
-                raise pa.ArrowInvalid(f"does not match {formats}")
+            if result is None or pc.sum(pc.and_(pc.is_null(result), pc.is_valid(arr))).as_py():
+                return _python_strptime(arr, formats, target, result)
             return pc.cast(result, target)
 
         return parse
     if pa.types.is_boolean(target):
         return lambda arr: pc.cast(pc.utf8_lower(arr), target)
     return lambda arr: pc.cast(arr, target)
+
+
+def _python_strptime(arr: pa.Array, formats: list[str], target: pa.DataType, parsed: pa.Array | None) -> pa.Array:
+    """Python's strptime for the values Arrow's could not parse (Arrow's lacks ``%f``, for one)."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    done = parsed.to_pylist() if parsed is not None else [None] * len(arr)
+    out = []
+    for value, have in zip(arr.to_pylist(), done, strict=True):
+        if have is not None or value is None:
+            out.append(have)
+            continue
+        for fmt in formats:
+            try:
+                stamp = dt.datetime.strptime(value, fmt)
+                break
+            except ValueError:
+                continue
+        else:
+            raise pa.ArrowInvalid(f"{value!r} does not match {formats}")
+        if target.tz and stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.UTC)
+        out.append(stamp)
+    return pa.array(out, pa.timestamp(target.unit, tz="UTC" if any(
+        v is not None and v.tzinfo is not None for v in out) else None)).cast(target)
 
 
 def _bisect(arr: pa.Array, convert: Callable[[pa.Array], pa.Array], offset: int = 0) -> Iterator[tuple[int, str]]:

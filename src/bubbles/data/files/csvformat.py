@@ -42,7 +42,9 @@ class CsvFormat:
         quotechar: quote character.
         quoting: ``"minimal"`` (only when needed), ``"all"``, ``"strings"`` (every text column),
             ``"none"`` (never; the values must not contain the delimiter).
-        escapechar: escape for a quote inside a quoted value (default: doubled quote).
+        escapechar: escape for a quote inside a quoted value (default: doubled quote). Another
+            character than the quote makes ``"minimal"`` quote every text value (an unquoted
+            escape character would be misread).
         header: write the header line.
         encoding: output encoding, e.g. ``"utf-8"``, ``"utf-8-sig"`` (with BOM), ``"latin-1"``.
         line_terminator: ``"\\n"`` or ``"\\r\\n"``.
@@ -101,6 +103,9 @@ class CsvFormat:
         except LookupError:
             raise ConfigError(f"CsvFormat encoding={self.encoding!r} is not an encoding Python knows; use e.g. "
                               "'utf-8', 'utf-8-sig', 'latin-1' or 'cp1252'.") from None
+        if self.escapechar and self.null and self.escapechar in self.null:
+            raise ConfigError(f"CsvFormat null={self.null!r} contains the escape character {self.escapechar!r}: a reader "
+                              "could not tell the null text from an escaped value. Pick another null text.")
         if len(self.delimiter) != 1 or len(self.quotechar) != 1:
             raise ConfigError("CsvFormat delimiter and quotechar must be single characters.")
 
@@ -184,6 +189,9 @@ def _con() -> Any:
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
+        # zoned timestamps are written in UTC (with their +00 offset), whatever the machine's zone
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SET TimeZone = 'UTC'")
         yield con
     finally:
         con.close()
@@ -303,9 +311,12 @@ def _copy_options(schema: pa.Schema, fmt: CsvFormat, compression: str | None) ->
     elif fmt.quotechar != '"' or (fmt.escapechar or '"') != '"':
         opts.append(f"QUOTE {sql_string(fmt.quotechar)}")
         opts.append(f"ESCAPE {sql_string(fmt.escapechar or fmt.quotechar)}")
+    # an escape character other than the quote is only an escape inside quotes: a text value holding
+    # it unquoted would be misread, so with such an escape every text value is quoted
+    escaping = bool(fmt.escapechar) and fmt.escapechar != fmt.quotechar
     if fmt.quoting == "all":
         opts.append("FORCE_QUOTE *")
-    elif fmt.quoting == "strings":
+    elif fmt.quoting == "strings" or (fmt.quoting == "minimal" and escaping):
         out_names = _output_names(schema, fmt)
         strings = [out for src, out in out_names if pa.types.is_string(schema.field(src).type)
                    or pa.types.is_large_string(schema.field(src).type)]
