@@ -38,8 +38,8 @@ profiles = st.builds(
     compression=st.sampled_from([None, "gzip", "zstd"]),
 )
 
-texts = st.text(alphabet=st.sampled_from(list(string.ascii_letters + string.digits + " ,;|\t\"'\\\n\r") +
-                                         ["é", "ß", "ë", "€", "☃", "日", "本"]), max_size=12)
+ALPHABET = [*(string.ascii_letters + string.digits + " ,;|\t\"'\\\n\r"), "é", "ß", "ë", "€", "☃", "日", "本"]
+texts = st.text(alphabet=st.sampled_from(ALPHABET), max_size=12)
 timestamps = st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1))
 decimals = st.decimals(min_value=-10**9, max_value=10**9, places=2, allow_nan=False, allow_infinity=False)
 
