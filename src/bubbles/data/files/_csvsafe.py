@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import DataError
 from ._badlines import Bad
+from ._common import NOT_RETRIED
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -96,11 +97,11 @@ def _lines(spec: _Spec) -> Iterator[tuple[int, str | None, bytes]]:
             for number, line in enumerate(text, start=1):
                 yield number, line, b""
         except UnicodeDecodeError as exc:
-            raise DataError(f"CSV file {spec.loc} is not valid {encoding} ({exc}). Pass the file's encoding=.",
+            raise DataError(f"CSV file {spec.loc} is not valid {encoding} ({exc}). Pass the file's encoding=. " + NOT_RETRIED,
                             source=str(spec.loc)) from None
     except OSError as exc:
         raise DataError(f"CSV file {spec.loc} cannot be read or decompressed: {exc}. The file is probably truncated "
-                        "or not in the format its name says; fetch it again or pass compression= explicitly.",
+                        "or not in the format its name says; fetch it again or pass compression= explicitly. " + NOT_RETRIED,
                         source=str(spec.loc)) from None
     finally:
         stream.close()

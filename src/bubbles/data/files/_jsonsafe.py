@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import DataError
 from ._badlines import Bad
+from ._common import NOT_RETRIED
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,7 +69,7 @@ def line_chunks(open_stream: Callable[[], Any], loc: Location, *, chunk_lines: i
                 chunk = LineChunk()
     except OSError as exc:
         raise DataError(f"JSON file {loc} cannot be read or decompressed: {exc}. The file is probably truncated; fetch "
-                        "it again.", source=str(loc)) from None
+                        "it again. " + NOT_RETRIED, source=str(loc)) from None
     finally:
         stream.close()
     if chunk.lines or chunk.bad or first:

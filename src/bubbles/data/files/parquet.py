@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_dir, atomic_file, fsync_dir, publish_file
-from ._common import WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_arrow
+from ._common import NOT_RETRIED, WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_arrow
 from ._fileset import remote_members
 from ._fs import Location, locate
 
@@ -83,12 +83,13 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
 def _translate(exc: BaseException, loc: Location) -> DataError:
     text = str(exc)
     if "magic bytes" in text or "footer" in text or "Is this a 'parquet' file" in text:
-        return DataError(f"{loc} is not a Parquet file (or is truncated): {text}. Check that the producer finished "
-                         "writing it and that the path points at Parquet data.", source=str(loc))
-    if "No match for FieldRef" in text or "not found" in text.lower():
-        return DataError(f"Reading Parquet {loc}: {text}. Check the column names in columns= and filters=.",
-                         source=str(loc))
-    return DataError(f"Reading Parquet {loc} failed: {text}.", source=str(loc))
+        message = (f"{loc} is not a Parquet file (or is truncated): {text}. Check that the producer finished writing it and "
+                   "that the path points at Parquet data.")
+    elif "No match for FieldRef" in text or "not found" in text.lower():
+        message = f"Reading Parquet {loc}: {text}. Check the column names in columns= and filters=."
+    else:
+        message = f"Reading Parquet {loc} failed: {text}."
+    return DataError(f"{message} {NOT_RETRIED}", source=str(loc))
 
 
 def _expression(filters: Any) -> Any:
