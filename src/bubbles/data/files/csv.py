@@ -316,15 +316,15 @@ def _fast_table(spec: _Spec) -> tuple[pa.Table | None, pa.Schema | None]:
     import pyarrow.csv as pacsv
 
     rejected = _Rejected()
-    counted_input = _Counted(spec.open(), spec.quotechar) if _cuts_at_newline(spec) else None
     try:
-        source = pa.PythonFile(counted_input, mode="r") if counted_input is not None else spec.open()
-        with source as stream:
-            table = pacsv.read_csv(stream, spec.read_options(), spec.parse_options(rejected), spec.convert_options())
+        with spec.open() as stream:
+            data = stream.read_buffer()  # in memory anyway as a table; read once, parsed and counted from here
+        table = pacsv.read_csv(pa.BufferReader(data), spec.read_options(), spec.parse_options(rejected),
+                               spec.convert_options())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
         return None, None  # whatever Arrow objects to, the exact path finds and names
     targets, problem = _check(table, spec)
-    if problem or rejected.count or (counted_input is not None and _lost_rows(counted_input, table.num_rows, spec)):
+    if problem or rejected.count or (_cuts_at_newline(spec) and _lost_rows(data, table.num_rows, spec, first=True)):
         return None, targets
     return table, None
 
@@ -333,17 +333,83 @@ def _cuts_at_newline(spec: _Spec) -> bool:
     return "\n".encode(spec.encoding) == b"\n"
 
 
-def _lost_rows(counted_input: _Counted, rows: int, spec: _Spec) -> bool:
-    """Whether Arrow's rows cannot be all the file's records (it never says so itself)."""
-    if spec.newlines_in_values:  # records may span lines: an odd number of quotes means one was never closed
-        return not spec.escapechar and counted_input.quotes % 2 == 1
-    return rows != counted_input.records(spec)
+def _lost_rows(data: Any, rows: int, spec: _Spec, *, first: bool) -> bool:
+    """Whether Arrow's ``rows`` (parsed and rejected) cannot be all the records of ``data`` (it never says so).
+
+    Without ``newlines_in_values`` every non-empty line is a record; with it, an odd number of
+    quote characters means a quote was never closed.
+    """
+    if spec.newlines_in_values:
+        if spec.escapechar or not spec.quotechar:
+            return False
+        return byte_count(data, ord(spec.quotechar)) % 2 == 1
+    skipped = (spec.skip_rows + (1 if spec.header else 0)) if first else 0
+    if _lines_in(data) - skipped == rows:  # the usual case: no empty lines to count
+        return False
+    return records_in(data) - skipped != rows
+
+
+def _lines_in(data: Any) -> int:
+    import pyarrow as pa
+
+    buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    if not buf.size:
+        return 0
+    return byte_count(buf, 10) + (0 if buf.slice(buf.size - 1).to_pybytes() == b"\n" else 1)
+
+
+def byte_count(data: Any, byte: int) -> int:
+    """How often ``byte`` occurs in ``data`` (bytes or an Arrow buffer), counted by Arrow compute without a copy."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    raw = pa.Array.from_buffers(pa.uint8(), buf.size, [None, buf])
+    return int(pc.sum(pc.equal(raw, pa.scalar(byte, pa.uint8()))).as_py() or 0)
+
+
+def records_in(data: Any) -> int:
+    """Non-empty lines of ``data``: every record of a file whose records cannot span lines.
+
+    Lines are counted with Arrow compute on the bytes; empty lines (``\\n\\n``, ``\\n\\r\\n``, an
+    empty first line) are subtracted.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    n = buf.size
+    if not n:
+        return 0
+    raw = pa.Array.from_buffers(pa.uint8(), n, [None, buf])
+    newline = pc.equal(raw, pa.scalar(10, pa.uint8()))
+    lines = int(pc.sum(newline).as_py() or 0) + (0 if raw[n - 1].as_py() == 10 else 1)
+    empty = int(pc.sum(pc.and_(newline.slice(0, n - 1), newline.slice(1))).as_py() or 0) if n > 1 else 0
+    if n >= 3:
+        cr = pc.equal(raw, pa.scalar(13, pa.uint8()))
+        empty += int(pc.sum(pc.and_(pc.and_(newline.slice(0, n - 2), cr.slice(1, n - 2)), newline.slice(2))).as_py() or 0)
+    first = raw[0].as_py()
+    if first == 10 or (n >= 2 and first == 13 and raw[1].as_py() == 10):
+        empty += 1
+    return lines - empty
+
+
+def _has_line_break(column: Any) -> bool:
+    """Whether a text column holds a line break: the bytes of its value buffers are counted (a
+    sliced array may count bytes outside its slice: then the exact path merely runs for nothing)."""
+    import pyarrow as pa
+
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for chunk in chunks:
+        data = chunk.buffers()[2]
+        if data is not None and data.size and (byte_count(data, 10) or byte_count(data, 13)):
+            return True
+    return False
 
 
 def _check(data: pa.Table | pa.RecordBatch, spec: _Spec, *, infer: bool = True) -> tuple[pa.Schema, bool]:
     """The types the data should have, and whether Arrow's result cannot be trusted as it is."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     fields, problem = [], False
     for f in data.schema:
@@ -353,8 +419,7 @@ def _check(data: pa.Table | pa.RecordBatch, spec: _Spec, *, infer: bool = True) 
         if (pa.types.is_binary(t) or pa.types.is_large_binary(t)) and not declared:
             t, problem = pa.string(), True  # bytes invalid in the encoding: those lines are bad
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
-            if not spec.newlines_in_values and len(column) and (
-                    pc.any(pc.match_substring(column, "\n")).as_py() or pc.any(pc.match_substring(column, "\r")).as_py()):
+            if not spec.newlines_in_values and len(column) and _has_line_break(column):
                 problem = True  # a value spans lines where records cannot: a quote was not closed
             if infer and not declared and len(column):
                 bent = exact.bent_type(column, spec)
@@ -423,7 +488,7 @@ def _open_fast_stream(spec: _Spec) -> tuple[pa.Schema | None, Iterator[pa.Record
     quotes: _Counted | None = None  # records spanning lines: an unclosed quote shows as an odd count at the end
 
     def lost() -> bool:
-        return quotes is not None and quotes.eof and _lost_rows(quotes, 0, spec)
+        return quotes is not None and quotes.eof and not spec.escapechar and quotes.quotes % 2 == 1
 
     try:
         if not spec.newlines_in_values and _cuts_at_newline(spec):  # line ends cut cleanly
@@ -522,12 +587,7 @@ class _ChunkedReader:
         table = pacsv.read_csv(pa.BufferReader(data), options, self.spec.parse_options(self.rejected), convert)
         # every line of the chunk must be a row or a rejected row: Arrow loses rows silently when a
         # quote is not closed (a block boundary then falls inside a value)
-        records = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) if data else 0
-        joined = b"\n" + data
-        records -= joined.count(b"\n\n") + joined.count(b"\n\r\n")
-        if first:
-            records -= self.spec.skip_rows + (1 if self.spec.header else 0)
-        if table.num_rows + self.rejected.count - before != records:
+        if _lost_rows(data, table.num_rows + self.rejected.count - before, self.spec, first=first):
             raise _Problem()
         return table
 

@@ -107,15 +107,15 @@ def _fast_table(open_stream: Any, schema: pa.Schema | None) -> pa.Table | None:
     import pyarrow as pa
     import pyarrow.json as pj
 
-    from .csv import _Counted
+    from .csv import records_in
 
-    counter = _Counted(open_stream(), None)
     try:
-        with pa.PythonFile(counter, mode="r") as stream:
-            table = pj.read_json(stream, parse_options=_parse_options(schema))
+        with open_stream() as stream:
+            data = stream.read_buffer()
+        table = pj.read_json(pa.BufferReader(data), parse_options=_parse_options(schema))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError):
         return None
-    return table if table.num_rows == counter.lines() - counter.empty else None
+    return table if table.num_rows == records_in(data) else None
 
 
 def _stream(open_stream: Any, loc: Location, schema: pa.Schema | None, size: int, bad: BadLines,
