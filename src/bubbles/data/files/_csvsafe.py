@@ -291,8 +291,11 @@ def infer(arr: pa.Array, spec: _Spec) -> pa.DataType:
         if not len(sample):
             return pa.string()
     values = None
+    head = sample.slice(0, 16)
     for candidate in _candidates():
         convert = converter(candidate, spec)
+        if _two_misfits(head, convert):  # most candidates fail on the first values: three conversions at most
+            continue
         if _count_bad(sample, convert, _allowed(len(sample))) is None:
             continue
         if values is None:
@@ -300,6 +303,27 @@ def infer(arr: pa.Array, spec: _Spec) -> pa.DataType:
         if _count_bad(values, convert, _allowed(len(values))) is not None:
             return candidate
     return pa.string()
+
+
+def _two_misfits(head: pa.Array, convert: Callable[[pa.Array], pa.Array]) -> bool:
+    """Whether at least two of ``head``'s values do not convert (one in each half, or the whole fails twice)."""
+    import pyarrow as pa
+
+    errors = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+    try:
+        convert(head)
+        return False
+    except errors:
+        if len(head) < 2:
+            return False
+    half = len(head) // 2
+    failed = 0
+    for part in (head.slice(0, half), head.slice(half)):
+        try:
+            convert(part)
+        except errors:
+            failed += 1
+    return failed == 2
 
 
 def bent_type(arr: pa.Array, spec: _Spec) -> pa.DataType | None:

@@ -40,7 +40,7 @@ from ._atomic import fsync_dir, publish_file, step, temp_name
 from ._fs import Location
 from ._leftovers import JOURNAL, STAGE_PREFIX, is_stale, owner_pid, remove_stale_siblings
 
-__all__ = ["REMOTE_SET", "FileSet", "merge_dir", "recover_journals", "remote_dir", "remote_members"]
+__all__ = ["REMOTE_SET", "FileSet", "merge_dir", "publish_swap", "recover_journals", "remote_dir", "remote_members"]
 
 REMOTE_SET = "_bubbles_set.json"
 
@@ -172,6 +172,24 @@ def merge_dir(new: str, target: str) -> None:
     step("set:journaled", target)
     _run(journal, doc)
     step("set:published", target)
+
+
+def publish_swap(dataset: str, moves: list[tuple[str, str]], remove: list[str]) -> None:
+    """Move finished temporary files in and remove others, as one journaled step of ``dataset``
+    (the journal lives beside the dataset, so the next write to it finishes a killed swap)."""
+    for tmp, _final in moves:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    parent, set_name = os.path.split(os.path.abspath(dataset))
+    journal = _journal_name(parent, set_name)
+    doc = {"moves": moves, "remove": remove, "record": None, "members": []}
+    _write_json(journal, doc)
+    step("set:journaled", dataset)
+    _run(journal, doc)
+    step("set:published", dataset)
 
 
 # -- object storage -----------------------------------------------------------------------------------

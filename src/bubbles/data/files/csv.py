@@ -419,8 +419,10 @@ def _check(data: pa.Table | pa.RecordBatch, spec: _Spec, *, infer: bool = True) 
         if (pa.types.is_binary(t) or pa.types.is_large_binary(t)) and not declared:
             t, problem = pa.string(), True  # bytes invalid in the encoding: those lines are bad
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
-            if not spec.newlines_in_values and len(column) and _has_line_break(column):
-                problem = True  # a value spans lines where records cannot: a quote was not closed
+            # a value spans lines where records cannot (a quote was not closed); where the lines are
+            # counted against the rows (_lost_rows), such a record shows there already
+            if not spec.newlines_in_values and not _cuts_at_newline(spec) and len(column) and _has_line_break(column):
+                problem = True
             if infer and not declared and len(column):
                 bent = exact.bent_type(column, spec)
                 if bent is not None:

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
-from ._atomic import atomic_dir, atomic_file, fsync_dir, publish_file
+from ._atomic import atomic_dir, atomic_file, temp_name
 from ._common import NOT_RETRIED, WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_arrow
-from ._fileset import remote_members
+from ._fileset import publish_swap, remote_members
 from ._fs import Location, locate
 
 if TYPE_CHECKING:
@@ -273,11 +273,11 @@ def compact(path: str | os.PathLike[str], *, target_file_size: int = _DEFAULT_TA
     """Merge the small files of a local Parquet dataset, directory by directory.
 
     In each directory holding at least ``min_files`` files smaller than ``target_file_size``,
-    those files are rewritten into as few files as fit the target. The merged file is written
-    under a hidden name, renamed into place, and only then are the small files removed: a crash
-    leaves either the old files or the merged one plus some old ones (which the next
-    ``compact`` removes), and readers see every row at least once. Schedule it when no writer
-    appends to the same partitions.
+    those files are rewritten into as few files as fit the target, under hidden temporary names;
+    then one journal (the commit point, see :mod:`._fileset`) says: move the merged files in,
+    remove the small ones. A kill before the journal leaves the small files; after it, the next
+    write to the dataset (or ``bubbles clean``) finishes the swap, so no row is read twice once
+    it has run. Schedule it when no writer appends to the same partitions.
 
     Returns:
         ``{"directories": ..., "files_before": ..., "files_after": ..., "rows": ...}``.
@@ -304,16 +304,14 @@ def compact(path: str | os.PathLike[str], *, target_file_size: int = _DEFAULT_TA
             stats["files_after"] += len(parquet)
             continue
         stats["directories"] += 1
-        merged = list(_merge(small, root, target_file_size, compression))
-        for p in small:
-            os.unlink(p)
-        fsync_dir(root)
+        merged = list(_merge(small, root, target_file_size, compression))  # (temporary, final) pairs
+        stats["rows"] += sum(pq.ParquetFile(tmp).metadata.num_rows for tmp, _final in merged)
+        publish_swap(loc.path, merged, small)
         stats["files_after"] += len(parquet) - len(small) + len(merged)
-        stats["rows"] += sum(pq.ParquetFile(m).metadata.num_rows for m in merged)
     return stats
 
 
-def _merge(files: list[str], directory: str, target: int, compression: str) -> Iterator[str]:
+def _merge(files: list[str], directory: str, target: int, compression: str) -> Iterator[tuple[str, str]]:
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(files[0])
@@ -331,15 +329,14 @@ def _merge(files: list[str], directory: str, target: int, compression: str) -> I
         yield _merge_group(group, directory, f"compacted-{token}-{index}.parquet", schema, compression)
 
 
-def _merge_group(group: list[str], directory: str, name: str, schema: Any, compression: str) -> str:
+def _merge_group(group: list[str], directory: str, name: str, schema: Any, compression: str) -> tuple[str, str]:
     import pyarrow.parquet as pq
 
     final = os.path.join(directory, name)
-    tmp = os.path.join(directory, "." + name + ".tmp")
+    tmp = temp_name(final)
     with pq.ParquetWriter(tmp, schema, compression=compression) as writer:
         for path in group:
             pf = pq.ParquetFile(path)
             for i in range(pf.num_row_groups):
                 writer.write_table(pf.read_row_group(i).cast(schema))
-    publish_file(tmp, final)
-    return final
+    return tmp, final
