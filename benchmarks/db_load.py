@@ -84,7 +84,8 @@ def child(case: str, url: str, rows: int, extra: str) -> dict:  # type: ignore[t
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    data = pq.read_table(DATA / f"orders-{rows}.parquet") if case.startswith(("load", "duck", "merge", "append")) else None
+    loads = ("load", "duck", "merge", "append", "replace")
+    data = pq.read_table(DATA / f"orders-{rows}.parquet") if case.startswith(loads) else None
     # import what the case needs (only that: peak RSS is per process) before the clock starts
     if "bubbles" in case or case == "load-adbc":
         import adbc_driver_postgresql.dbapi  # noqa: F401

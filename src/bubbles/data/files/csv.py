@@ -113,42 +113,22 @@ class _Spec:
         return pacsv.ConvertOptions(**opts)
 
 
-class _Counted:
-    """A file object over a (decompressing) pyarrow stream that counts, as Arrow reads it, what Arrow's
-    result must account for: physical lines, empty lines and quote characters.
+class _QuoteCounter:
+    """A file object over a (decompressing) pyarrow stream that counts quote characters as Arrow reads
+    it: with ``newlines_in_values``, an odd count at the end means a quote was never closed (Arrow
+    then reads the rest of the file as one value, without a word)."""
 
-    Arrow's multi-threaded reader can lose rows without a word when a quote is not closed (a
-    block boundary then falls inside a value); comparing its row count with the lines read
-    catches that. Only for encodings in which a line end is the byte ``\\n``.
-    """
-
-    def __init__(self, stream: Any, quotechar: str | None) -> None:
+    def __init__(self, stream: Any, quotechar: str) -> None:
         self.stream = stream
-        self.quote = quotechar.encode() if quotechar else None
-        self.newlines = self.empty = self.quotes = 0
-        self.tail = b"\n"  # the last two bytes read: a first line that is empty counts as empty
-        self.size = 0
+        self.quote = quotechar.encode()
+        self.quotes = 0
         self.closed = self.eof = False
 
     def read(self, n: int = -1) -> bytes:
         data: bytes = self.stream.read(n)
         self.eof = self.eof or not data or n is None or n < 0
-        if data:
-            joined = self.tail + data
-            self.newlines += data.count(b"\n")
-            self.empty += joined.count(b"\n\n") + joined.count(b"\n\r\n") - self.tail.count(b"\n\n")
-            if self.quote:
-                self.quotes += data.count(self.quote)
-            self.tail = joined[-2:]
-            self.size += len(data)
+        self.quotes += data.count(self.quote)
         return data
-
-    def lines(self) -> int:
-        return self.newlines + (1 if self.size and not self.tail.endswith(b"\n") else 0)
-
-    def records(self, spec: _Spec) -> int:
-        """Records Arrow should have found: every non-empty line after the skipped ones and the header."""
-        return self.lines() - self.empty - spec.skip_rows - (1 if spec.header else 0)
 
     def readable(self) -> bool:
         return True
@@ -487,7 +467,7 @@ def _open_fast_stream(spec: _Spec) -> tuple[pa.Schema | None, Iterator[pa.Record
     rejected = _Rejected()
     stream = spec.open()
     reader: Any
-    quotes: _Counted | None = None  # records spanning lines: an unclosed quote shows as an odd count at the end
+    quotes: _QuoteCounter | None = None
 
     def lost() -> bool:
         return quotes is not None and quotes.eof and not spec.escapechar and quotes.quotes % 2 == 1
@@ -496,8 +476,8 @@ def _open_fast_stream(spec: _Spec) -> tuple[pa.Schema | None, Iterator[pa.Record
         if not spec.newlines_in_values and _cuts_at_newline(spec):  # line ends cut cleanly
             reader = _ChunkedReader(stream, spec, rejected)
         else:
-            if _cuts_at_newline(spec) and spec.newlines_in_values:
-                quotes = _Counted(stream, spec.quotechar)
+            if _cuts_at_newline(spec) and spec.newlines_in_values and spec.quotechar:
+                quotes = _QuoteCounter(stream, spec.quotechar)
                 stream = pa.PythonFile(quotes, mode="r")
             reader = pacsv.open_csv(stream, spec.read_options(), spec.parse_options(rejected), spec.convert_options())
         try:
