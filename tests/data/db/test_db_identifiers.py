@@ -23,7 +23,7 @@ def test_a_table_string_is_never_run_as_sql(any_url: str) -> None:
         db.write_table(conn, "orders", rows())
         db.write_table(conn, "victim", rows())
         attack = "orders) AS s; DROP TABLE victim; SELECT * FROM (SELECT * FROM orders"
-        with pytest.raises(QueryError):
+        with pytest.raises(QueryError, match="Not retried"):
             db.read_incremental(conn, attack, cursor="updated_at", commit=True)
         assert db.read_table(conn, "victim").num_rows == 2  # still there
         with pytest.raises(ConfigError, match="query="):

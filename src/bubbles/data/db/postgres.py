@@ -282,9 +282,8 @@ def translate(
             **fields,
         )
     if state.startswith("40") or state.startswith("53"):
-        err = DatabaseError(f"Cannot {action} in {where}: {said}. The database asked to try again.", **fields)
-        err.transient = True
-        return err
+        return DatabaseError(f"Cannot {action} in {where}: {said}. The database asked to try again.", transient=True,
+                             **fields)
     shown = f" Query: {query.strip()}" if query else ""
     return QueryError(f"Cannot {action} in {where}: the database said: {said}.{shown}", **fields)
 
