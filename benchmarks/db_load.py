@@ -4,7 +4,7 @@ Starts a throwaway PostgreSQL (default durability: fsync on) on 127.0.0.1, gener
 order rows, and times, each in a fresh child process (so peak RSS is per case):
 
   load into PostgreSQL   ADBC ingest (baseline) | psql \\copy from CSV | pandas.to_sql (sample,
-                         extrapolated) | bubbles write_table append | bubbles write_table merge
+                         extrapolated) | bubbles write_table append | merge | replace (kept table)
   read from PostgreSQL   psql \\copy to /dev/null (baseline) | pandas.read_sql | bubbles read_sql
                          (whole Arrow table) | bubbles read_batches (streamed)
   load into DuckDB       DuckDB INSERT from Arrow (baseline) | bubbles write_table
@@ -84,7 +84,8 @@ def child(case: str, url: str, rows: int, extra: str) -> dict:  # type: ignore[t
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    data = pq.read_table(DATA / f"orders-{rows}.parquet") if case.startswith(("load", "duck", "merge", "append")) else None
+    loads = ("load", "duck", "merge", "append", "replace")
+    data = pq.read_table(DATA / f"orders-{rows}.parquet") if case.startswith(loads) else None
     # import what the case needs (only that: peak RSS is per process) before the clock starts
     if "bubbles" in case or case == "load-adbc":
         import adbc_driver_postgresql.dbapi  # noqa: F401
@@ -123,6 +124,17 @@ def child(case: str, url: str, rows: int, extra: str) -> dict:  # type: ignore[t
                 db.write_table(conn, table, data, mode="merge", key="order_id")
             else:
                 db.write_table(conn, table, data)
+    elif case == "replace-bubbles":
+        # A table with a primary key and a second index, full of the same rows: replace empties it
+        # (TRUNCATE) and loads into the kept table, indexes maintained as the rows arrive.
+        import bubbles.data.db as db
+
+        table = f"repl_orders_{os.getpid()}"
+        with db.connect(url) as conn:
+            db.write_table(conn, table, data, key="order_id")
+            conn.execute(f'CREATE INDEX "{table}_customer" ON "{table}" (customer_id)')
+            t0 = time.perf_counter()
+            db.write_table(conn, table, data, mode="replace")
     elif case == "merge-update-bubbles":
         # Every key exists already and half of the rows changed: the look-up + stage + UPDATE path.
         import pyarrow.compute as pc
@@ -252,7 +264,8 @@ def main() -> None:
         r: dict[str, dict] = {}  # type: ignore[type-arg]
         run_case("load-adbc", url, args.rows)  # warm-up: WAL segments and caches, not timed
         for _ in range(args.repeat):  # best of N, cases interleaved so that load spikes hit all of them
-            for case in ("load-adbc", "load-bubbles", "merge-bubbles", "append-bubbles-pk", "merge-update-bubbles", "load-tosql"):
+            for case in ("load-adbc", "load-bubbles", "merge-bubbles", "append-bubbles-pk", "merge-update-bubbles",
+                         "replace-bubbles", "load-tosql"):
                 if case == "load-tosql" and case in r:
                     continue
                 _best(r, run_case(case, url, args.rows, str(args.to_sql_rows)))
@@ -292,6 +305,8 @@ def main() -> None:
     print(f"(to_sql: {tosql_rate:,.0f} rows/s on a {args.to_sql_rows:,}-row sample, extrapolated)")
     upd = s["merge-update-bubbles"] / s["append-bubbles-pk"]
     print(f"(merge where every key exists and half the rows changed: {upd:.2f}x an append; no target)")
+    rep = s["replace-bubbles"] / s["append-bubbles-pk"]
+    print(f"(replace of a full table with a primary key and a second index, kept: {rep:.2f}x an append; no target)")
 
 
 if __name__ == "__main__":

@@ -159,7 +159,8 @@ def deliver_finance(clean: Any, workdir: str) -> str:
     staging = Path(workdir) / "staging"
     files = write_csv(clean, staging / "orders_{key}.csv", CsvFormat(**FINANCE_CSV), split_by="country")  # type: ignore[arg-type]
     receipt = deliver(files, to=Path(workdir) / "outbox")
-    return f"{receipt.destination} (batch {receipt.batch}, {len(receipt.files)} files)"
+    again = ", already delivered: nothing sent" if receipt.already_delivered else ""
+    return f"{receipt.destination} (batch {receipt.batch}, {len(receipt.files)} files{again})"
 
 
 def build_workflow(workdir: Path) -> Any:

@@ -94,6 +94,16 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     return None
             return body
 
+        def do_GET(self) -> None:
+            with receiver.lock:
+                receiver.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers)})
+                _, batch, name = self.path.rsplit("/", 2)
+                body = receiver.files.get((batch, name))
+            if body is None:
+                self._reply(404, b"not found")
+            else:
+                self._reply(200, body)
+
         def do_PUT(self) -> None:
             body = self._accept()
             if body is None:

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-import base64
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +14,16 @@ from bubbles._errors import ConfigError, DataError
 from bubbles.data.deliver import MANIFEST, DeliveryError, decrypt_file, deliver
 from bubbles.data.files import write_csv, write_parquet
 
-KEY = base64.b64encode(bytes(range(32))).decode()
+
+@pytest.fixture(scope="module")
+def age_key(tmp_path_factory) -> dict[str, str]:
+    """A key pair made by the receiver's standard tool, age-keygen (Debian's age package)."""
+    assert shutil.which("age-keygen"), "the age CLI is missing: scripts/install-services installs it"
+    path = tmp_path_factory.mktemp("age") / "key.txt"
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    text = path.read_text()
+    public = next(line.split(": ")[1] for line in text.splitlines() if line.startswith("# public key: "))
+    return {"file": str(path), "identity": text, "public": public}
 
 
 @pytest.fixture
@@ -46,14 +56,39 @@ def test_outbox_with_manifest_last_and_no_duplicates(tmp_path, files) -> None:
         deliver(files[:1], to=outbox, batch="run-1")
 
 
-def test_batch_defaults_to_run_id_inside_a_task(tmp_path, files) -> None:
-    wf = bubbles.Workflow("ship")
-    wf.add_task(lambda: deliver(files, to=tmp_path / "box"), name="deliver")
-    result = wf.run(executor="serial")
-    receipt = result.tasks["deliver"].result
-    assert receipt.batch == f"{result.run_id}-deliver" and receipt.manifest["task"] == "deliver"
-    # outside a run, the id is the content hash: the same files map to the same batch
-    assert deliver(files, to=tmp_path / "b2").batch == deliver(files, to=tmp_path / "b2").batch
+def test_same_content_is_delivered_once_across_runs(tmp_path, files) -> None:
+    def run() -> object:
+        wf = bubbles.Workflow("ship")
+        wf.add_task(lambda: deliver(files, to=tmp_path / "box"), name="deliver")
+        return wf.run(executor="serial").tasks["deliver"].result
+
+    first, second = run(), run()
+    assert first.batch == second.batch and first.batch.startswith("sha-")  # type: ignore[attr-defined]
+    assert not first.already_delivered and second.already_delivered  # type: ignore[attr-defined]
+    assert first.manifest["task"] == "deliver" and os.listdir(tmp_path / "box") == [first.batch]  # type: ignore[attr-defined]
+    # a new version of one file is a new batch
+    write_csv(pa.table({"id": [9], "country": ["DE"]}), Path(files[0].path))
+    third = deliver(files, to=tmp_path / "box")
+    assert third.batch != first.batch and not third.already_delivered  # type: ignore[attr-defined]
+    # the same content to another destination is delivered there too
+    assert not deliver(files, to=tmp_path / "box2").already_delivered
+
+
+def test_a_kill_before_the_manifest_is_completed_by_the_rerun(tmp_path, files) -> None:
+    receipt = deliver(files, to=tmp_path / "box")
+    folder = tmp_path / "box" / receipt.batch
+    (folder / MANIFEST).unlink()  # as if killed after the files, before the commit point
+    (folder / "orders-FR.csv").unlink()
+    again = deliver(files, to=tmp_path / "box")
+    assert not again.already_delivered and (folder / MANIFEST).exists() and (folder / "orders-FR.csv").exists()
+    assert deliver(files, to=tmp_path / "box").already_delivered
+
+
+def test_reused_batch_id_with_other_content_is_refused(tmp_path, files) -> None:
+    deliver(files, to=tmp_path / "box", batch="daily")
+    write_csv(pa.table({"id": [9], "country": ["DE"]}), Path(files[0].path))
+    with pytest.raises(ConfigError, match="other files or other contents"):
+        deliver(files, to=tmp_path / "box", batch="daily")
 
 
 def test_http_post_with_auth_retries_and_manifest_last(http_receiver, files, monkeypatch) -> None:
@@ -71,8 +106,12 @@ def test_http_post_with_auth_retries_and_manifest_last(http_receiver, files, mon
 
 
 def test_http_put_and_permanent_errors(http_receiver, files, monkeypatch) -> None:
-    deliver(files, to=http_receiver.url, batch="b2", method="put")
-    assert ("b2", MANIFEST) in http_receiver.files and http_receiver.requests[0]["method"] == "PUT"
+    first = deliver(files, to=http_receiver.url, method="put")
+    assert (first.batch, MANIFEST) in http_receiver.files and http_receiver.requests[1]["method"] == "PUT"
+    puts = sum(1 for r in http_receiver.requests if r["method"] == "PUT")
+    again = deliver(files, to=http_receiver.url, method="put")  # asks for the manifest first: there, so nothing sent
+    assert again.already_delivered and again.batch == first.batch
+    assert sum(1 for r in http_receiver.requests if r["method"] == "PUT") == puts
     http_receiver.token = "right"
     monkeypatch.setenv("WRONG", "wrong-token")
     with pytest.raises(DeliveryError) as info:
@@ -81,24 +120,65 @@ def test_http_put_and_permanent_errors(http_receiver, files, monkeypatch) -> Non
     assert sum(1 for r in http_receiver.requests if r["path"] == "/drops") == 1  # 401 is not retried
 
 
-def test_encrypted_delivery_roundtrip_and_tamper(tmp_path, files, monkeypatch) -> None:
-    monkeypatch.setenv("DELIVERY_KEY", KEY)
-    deliver(files, to=tmp_path / "box", batch="enc", encrypt_key="${DELIVERY_KEY}")
+def test_encrypted_delivery_opens_with_the_standard_age_tool(tmp_path, files, age_key, monkeypatch) -> None:
+    monkeypatch.setenv("PARTNER_AGE_KEY", age_key["public"])
+    receipt = deliver(files, to=tmp_path / "box", batch="enc", encrypt_to="${PARTNER_AGE_KEY}")
     folder = tmp_path / "box" / "enc"
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert manifest["encryption"]["algorithm"] == "AES-256-GCM"
-    enc = folder / "orders-DE.csv.enc"
-    assert b"DE" not in enc.read_bytes()[16:]
-    decrypt_file(enc, tmp_path / "plain.csv", "${DELIVERY_KEY}")
-    assert (tmp_path / "plain.csv").read_bytes() == Path(files[0].path).read_bytes()
+    assert manifest["encryption"] == {"format": "age-encryption.org/v1", "recipients": [age_key["public"]]}
+    enc = folder / "orders-DE.csv.age"
+    plain = Path(files[0].path).read_bytes()
+    assert enc.read_bytes().startswith(b"age-encryption.org/v1\n")  # the standard header, not a private format
+    assert plain not in enc.read_bytes()
+    # the receiving team's side: the age CLI, nothing from bubbles
+    out = subprocess.run(["age", "-d", "-i", age_key["file"], str(enc)], check=True, capture_output=True).stdout
+    assert out == plain
+    entry = next(e for e in manifest["files"] if e["name"] == "orders-DE.csv.age")
+    import hashlib
+
+    assert entry["plain_sha256"] == hashlib.sha256(plain).hexdigest()
+    assert entry["sha256"] == hashlib.sha256(enc.read_bytes()).hexdigest()
+    # bubbles' own decrypt (and `bubbles decrypt`) read the same files; tampering is detected
+    monkeypatch.setenv("DELIVERY_IDENTITY", age_key["identity"])
+    decrypt_file(enc, tmp_path / "plain.csv", "${DELIVERY_IDENTITY}")
+    assert (tmp_path / "plain.csv").read_bytes() == plain
     data = bytearray(enc.read_bytes())
     data[-1] ^= 1
     enc.write_bytes(bytes(data))
-    with pytest.raises(DataError, match="authentication"):
-        decrypt_file(enc, tmp_path / "plain2.csv", "${DELIVERY_KEY}")
+    with pytest.raises(DataError, match="truncated or altered"):
+        decrypt_file(enc, tmp_path / "plain2.csv", "${DELIVERY_IDENTITY}")
     assert not (tmp_path / "plain2.csv").exists()
-    with pytest.raises(ConfigError, match="32 random bytes"):
-        deliver(files, to=tmp_path / "box", encrypt_key=base64.b64encode(b"short").decode())
+    # the same plain content again is the same batch (age output is random, the batch id is not)
+    again = deliver(files, to=tmp_path / "box", encrypt_to="${PARTNER_AGE_KEY}")
+    assert again.batch == deliver(files, to=tmp_path / "box", encrypt_to="${PARTNER_AGE_KEY}").batch
+    assert receipt.batch == "enc"
+
+
+def test_bad_keys_and_the_old_option_are_clear_errors(tmp_path, files) -> None:
+    with pytest.raises(ConfigError, match="not an age public key"):
+        deliver(files, to=tmp_path / "box", encrypt_to="age1nope")
+    with pytest.raises(ConfigError, match="encrypt_to="):
+        deliver(files, to=tmp_path / "box", encrypt_key="${DELIVERY_KEY}")
+
+
+def test_staging_folders_of_killed_deliveries_are_removed(tmp_path, files, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    tempfile.tempdir = None
+    try:
+        proc = subprocess.Popen(["true"])  # its pid is that of a process that has exited
+        proc.wait()
+        stale = tmp_path / "tmp" / f"bubbles-deliver-{proc.pid}-abcdefgh"
+        stale.mkdir()
+        live = tmp_path / "tmp" / f"bubbles-deliver-{os.getpid()}-abcdefgh"
+        live.mkdir()
+        deliver(files, to=tmp_path / "box")
+        assert not stale.exists() and live.exists()
+        assert sorted(os.listdir(tmp_path / "tmp")) == [live.name]  # its own staging folder is gone too
+    finally:
+        tempfile.tempdir = None
 
 
 def test_delivery_to_object_storage(s3, files) -> None:

@@ -1,4 +1,4 @@
-"""``bubbles compact`` and ``bubbles decrypt``: maintenance of Parquet datasets and delivered files."""
+"""``bubbles compact``, ``bubbles clean`` and ``bubbles decrypt``: maintenance of datasets, leftovers and delivered files."""
 
 from __future__ import annotations
 
@@ -24,13 +24,41 @@ def compact(path: str, target_size: str) -> None:
 @click.command()
 @click.argument("src", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
-@click.option("--key", "key", default="${DELIVERY_KEY}", show_default=True, help="The base64 key, normally a secret reference.")
-def decrypt(src: str, dst: str, key: str) -> None:
-    """Decrypt SRC, a file encrypted by deliver(encrypt_key=...), into DST."""
-    from ..data.deliver import decrypt_file
+@click.option("--identity", "identity", default="${DELIVERY_IDENTITY}", show_default=True,
+              help="The age secret key (AGE-SECRET-KEY-1...), normally a secret reference.")
+def decrypt(src: str, dst: str, identity: str) -> None:
+    """Decrypt SRC, an age file delivered with deliver(encrypt_to=...), into DST (the same as `age -d -i KEYFILE`)."""
+    from ..data.encrypt import decrypt_file
 
-    decrypt_file(src, dst, key)
+    decrypt_file(src, dst, identity)
     click.echo(f"{dst} written")
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--remove", is_flag=True, help="Remove the stale leftovers (and finish interrupted set publications).")
+def clean(path: str, remove: bool) -> None:
+    """List the leftovers of interrupted writes under PATH (and staging folders for it in the temp directory).
+
+    A leftover is stale when the process that wrote it is gone; those still being written are
+    shown as in progress and never removed. With --remove, stale temporary files and staging
+    folders are deleted, and an interrupted publication of a file set is completed.
+    """
+    from ..data.files._leftovers import clean_all, find
+
+    found = find(path)
+    if not found:
+        click.echo(f"{path}: no leftovers of interrupted writes")
+        return
+    stale = [f for f in found if f.stale]
+    for f in sorted(found, key=lambda f: f.path):
+        state = "stale" if f.stale else "in progress"
+        click.echo(f"{state:11}  {f.kind:9}  {f.bytes:>12,} B  {f.path}  (for {f.target})")
+    if not remove:
+        click.echo(f"{len(stale)} stale, {sum(f.bytes for f in stale):,} bytes; run with --remove to clean them up")
+        return
+    cleaned = clean_all(path)
+    click.echo(f"cleaned {len(cleaned)} stale leftover(s), {sum(f.bytes for f in cleaned):,} bytes")
 
 
 def _bytes(text: str) -> int:
@@ -44,4 +72,4 @@ def _bytes(text: str) -> int:
     raise click.BadParameter(f"{text!r} is not a size such as 64MB or 1GB.")
 
 
-commands: list[click.Command] = [compact, decrypt]
+commands: list[click.Command] = [clean, compact, decrypt]

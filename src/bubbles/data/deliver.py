@@ -12,24 +12,25 @@ Destinations:
   from secrets (``auth="${TOKEN}"`` becomes a bearer token; header values may use ``${NAME}``);
 * an fsspec URL (``s3://bucket/outbox``): like the outbox, one object per file.
 
-Re-delivering the same batch does not duplicate: the batch id is the run id (or given, or the
-content hash), an outbox or bucket that already holds the batch's manifest is left alone, PUTs
-overwrite the same URLs, and every POST carries an ``Idempotency-Key`` of batch and file name.
+Exactly once, across runs: the default batch id is derived from the content (each file's name
+and sha256 before encryption) and the destination, so delivering the same data again finds the
+batch's manifest and is a no-op that says so (``already_delivered``); a new version of a file is
+a new batch. The manifest stays the commit point: a batch without one is incomplete, and the
+next delivery of the same content completes it (same names, overwritten). An HTTP PUT
+destination is asked for the manifest first (``GET <to>/<batch>/_manifest.json``); a POST
+destination gets an ``Idempotency-Key`` of batch and file name, the same on every rerun.
 
-With ``encrypt_key="${NAME}"`` (a base64 32-byte key from the secrets) each file is encrypted
-with AES-256-GCM in 1 MiB authenticated chunks (file suffix ``.enc``); :func:`decrypt_file`
-is the receiver's side.
+With ``encrypt_to="${PARTNER_AGE_KEY}"`` (the receiver's age public key) each file is encrypted
+in the standard age format (``<file>.age``); the receiver runs ``age -d -i key.txt file.age``.
+See :mod:`bubbles.data.encrypt`.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import secrets as _secrets
 import shutil
-import struct
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,15 +40,18 @@ from typing import Any
 from .._context import current_task, log_metric
 from .._errors import BubblesError, ConfigError, DataError, MissingDependencyError
 from .._secrets import Secret, mask, resolve
-from .files._atomic import atomic_file
+from . import encrypt as _age
+from .encrypt import decrypt_file
+from .files._atomic import atomic_file, step
 from .files._common import WrittenFile
 from .files._fs import locate
+from .files._leftovers import remove_stale_temp_dirs
 
 __all__ = ["DeliveryError", "DeliveryReceipt", "decrypt_file", "deliver"]
 
 MANIFEST = "_manifest.json"
-_MAGIC = b"BBLENC1\n"
 _CHUNK = 1 << 20
+_STAGING = "bubbles-deliver-"
 
 
 class DeliveryError(BubblesError):
@@ -67,25 +71,28 @@ class DeliveryReceipt:
 
 def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.PathLike[str], *,
             batch: str | None = None, method: str = "post", auth: str | Secret | None = None,
-            headers: Mapping[str, str] | None = None, encrypt_key: str | Secret | None = None,
+            headers: Mapping[str, str] | None = None, encrypt_to: str | Secret | Sequence[str | Secret] | None = None,
             schema: Any = None, retries: int = 5, timeout: float = 60.0,
-            storage_options: dict[str, Any] | None = None) -> DeliveryReceipt:
-    """Deliver ``files`` as one batch to an outbox directory, an HTTP(S) service or object storage.
+            storage_options: dict[str, Any] | None = None, encrypt_key: Any = None) -> DeliveryReceipt:
+    """Deliver ``files`` as one batch to an outbox directory, an HTTP(S) service or object storage, once.
 
     Args:
         files: paths, or the :class:`WrittenFile` list a writer returned (which carries row counts).
         to: a local directory, an ``http(s)://`` endpoint, or an fsspec URL such as ``s3://bucket/outbox``.
-        batch: the batch id; default ``<run id>-<task>`` inside a task, else a hash of the files' contents.
-            A batch that is already complete at the destination is not sent again (same files
-            required: a batch id reused for other files is an error).
+        batch: the batch id; default ``sha-<hash>`` of the files' names and contents and of the
+            destination, so the same content is delivered once however often the job runs. A batch
+            that is already complete at the destination is not sent again; a batch id reused for
+            other files or other content is an error.
         method: ``"post"`` (multipart upload to ``to``) or ``"put"`` (to ``<to>/<batch>/<name>``).
         auth: a bearer token, normally a secret reference such as ``"${PARTNER_TOKEN}"``.
         headers: extra HTTP headers; values may reference secrets (``{"X-Api-Key": "${KEY}"}``).
-        encrypt_key: base64 AES-256 key (a secret reference) to encrypt each file before it leaves.
+        encrypt_to: the receiver's age public key(s) (``age1...``, or SSH public keys), normally a
+            reference such as ``"${PARTNER_AGE_KEY}"``: each file leaves as ``<name>.age``.
         schema: the files' schema for the manifest (a ``pyarrow.Schema``); Parquet files give their own.
         retries: attempts per HTTP request on network errors, 429 and 5xx.
         timeout: seconds per HTTP request.
         storage_options: passed to fsspec for object-storage destinations.
+        encrypt_key: no longer supported (bubbles' own AES format); raises, naming ``encrypt_to``.
 
     Returns:
         A :class:`DeliveryReceipt`; ``already_delivered`` is true when the batch was there before.
@@ -95,22 +102,27 @@ def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.
         >>> files = bubbles.write_csv(cleaned, "out/orders.csv", FINANCE)  # doctest: +SKIP
         >>> bubbles.deliver(files, to="https://finance.example/api/drops", auth="${FINANCE_TOKEN}")  # doctest: +SKIP
     """
+    if encrypt_key is not None:
+        raise ConfigError("deliver(encrypt_key=...) is gone: files are now encrypted in the standard age format, which "
+                          "the receiver opens with `age -d`. Ask the receiver for its age public key (age-keygen prints "
+                          "it) and pass encrypt_to='${PARTNER_AGE_KEY}'.")
     items = _items(files)
     if not items:
         raise ConfigError("deliver() got no files. Pass the paths (or the list a writer returned).")
     if method not in ("post", "put"):
         raise ConfigError(f"deliver(method={method!r}): use 'post' (multipart) or 'put'.")
-    key = _key(encrypt_key) if encrypt_key is not None else None
+    keys, key_texts = _age.recipients(encrypt_to) if encrypt_to is not None else (None, [])
     ctx = current_task()
-    staging = tempfile.mkdtemp(prefix="bubbles-deliver-")
+    target = os.fspath(to)
+    remove_stale_temp_dirs(tempfile.gettempdir(), _STAGING)  # left by deliveries that were killed
+    staging = tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-")
     try:
-        entries, payloads = [], []
+        sources, entries = [], []
         for path, rows, columns in items:
-            payload, entry = _prepare(path, rows, key, staging, schema, columns)
+            local, entry = _describe(path, rows, staging, schema, columns)
+            sources.append(local)
             entries.append(entry)
-            payloads.append(payload)
-        batch_id = batch or (_safe_name(f"{ctx.run_id}-{ctx.task}") if ctx else "sha-" + hashlib.sha256(
-            "".join(e.get("plain_sha256", e["sha256"]) for e in entries).encode()).hexdigest()[:16])
+        batch_id = batch or _content_batch(entries, mask(target), key_texts)
         _check_name(batch_id)
         manifest = {
             "batch": batch_id,
@@ -121,19 +133,25 @@ def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.
             "files": entries,
             "rows": sum(e["rows"] for e in entries if e["rows"] is not None),
             "bytes": sum(e["bytes"] for e in entries),
-            "encryption": {"algorithm": "AES-256-GCM", "chunk_bytes": _CHUNK, "format": "bubbles-enc-1"} if key else None,
+            "encryption": {"format": _age.FORMAT, "recipients": key_texts} if keys else None,
         }
-        target = os.fspath(to)
-        if target.startswith(("http://", "https://")):
-            done = _to_http(target, batch_id, payloads, manifest, method, auth, headers, retries, timeout)
+        is_http = target.startswith(("http://", "https://"))
+        existing = (_http_manifest(target, batch_id, auth, headers, timeout) if is_http and method == "put"
+                    else None if is_http else _stored_manifest(target, batch_id, storage_options))
+        if existing is not None:
+            _check_same_batch(existing, manifest, mask(target))
+            return DeliveryReceipt(batch_id, mask(target), existing, True, [e["name"] for e in existing["files"]])
+        payloads = [_seal(local, entry, keys, staging) for local, entry in zip(sources, entries, strict=True)]
+        manifest["bytes"] = sum(e["bytes"] for e in entries)
+        if is_http:
+            _to_http(target, batch_id, payloads, manifest, method, auth, headers, retries, timeout)
         else:
-            done = _to_storage(target, batch_id, payloads, manifest, storage_options)
+            _to_storage(target, batch_id, payloads, manifest, storage_options)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if not done:
-        log_metric("files_delivered", len(entries), add=True)
-        log_metric("bytes_delivered", manifest["bytes"], add=True)
-    return DeliveryReceipt(batch_id, mask(target), manifest, done, [e["name"] for e in entries])
+    log_metric("files_delivered", len(entries), add=True)
+    log_metric("bytes_delivered", manifest["bytes"], add=True)
+    return DeliveryReceipt(batch_id, mask(target), manifest, False, [e["name"] for e in entries])
 
 
 def _items(files: Iterable[str | os.PathLike[str] | WrittenFile]) -> list[tuple[str, int | None, Any]]:
@@ -161,16 +179,14 @@ def _check_name(batch: str) -> None:
         raise ConfigError(f"deliver(batch={batch!r}): a batch id must be a plain name (no '/' or leading '.').")
 
 
-def _key(value: str | Secret) -> bytes:
-    text = value.get() if isinstance(value, Secret) else resolve(value, purpose="encrypting deliveries")
-    try:
-        key = base64.b64decode(text, validate=True)
-    except (ValueError, TypeError):
-        key = b""
-    if len(key) != 32:
-        raise ConfigError("deliver(encrypt_key=...): the key must be 32 random bytes, base64-encoded (e.g. "
-                          "`python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'`).")
-    return key
+def _content_batch(entries: list[dict[str, Any]], destination: str, recipients: list[str]) -> str:
+    """The default batch id: the same files (names and plain contents) to the same place map to one batch."""
+    h = hashlib.sha256(destination.encode())
+    for e in sorted(entries, key=lambda e: e["name"]):
+        h.update(f"\0{e['name']}\0{e['plain_sha256']}".encode())
+    for r in sorted(recipients):
+        h.update(f"\0to:{r}".encode())
+    return "sha-" + h.hexdigest()[:20]
 
 
 def _sha256(path: str) -> str:
@@ -181,8 +197,8 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _prepare(path: str, rows: int | None, key: bytes | None, staging: str, schema: Any,
-             columns: Any) -> tuple[str, dict[str, Any]]:
+def _describe(path: str, rows: int | None, staging: str, schema: Any, columns: Any) -> tuple[str, dict[str, Any]]:
+    """The file as a local path, and its manifest entry before encryption (name, rows, schema, sha256)."""
     loc = locate(path)
     if not loc.is_local:
         local = os.path.join(staging, "in-" + loc.name)
@@ -197,15 +213,23 @@ def _prepare(path: str, rows: int | None, key: bytes | None, staging: str, schem
         import pyarrow.parquet as pq
 
         entry["rows"] = pq.ParquetFile(path).metadata.num_rows
-    payload = path
-    if key is not None:
-        entry["plain_sha256"] = _sha256(path)
-        entry["name"] = name + ".enc"
-        payload = os.path.join(staging, entry["name"])
-        _encrypt(path, payload, key)
+    entry["plain_sha256"] = _sha256(path)
+    entry["sha256"] = entry["plain_sha256"]
+    entry["bytes"] = os.path.getsize(path)
+    return path, entry
+
+
+def _seal(path: str, entry: dict[str, Any], keys: list[Any] | None, staging: str) -> str:
+    """The payload to send: the file itself, or its age-encrypted copy (the entry then describes the copy)."""
+    if keys is None:
+        del entry["plain_sha256"]  # the same as sha256
+        return path
+    entry["name"] += _age.SUFFIX
+    payload = os.path.join(staging, entry["name"])
+    _age.encrypt_file(path, payload, keys)
     entry["bytes"] = os.path.getsize(payload)
     entry["sha256"] = _sha256(payload)
-    return payload, entry
+    return payload
 
 
 def _schema_of(path: str, schema: Any) -> list[dict[str, str]] | None:
@@ -218,122 +242,94 @@ def _schema_of(path: str, schema: Any) -> list[dict[str, str]] | None:
     return [{"name": f.name, "type": str(f.type)} for f in schema]
 
 
-# -- encryption ------------------------------------------------------------------------------------------
-def _aesgcm(key: bytes) -> Any:
-    try:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    except ImportError as exc:  # pragma: no cover
-        raise MissingDependencyError("encrypted deliveries", "cryptography", "crypto") from exc
-    return AESGCM(key)
-
-
-def _encrypt(src: str, dst: str, key: bytes) -> None:
-    """Chunked AES-256-GCM: a random 8-byte prefix + chunk counter as nonce; the last chunk is marked in
-    the associated data, so truncation, reordering and tampering all fail authentication."""
-    aes = _aesgcm(key)
-    prefix = _secrets.token_bytes(8)
-    with open(src, "rb") as f, open(dst, "wb") as out:
-        out.write(_MAGIC + prefix)
-        index = 0
-        chunk = f.read(_CHUNK)
-        while True:
-            following = f.read(_CHUNK)
-            last = not following
-            nonce = prefix + struct.pack(">I", index)
-            sealed = aes.encrypt(nonce, chunk, struct.pack(">I?", index, last))
-            out.write(struct.pack(">I", len(sealed)) + sealed)
-            if last:
-                break
-            chunk, index = following, index + 1
-
-
-def decrypt_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], key: str | bytes | Secret) -> None:
-    """Decrypt a file encrypted by :func:`deliver` (the receiving side). Raises DataError if tampered.
-
-    Example:
-        >>> from bubbles.data.deliver import decrypt_file
-        >>> decrypt_file("orders.csv.enc", "orders.csv", "${DELIVERY_KEY}")  # doctest: +SKIP
-    """
-    raw = key if isinstance(key, bytes) else _key(key)
-    aes = _aesgcm(raw)
-    from cryptography.exceptions import InvalidTag
-
-    src, dst = os.fspath(src), os.fspath(dst)
-    with open(src, "rb") as f, atomic_file(locate(dst)) as tmp, open(tmp, "wb") as out:
-        if f.read(len(_MAGIC)) != _MAGIC:
-            raise DataError(f"{src} is not a file encrypted by bubbles deliver().", source=src)
-        prefix = f.read(8)
-        index, last = 0, False
-        while not last:
-            head = f.read(4)
-            if len(head) < 4:
-                raise DataError(f"{src} is truncated: the last chunk is missing.", source=src)
-            (size,) = struct.unpack(">I", head)
-            sealed = f.read(size)
-            nonce = prefix + struct.pack(">I", index)
-            for last in (False, True):
-                try:
-                    out.write(aes.decrypt(nonce, sealed, struct.pack(">I?", index, last)))
-                    break
-                except InvalidTag:
-                    continue
-            else:
-                raise DataError(f"{src}: chunk {index} fails authentication (wrong key, or the file was altered).",
-                                source=src)
-            index += 1
-        if f.read(1):
-            raise DataError(f"{src} has data after its last chunk: the file was altered.", source=src)
-
-
 # -- destinations ----------------------------------------------------------------------------------------
 def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
 
 
+def _stored_manifest(target: str, batch: str, storage_options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The manifest of ``batch`` at an outbox or bucket, or None if the batch is not (completely) there."""
+    manifest = locate(target, storage_options).join(batch).join(MANIFEST)
+    if not manifest.exists():
+        return None
+    if manifest.is_local:
+        with open(manifest.path, "rb") as f:
+            return json.loads(f.read())  # type: ignore[no-any-return]
+    return json.loads(manifest.fsspec.cat_file(manifest.path))  # type: ignore[no-any-return]
+
+
 def _to_storage(target: str, batch: str, payloads: Sequence[str], manifest: dict[str, Any],
-                storage_options: dict[str, Any] | None) -> bool:
-    """Outbox directory or object storage. Returns True when the batch was already delivered."""
-    base = locate(target, storage_options)
-    folder = base.join(batch)
-    if folder.join(MANIFEST).exists():
-        _check_same_batch(folder, manifest)
-        return True
+                storage_options: dict[str, Any] | None) -> None:
+    """Outbox directory or object storage: every file, then the manifest (the commit point)."""
+    folder = locate(target, storage_options).join(batch)
     for payload, entry in zip(payloads, manifest["files"], strict=True):
         with atomic_file(folder.join(entry["name"])) as tmp:
             shutil.copyfile(payload, tmp)
+    step("deliver:files", str(folder))
     with atomic_file(folder.join(MANIFEST)) as tmp, open(tmp, "wb") as f:
         f.write(_manifest_bytes(manifest))
-    return False
+    step("deliver:manifest", str(folder))
 
 
-def _check_same_batch(folder: Any, manifest: dict[str, Any]) -> None:
-    """A batch already there must be this batch: the same files. Otherwise two deliverables share an id."""
-    if folder.is_local:
-        with open(folder.join(MANIFEST).path, "rb") as f:
-            existing = json.loads(f.read())
-    else:
-        existing = json.loads(folder.fsspec.cat_file(folder.join(MANIFEST).path))
-    ours = sorted(e["name"] for e in manifest["files"])
-    theirs = sorted(e["name"] for e in existing.get("files", []))
-    if ours != theirs:
+def _check_same_batch(existing: dict[str, Any], manifest: dict[str, Any], where: str) -> None:
+    """A batch already there must be this batch: the same files with the same contents."""
+    def contents(m: dict[str, Any]) -> list[tuple[str, str]]:
+        return sorted((e["name"].removesuffix(_age.SUFFIX) if m.get("encryption") else e["name"],
+                       e.get("plain_sha256") or e["sha256"]) for e in m.get("files", []))
+
+    if contents(existing) != contents(manifest):
+        theirs = ", ".join(e["name"] for e in existing.get("files", []))
         raise ConfigError(
-            f"deliver(): batch {manifest['batch']!r} was already delivered to {mask(str(folder))} with other files "
-            f"({', '.join(theirs)}), not {', '.join(ours)}. Give each deliverable its own batch id (batch=...).",
+            f"deliver(): batch {manifest['batch']!r} was already delivered to {where} with other files or other "
+            f"contents ({theirs}). Leave batch= unset (the id then follows the content), or give each deliverable "
+            "its own batch id.",
             batch=manifest["batch"],
         )
 
 
-def _to_http(url: str, batch: str, payloads: Sequence[str], manifest: dict[str, Any], method: str,
-             auth: str | Secret | None, headers: Mapping[str, str] | None, retries: int, timeout: float) -> bool:
+def _httpx() -> Any:
     try:
         import httpx
-        import tenacity
     except ImportError as exc:
         raise MissingDependencyError("HTTP deliveries", "httpx and tenacity", "http") from exc
+    return httpx
+
+
+def _http_headers(url: str, auth: str | Secret | None, headers: Mapping[str, str] | None) -> dict[str, str]:
     sent = {k: resolve(v, purpose=f"deliveries to {mask(url)}") for k, v in (headers or {}).items()}
     if auth is not None:
         token = auth.get() if isinstance(auth, Secret) else resolve(auth, purpose=f"deliveries to {mask(url)}")
         sent["Authorization"] = f"Bearer {token}"
+    return sent
+
+
+def _http_manifest(url: str, batch: str, auth: str | Secret | None, headers: Mapping[str, str] | None,
+                   timeout: float) -> dict[str, Any] | None:
+    """``GET <url>/<batch>/_manifest.json`` of a PUT destination: the manifest if the batch is there."""
+    httpx = _httpx()
+    where = f"{url.rstrip('/')}/{batch}/{MANIFEST}"
+    try:
+        response = httpx.get(where, headers=_http_headers(url, auth, headers), timeout=timeout)
+    except httpx.TransportError as exc:
+        raise DeliveryError(f"Asking {mask(url)} whether batch {batch} is there failed: {type(exc).__name__}: {exc}. "
+                            "The receiver may be down; the delivery is retried.", destination=mask(url),
+                            transient=True) from None
+    if response.status_code != 200:
+        return None
+    try:
+        return response.json()  # type: ignore[no-any-return]
+    except ValueError:
+        return None
+
+
+def _to_http(url: str, batch: str, payloads: Sequence[str], manifest: dict[str, Any], method: str,
+             auth: str | Secret | None, headers: Mapping[str, str] | None, retries: int, timeout: float) -> None:
+    httpx = _httpx()
+    try:
+        import tenacity
+    except ImportError as exc:
+        raise MissingDependencyError("HTTP deliveries", "httpx and tenacity", "http") from exc
+    sent = _http_headers(url, auth, headers)
     sent["X-Bubbles-Batch"] = batch
 
     def transient(exc: BaseException) -> bool:
@@ -353,7 +349,6 @@ def _to_http(url: str, batch: str, payloads: Sequence[str], manifest: dict[str, 
                     else:
                         with open(payload, "rb") as body:  # streamed from disk, reopened on each attempt
                             _send(client, httpx, url, batch, name, body, "application/octet-stream", method)
-    return False
 
 
 def _send(client: Any, httpx: Any, url: str, batch: str, name: str, body: Any, ctype: str, method: str) -> None:

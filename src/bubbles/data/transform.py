@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._context import TaskContext, _current, current_task
 from .._errors import ConfigError, DataError
-from .files._common import as_output, is_stream, prefetch, to_arrow
+from .files._common import as_output, is_stream, missing_file, prefetch, to_arrow
 from .files._fs import is_url
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def _register(con: Any, name: str, value: Any, sink: _Sink) -> None:
             return
         path = Path(text)
         if not path.exists():
-            raise DataError(f"sql(): table {name!r} is the path {text}, which does not exist.", source=text)
+            raise missing_file(f"sql(): table {name!r} is the path", text)
         suffix = "".join(s for s in path.suffixes if s in _FILE_READERS) or path.suffix
         reader = "read_parquet" if path.is_dir() else _FILE_READERS.get(suffix)
         if reader is None:

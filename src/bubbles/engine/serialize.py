@@ -67,23 +67,47 @@ def _spill(obj: Any) -> str:
 
 
 class _Pickler(pickle.Pickler):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spilled: list[str] = []  # files this pickle refers to: the receiver unlinks them, or we do on failure
+
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
         if kind.__name__ in _ARROW_SPILLABLE and kind.__module__.startswith("pyarrow"):
             if obj.nbytes >= SPILL_BYTES:
-                return _load_spilled, (_spill(obj),)
+                path = _spill(obj)
+                self.spilled.append(path)
+                return _load_spilled, (path,)
         return NotImplemented
 
 
+def _unlink_quietly(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def send(conn: Connection, obj: Any) -> None:
-    """Send ``obj`` over ``conn``: a header frame, then one frame per out-of-band buffer."""
+    """Send ``obj`` over ``conn``: a header frame, then one frame per out-of-band buffer.
+
+    Arrow data spilled while pickling is unlinked by the receiver once mapped; if pickling fails
+    after a spill (another part of ``obj`` cannot be pickled) or the header never leaves, no
+    receiver will see the files, so they are removed here.
+    """
     buffers: list[pickle.PickleBuffer] = []
     stream = io.BytesIO()
     stream.write(b"\0\0\0\0")
-    _Pickler(stream, protocol=5, buffer_callback=buffers.append).dump(obj)
-    view = stream.getbuffer()
-    struct.pack_into("<I", view, 0, len(buffers))
-    conn.send_bytes(view)
+    pickler = _Pickler(stream, protocol=5, buffer_callback=buffers.append)
+    try:
+        pickler.dump(obj)
+        view = stream.getbuffer()
+        struct.pack_into("<I", view, 0, len(buffers))
+        conn.send_bytes(view)
+    except BaseException:
+        _unlink_quietly(pickler.spilled)
+        raise
     del view
     for buf in buffers:
         conn.send_bytes(buf.raw())

@@ -42,10 +42,11 @@ def test_query_source_with_params_and_lookback(any_url: str) -> None:
     with db.connect(any_url) as src:
         db.write_table(src, "orders", source_rows([1, 2, 3], day=1))
         q = "SELECT id, updated_at FROM orders WHERE id <> :skip"
-        rows = db.read_incremental(src, q, cursor="updated_at", params={"skip": 2}, name="q", commit=True)
+        rows = db.read_incremental(src, query=q, cursor="updated_at", params={"skip": 2}, name="q", commit=True)
         assert rows.column("id").to_pylist() == [1, 3]
-        assert db.read_incremental(src, q, cursor="updated_at", params={"skip": 2}, name="q").num_rows == 0
-        back = db.read_incremental(src, q, cursor="updated_at", params={"skip": 2}, name="q", lookback=dt.timedelta(seconds=1))
+        assert db.read_incremental(src, query=q, cursor="updated_at", params={"skip": 2}, name="q").num_rows == 0
+        back = db.read_incremental(src, query=q, cursor="updated_at", params={"skip": 2}, name="q",
+                                   lookback=dt.timedelta(seconds=1))
         assert back.column("id").to_pylist() == [3]
 
 

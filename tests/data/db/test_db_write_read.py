@@ -10,6 +10,7 @@ import pytest
 
 import bubbles.data.db as db
 from bubbles._errors import ConfigError, DataError
+from bubbles.data.db.errors import ConstraintViolation
 
 
 def orders(ids: list[int], total: float = 1.5, *, day: int = 1) -> pa.Table:
@@ -299,3 +300,47 @@ def test_failed_replace_leaves_the_old_table(any_url: str) -> None:
         assert sorted(rows_by_id(conn)) == [1, 2]
         tables = db.read_sql(conn, "SELECT count(*) AS n FROM orders").column("n").to_pylist()
         assert tables == [2]
+
+
+def test_replace_keeps_indexes_views_and_constraints(any_url: str) -> None:
+    with db.connect(any_url) as conn:
+        db.write_table(conn, "orders", orders([1, 2, 3]), key="id")
+        conn.execute("CREATE INDEX orders_customer ON orders (customer)")
+        conn.execute("CREATE VIEW big_orders AS SELECT id FROM orders WHERE total > 2")
+        # the same keys again: the old rows are gone before the new ones arrive, in one transaction
+        db.write_table(conn, "orders", orders([2, 3, 4], total=5.0), mode="replace", key="id")
+        assert sorted(rows_by_id(conn)) == [2, 3, 4]
+        assert sorted(db.read_sql(conn, "SELECT id FROM big_orders").column("id").to_pylist()) == [2, 3, 4]
+        with pytest.raises(ConstraintViolation):  # the primary key is still there
+            db.write_table(conn, "orders", orders([4]))
+        if conn.dialect == "sqlite":
+            names = db.read_sql(conn, "SELECT name FROM sqlite_master WHERE type = 'index'").column("name").to_pylist()
+        elif conn.dialect == "duckdb":
+            names = db.read_sql(conn, "SELECT index_name AS name FROM duckdb_indexes()").column("name").to_pylist()
+        else:
+            names = db.read_sql(conn, "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'orders'").column(
+                "name").to_pylist()
+        assert "orders_customer" in names
+        with pytest.raises(db.SchemaDriftError, match="keeps the table's definition"):
+            db.write_table(conn, "orders", pa.table({"id": ["not-a-number"]}), mode="replace")
+        assert sorted(rows_by_id(conn)) == [2, 3, 4]
+
+
+def test_replace_keeps_grants_and_foreign_keys_on_postgres(pg_url: str) -> None:
+    with db.connect(pg_url) as conn:
+        db.write_table(conn, "customers", pa.table({"id": pa.array([1, 2], pa.int64())}), key="id")
+        conn.execute("CREATE ROLE bubbles_reader_test")
+        conn.execute("GRANT SELECT ON customers TO bubbles_reader_test")
+        conn.execute("CREATE TABLE visits (customer bigint REFERENCES customers (id))")
+        db.write_table(conn, "customers", pa.table({"id": pa.array([2, 3], pa.int64())}), mode="replace")
+        grants = db.read_sql(conn, "SELECT grantee FROM information_schema.role_table_grants "
+                                   "WHERE table_name = 'customers' AND grantee = 'bubbles_reader_test'")
+        assert grants.num_rows == 1
+        # rows other tables reference cannot be replaced (the foreign key refuses, the load rolls back)
+        conn.execute("INSERT INTO visits VALUES (2)")
+        with pytest.raises(ConstraintViolation, match="still referenced"):
+            db.write_table(conn, "customers", pa.table({"id": pa.array([2, 3], pa.int64())}), mode="replace")
+        assert db.read_sql(conn, "SELECT id FROM customers ORDER BY id").column("id").to_pylist() == [2, 3]
+        conn.execute("DROP TABLE visits")
+        conn.execute("REVOKE ALL ON customers FROM bubbles_reader_test")
+        conn.execute("DROP ROLE bubbles_reader_test")

@@ -94,3 +94,22 @@ def test_bad_profile_options_are_config_errors() -> None:
         CsvFormat(quoting="sometimes")
     with pytest.raises(ConfigError):
         CsvFormat(split_rows=10, split_by="x")
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_utf8_sig_writes_one_byte_order_mark_at_the_start(tmp_path, compression) -> None:
+    table = pa.table({"year": [2013 + i for i in range(500)], "name": ["Zoë"] * 500})
+    suffix = ".csv.gz" if compression else ".csv"
+    (f,) = write_csv(table, tmp_path / f"o{suffix}", encoding="utf-8-sig")
+    with open(f.path, "rb") as fh:
+        raw = fh.read()
+    if compression:
+        raw = gzip.decompress(raw)
+    assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\xef\xbb\xbf") == 1
+    back = read_csv(f.path, encoding="utf-8-sig")
+    assert back.column("year").to_pylist()[:2] == [2013, 2014] and back.num_rows == 500
+
+
+def test_unknown_encoding_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="encoding='no-such'"):
+        CsvFormat(encoding="no-such")

@@ -30,48 +30,67 @@ DEFAULT_BATCH_ROWS = 65_536
 
 
 def quote_ident(name: str) -> str:
-    """``name`` as a quoted SQL identifier (double quotes, inner quotes doubled); the same in all three dialects."""
+    """``name`` as a quoted SQL identifier (double quotes, inner quotes doubled); the same in all three dialects.
+
+    The one place identifiers are validated: a name must be a non-empty string without NUL
+    characters. Any other text is a valid identifier once quoted (``my table``, ``select``, ``a"b``).
+    """
     if not isinstance(name, str) or not name or "\x00" in name:
-        raise ConfigError(f"{name!r} is not a valid table or column name.", source=str(name))
+        raise ConfigError(f"{name!r} is not a valid table or column name: use a non-empty string without NUL characters.",
+                          source=str(name))
     return '"' + name.replace('"', '""') + '"'
 
 
-def split_table(table: str | Sequence[str]) -> tuple[str | None, str]:
+def split_table(table: str | Sequence[str | None]) -> tuple[str | None, str]:
     """``"sales.orders"`` or ``("sales", "orders")`` -> ``("sales", "orders")``; ``"orders"`` -> ``(None, "orders")``.
 
-    A name that itself contains a dot is passed as a tuple: ``(None, "odd.name")``.
+    A name that itself contains a dot is passed as a tuple: ``(None, "odd.name")`` or ``("odd.name",)``.
+    This is the only place table names are split; the parts are validated here and quoted by
+    :func:`qualified`, so any text (``"my table"``, ``"select"``) is a table name, never SQL.
     """
+    parts: list[str | None]
     if isinstance(table, str):
-        schema, dot, name = table.rpartition(".")
-        return (schema if dot else None), name
-    parts = list(table)
-    if len(parts) == 1:
-        return None, parts[0]
-    if len(parts) == 2:
-        return parts[0], parts[1]
-    raise ConfigError(f"Table name {table!r} must be 'table', 'schema.table' or a (schema, table) pair.")
+        head, dot, tail = table.rpartition(".")
+        parts = [head if dot else None, tail]
+    elif isinstance(table, Sequence) and 1 <= len(table) <= 2:
+        parts = [None, *table] if len(table) == 1 else list(table)
+    else:
+        raise ConfigError(f"Table name {table!r} must be 'table', 'schema.table' or a (schema, table) pair.")
+    schema, name = parts
+    if schema is not None:
+        quote_ident(schema)  # validates
+    quote_ident(name)  # type: ignore[arg-type]
+    return schema, name  # type: ignore[return-value]
 
 
-def qualified(table: str | Sequence[str]) -> str:
+def qualified(table: str | Sequence[str | None]) -> str:
     """The quoted, schema-qualified table name for SQL text."""
     schema, name = split_table(table)
     return (quote_ident(schema) + "." if schema else "") + quote_ident(name)
 
 
-def display_table(table: str | Sequence[str]) -> str:
+def display_table(table: str | Sequence[str | None]) -> str:
     schema, name = split_table(table)
     return f"{schema}.{name}" if schema else name
 
 
+# Text in which a placeholder is not a placeholder: string literals (standard, and PostgreSQL's
+# E'...' with backslash escapes), quoted identifiers, comments, dollar-quoted bodies ($$...$$ and
+# $tag$...$tag$) and ``::`` casts. One pattern, shared by every rewrite of SQL text.
+SQL_SKIP = r"""(?P<skip>
+        (?<![\w$])[eE]'(?:[^'\\]|\\.|'')*'      # E'...' (backslash escapes)
+      | '(?:[^']|'')*'                           # string literal
+      | "(?:[^"]|"")*"                           # quoted identifier
+      | --[^\n]*                                 # line comment
+      | /\*.*?\*/                                # block comment
+      | (?<![\w$])\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$   # $$...$$ or $tag$...$tag$
+      | ::                                       # PostgreSQL cast, not a parameter
+    )"""
+
 _TOKENS = re.compile(
-    r"""('(?:[^']|'')*')            # string literal
-      | ("(?:[^"]|"")*")            # quoted identifier
-      | (--[^\n]*)                  # line comment
-      | (/\*.*?\*/)                 # block comment
-      | (\$\$.*?\$\$)               # dollar-quoted body
-      | (::)                        # PostgreSQL cast, not a parameter
-      | (\?)                        # positional parameter
-      | (?<![:\w]):([A-Za-z_]\w*)   # named parameter
+    SQL_SKIP + r"""
+      | (?P<qmark>\?)                             # positional parameter
+      | (?<![:\w]):(?P<name>[A-Za-z_]\w*)        # named parameter
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -97,7 +116,7 @@ def bind_params(
     positional = iter(() if named else tuple(params))  # type: ignore[arg-type]
 
     def sub(m: re.Match[str]) -> str:
-        if m.group(7):
+        if m.group("qmark"):
             if named:
                 raise ConfigError("The query uses '?' placeholders but params is a mapping; pass a list or use :name.")
             try:
@@ -105,8 +124,8 @@ def bind_params(
             except StopIteration:
                 raise ConfigError(f"The query has more '?' placeholders than the {len(values)} params given.") from None
             return f"${len(values)}"
-        if m.group(8):
-            key = m.group(8)
+        if m.group("name"):
+            key = m.group("name")
             if not named:
                 raise ConfigError(f"The query uses :{key} but params is a list; pass a mapping {{'{key}': ...}}.")
             if key not in params:  # type: ignore[operator]
@@ -120,7 +139,7 @@ def bind_params(
         return m.group(0)
 
     out = _TOKENS.sub(sub, sql)
-    if not named and not values and re.search(r"\$\d", sql):
+    if not named and not values and re.search(r"\$\d", _TOKENS.sub(lambda m: " " if m.group("skip") else m.group(0), sql)):
         return sql, tuple(params)  # type: ignore[arg-type]  # already in $1 style
     if not named and next(positional, _END) is not _END:
         raise ConfigError(f"params has more values than the query has '?' placeholders ({len(values)}).")
@@ -174,6 +193,10 @@ class Session(ABC):
     @abstractmethod
     def translate(self, exc: BaseException, *, action: str, query: str | None = None, table: str | None = None) -> BaseException:
         """The bubbles error for a driver exception raised while doing ``action``; other exceptions come back as they are."""
+
+    def empty_table(self, table: str | Sequence[str]) -> None:
+        """Delete every row of ``table`` inside the open transaction, keeping the table's definition."""
+        self.execute(f"DELETE FROM {qualified(table)}")
 
     def temp_table_sql(self, name: str, columns: str) -> str:
         return f"CREATE TEMP TABLE {quote_ident(name)} ({columns})"

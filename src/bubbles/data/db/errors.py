@@ -44,7 +44,11 @@ class DatabaseError(BubblesError):
     def __init__(self, message: str = "", **fields: Any) -> None:
         fields.setdefault("task", _task_name())
         clean = {k: mask(v) if isinstance(v, str) else v for k, v in fields.items()}
-        super().__init__(mask(message), **clean)
+        # the runner's final error says how often a task ran; this says why (not) more often
+        transient = fields.get("transient", type(self).transient)
+        note = (" Retried while the task has retries left: the database may answer the next time." if transient
+                else " Not retried: the same statement fails the same way again.")
+        super().__init__(mask(message) + note, **clean)
 
 
 class ConnectionFailed(DatabaseError):
@@ -66,4 +70,4 @@ class SchemaDriftError(DataError):
 
     def __init__(self, message: str = "", **fields: Any) -> None:
         fields.setdefault("task", _task_name())
-        super().__init__(mask(message), **fields)
+        super().__init__(mask(message) + " Not retried: the same data does not fit the next time either.", **fields)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..._context import native_work
 from ..._errors import MissingDependencyError
 from ..._secrets import mask
-from .base import Connection, Session, bind_params, qualified, split_table
+from .base import SQL_SKIP, Connection, Session, bind_params, qualified, split_table
 from .errors import ConnectionFailed, ConstraintViolation, DatabaseError, QueryError, in_task
 from .url import ConnSpec
 
@@ -105,7 +105,7 @@ def _normalize_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(schema, convert())
 
 
-_DOLLAR = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$(\d+)(?!\w)""")
+_DOLLAR = re.compile(SQL_SKIP + r"|\$(?P<n>\d+)(?!\w)", re.VERBOSE | re.DOTALL)
 
 
 def _setting_cast(value: Any) -> str | None:
@@ -193,9 +193,9 @@ class PostgresSession(Session):
             cur.fetchall()
 
         def sub(m: re.Match[str]) -> str:
-            if m.group(1):
-                return m.group(1)
-            i = int(m.group(2))
+            if m.group("skip"):
+                return m.group("skip")
+            i = int(m.group("n"))
             if values[i - 1] is None:
                 return "NULL"
             return f"current_setting('bubbles.p{i}')::{casts[i - 1]}"
@@ -234,6 +234,14 @@ class PostgresSession(Session):
         with self.raw.cursor() as cur:
             count = cur.adbc_ingest(name, reader, mode="append", db_schema_name=schema, temporary=temporary)
         return int(count) if count is not None and count >= 0 else -1
+
+    def empty_table(self, table: str | Sequence[str]) -> None:
+        """TRUNCATE (transactional in PostgreSQL, and no dead rows to vacuum), unless other tables'
+        foreign keys reference it: then DELETE, which checks each reference."""
+        referenced = self.query_all(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(?)", (qualified(table),)
+        )[0][0]
+        self.execute(f"{'DELETE FROM' if referenced else 'TRUNCATE'} {qualified(table)}")
 
     def temp_table_sql(self, name: str, columns: str) -> str:
         return f"CREATE TEMP TABLE {qualified((name,))} ({columns}) ON COMMIT DROP"
@@ -275,9 +283,8 @@ def translate(
             **fields,
         )
     if state.startswith("40") or state.startswith("53"):
-        err = DatabaseError(f"Cannot {action} in {where}: {said}. The database asked to try again.", **fields)
-        err.transient = True
-        return err
+        return DatabaseError(f"Cannot {action} in {where}: {said}. The database asked to try again.", transient=True,
+                             **fields)
     shown = f" Query: {query.strip()}" if query else ""
     return QueryError(f"Cannot {action} in {where}: the database said: {said}.{shown}", **fields)
 

@@ -3,7 +3,10 @@
 How each mode runs (all inside one transaction: a failure leaves the target as it was)::
 
     append   create the table from the Arrow schema if missing; bulk-insert the batches
-    replace  bulk-insert into a new table beside it, then DROP the old one and RENAME the new one
+    replace  empty the table (TRUNCATE on PostgreSQL, DELETE elsewhere) and bulk-insert the batches:
+               the table itself stays, with its indexes, constraints, grants, triggers and the
+               views that depend on it; readers see the old rows until the commit (PostgreSQL's
+               TRUNCATE makes them wait for it). Column types are never changed (SchemaDriftError)
     merge    PostgreSQL: LOCK the table against other writers; per batch, look up which keys
                exist (keys staged in a temp table), bulk-insert the rows with new keys straight
                into the table, stage the others and UPDATE those whose values changed
@@ -113,8 +116,8 @@ def write_table(
         table: ``"orders"`` or ``"schema.orders"`` (quoted as identifiers; created if missing).
         data: a pyarrow Table / RecordBatch / RecordBatchReader, an iterable of RecordBatches,
             or a pandas or polars DataFrame.
-        mode: ``"append"``, ``"replace"`` (built aside, swapped atomically) or ``"merge"``
-            (upsert by ``key``).
+        mode: ``"append"``, ``"replace"`` (all rows swapped in one transaction; the table's
+            indexes, grants and dependent views stay) or ``"merge"`` (upsert by ``key``).
         key: the key column(s) for ``merge``; a created table gets it as its primary key.
         schema: what to do with columns the table lacks: ``"evolve"`` adds them (nullable),
             ``"freeze"`` raises, ``"discard"`` drops them. Type changes always raise.
@@ -154,21 +157,22 @@ def write_table(
     guard = _Guard()
     with using(conn) as c, c.session() as s, transaction(s, action=f"load table {name!r}", table=name):
         try:
-            if mode == "replace":
-                rows = _replace(s, table, guard.wrap(reader), keys, guard)
+            existing = s.table_types(table)
+            if existing is None:
+                _create(s, table, reader.schema, keys)
+                existing = {f.name: normalize_arrow(f.type) for f in reader.schema}
+            elif mode == "replace":
+                # the table's definition stays (indexes, constraints, grants, triggers, dependent
+                # views): only its rows are swapped, inside this transaction
+                s.empty_table(table)
+            reader = _reconcile(s, table, guard.wrap(reader), existing, schema, replacing=mode == "replace")
+            if keys:
+                reader = _check_keys(reader, keys, name)
+            reader = guard.wrap(reader)
+            if mode == "merge":
+                rows = _merge(s, table, reader, keys, in_memory=not _is_stream(data))
             else:
-                existing = s.table_types(table)
-                if existing is None:
-                    _create(s, table, reader.schema, keys)
-                    existing = {f.name: normalize_arrow(f.type) for f in reader.schema}
-                reader = _reconcile(s, table, guard.wrap(reader), existing, schema)
-                if keys:
-                    reader = _check_keys(reader, keys, name)
-                reader = guard.wrap(reader)
-                if mode == "merge":
-                    rows = _merge(s, table, reader, keys, in_memory=not _is_stream(data))
-                else:
-                    rows = s.insert_arrow(table, reader)
+                rows = s.insert_arrow(table, reader)
         except Exception as exc:
             if guard.error is not None and guard.error is not exc:
                 # Raised while the driver pulled a batch. Our own errors say all in their message,
@@ -224,7 +228,8 @@ def _create(s: Session, table: str | Sequence[str], schema: pa.Schema, keys: Seq
 
 
 def _reconcile(
-    s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, existing: dict[str, pa.DataType | None], policy: str
+    s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, existing: dict[str, pa.DataType | None], policy: str,
+    *, replacing: bool = False,
 ) -> pa.RecordBatchReader:
     """Add, refuse or drop new columns per ``policy``; refuse type changes; cast to the table's types."""
     import pyarrow as pa
@@ -250,9 +255,13 @@ def _reconcile(
         if have is not None and not can_widen(f.type, have):
             changed.append(f"{f.name}: table has {have}, data has {f.type}")
     if changed:
+        fix = ("mode='replace' swaps the rows and keeps the table's definition (its indexes, constraints, grants and "
+               "dependent views), so it does not change column types either: cast the column in a transform, or drop "
+               "the table yourself first, knowing what goes with it." if replacing else
+               "cast the column in a transform, or load into a new table.")
         raise SchemaDriftError(
             f"Column types of the data do not fit table {name!r}{in_task()}: {'; '.join(changed)}. bubbles never changes "
-            "a type silently: cast the column in a transform, or load into a new table (mode='replace').",
+            f"a type silently: {fix}",
             source=name,
             table=name,
             columns=[c.split(":")[0] for c in changed],
@@ -499,16 +508,3 @@ def _refuse_duplicate_keys(s: Session, src: str, keys: Sequence[str], table: str
             column=", ".join(keys),
             key=shown,
         )
-
-
-def _replace(s: Session, table: str | Sequence[str], reader: pa.RecordBatchReader, keys: Sequence[str], guard: _Guard) -> int:
-    db_schema, name = split_table(table)
-    new = (db_schema, f"{name}__bubbles_new") if db_schema else (f"{name}__bubbles_new",)
-    s.execute(f"DROP TABLE IF EXISTS {qualified(new)}")
-    _create(s, new, reader.schema, keys)
-    if keys:
-        reader = guard.wrap(_check_keys(reader, keys, display_table(table)))
-    rows = s.insert_arrow(new, reader)
-    s.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
-    s.execute(f"ALTER TABLE {qualified(new)} RENAME TO {quote_ident(name)}")
-    return rows

@@ -1,28 +1,77 @@
-"""Atomic writes: a reader never sees half a file, and a crash leaves the previous version.
+"""Atomic writes: a reader sees the old version or the new one, never half of one, and a kill leaves
+nothing a glob reader picks up.
 
-Local files are written under a hidden temporary name in the target directory (dot-prefixed,
-so dataset discovery ignores it), flushed with ``fsync`` and renamed over the target with
-``os.replace``, then the directory entry is synced. Remote (fsspec) targets are written to a
-local temporary file and uploaded in one ``put``: object stores publish an object only when its
-upload completes.
+**A file** (local) is written under a temporary name beside the target,
+``.<name>.tmp-<pid>-<hex>`` (hidden, and it does not end in the target's suffix, so ``*.parquet``
+or ``*.csv`` never match it), fsynced and renamed over the target with ``os.replace``; then the
+directory entry is synced. On object storage (fsspec) it is written to a local temporary file and
+uploaded in one ``put``: a store publishes an object only when its upload completes.
 
-A directory (a partitioned dataset) is built the same way under a temporary name; replacing an
-existing directory takes two renames (old aside, new in place), so a crash between them leaves
-the previous version under ``.<name>.old-*`` beside it, never a half-written dataset.
+**A directory** (a partitioned Parquet dataset) is built in a staging folder outside the
+dataset's parent when the filesystem allows (the system temp directory, if a rename from there to
+the target works), else beside it (``.bubbles-stage-<pid>-<hex>``), and published with one
+``renameat2(RENAME_EXCHANGE)`` that swaps the new tree and the old one; the old one, now in the
+staging folder, is then removed. Where the exchange is not supported, two renames (old aside, new
+in) leave the target missing for an instant, never mixed.
+
+**Leftovers** of a killed write (temporary files, staging folders) carry the writer's process id:
+the next write to the same target removes those whose writer is gone, and ``bubbles clean`` lists
+and removes them (:mod:`._leftovers`). File *sets* that share a folder with other files (split
+CSV, appends to a dataset) are published through a journal: :mod:`._fileset`.
+
+Writers announce the steps of a write to :func:`write_steps` callbacks; the kill tests use them
+to stop a writer at a chosen point.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import ctypes
+import ctypes.util
+import errno
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ._fs import Location
+from ._leftovers import STAGE_PREFIX, remove_stale_siblings
 
-__all__ = ["atomic_dir", "atomic_file", "fsync_dir", "publish_file"]
+__all__ = ["atomic_dir", "atomic_file", "fsync_dir", "publish_file", "step", "temp_name", "write_steps"]
+
+_steps: contextvars.ContextVar[tuple[Callable[[str, str], None], ...]] = contextvars.ContextVar("bubbles_write_steps",
+                                                                                                 default=())
+
+
+@contextlib.contextmanager
+def write_steps(callback: Callable[[str, str], None]) -> Iterator[None]:
+    """Call ``callback(step, path)`` at each step of the writes in this block (in this context only).
+
+    Steps: ``file:written`` (temporary file complete), ``file:published``; ``dir:staged``,
+    ``dir:swapped`` (new tree in place, old one not yet removed), ``dir:published``;
+    ``set:staged``, ``set:journaled``, ``set:moved`` (after each file), ``set:published``;
+    ``deliver:files`` (before the manifest), ``deliver:manifest``.
+
+    Example:
+        >>> steps = []
+        >>> with write_steps(lambda step, path: steps.append(step)):  # doctest: +SKIP
+        ...     bubbles.write_parquet(table, "x.parquet")
+        >>> steps  # doctest: +SKIP
+        ['file:written', 'file:published']
+    """
+    token = _steps.set((*_steps.get(), callback))
+    try:
+        yield
+    finally:
+        _steps.reset(token)
+
+
+def step(name: str, path: str) -> None:
+    """Announce a step of a write to the :func:`write_steps` callbacks."""
+    for callback in _steps.get():
+        callback(name, path)
 
 
 def fsync_dir(path: str) -> None:
@@ -47,9 +96,10 @@ def _fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def _temp_name(target: str, kind: str = "tmp") -> str:
+def temp_name(target: str, kind: str = "tmp") -> str:
+    """``.<name>.<kind>-<pid>-<hex>`` beside ``target``: hidden, suffix-less, and owned by this process."""
     head, tail = os.path.split(target)
-    return os.path.join(head, f".{tail}.{kind}-{secrets.token_hex(4)}")
+    return os.path.join(head, f".{tail}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 @contextlib.contextmanager
@@ -57,19 +107,24 @@ def atomic_file(loc: Location) -> Iterator[str]:
     """Yield a local path to write; on success it becomes ``loc`` atomically, on error it vanishes."""
     if loc.is_local:
         os.makedirs(os.path.dirname(loc.path) or ".", exist_ok=True)
-        tmp = _temp_name(loc.path)
+        remove_stale_siblings(loc.path)
+        tmp = temp_name(loc.path)
         try:
             yield tmp
+            step("file:written", loc.path)
             publish_file(tmp, loc.path)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            for leftover in (tmp, tmp + ".utf8"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
             raise
+        step("file:published", loc.path)
         return
-    tmpdir = tempfile.mkdtemp(prefix="bubbles-")
+    tmpdir = tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-")
     tmp = os.path.join(tmpdir, "part.tmp")  # no suffix: writers must not infer a compression from it
     try:
         yield tmp
+        step("file:written", str(loc))
         parent = loc.path.rsplit("/", 1)[0]
         if parent:
             with contextlib.suppress(OSError, NotImplementedError):
@@ -77,6 +132,7 @@ def atomic_file(loc: Location) -> Iterator[str]:
         loc.fsspec.put_file(tmp, loc.path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+    step("file:published", str(loc))
 
 
 def publish_file(tmp: str, target: str) -> None:
@@ -86,56 +142,100 @@ def publish_file(tmp: str, target: str) -> None:
     fsync_dir(os.path.dirname(target) or ".")
 
 
+# -- directories --------------------------------------------------------------------------------------
+def staging_root(parent: str) -> str:
+    """Where to stage a new tree for ``parent``: the system temp directory if a rename from there into
+    ``parent`` works (same filesystem, same mount), else ``parent`` itself."""
+    tmp = tempfile.gettempdir()
+    try:
+        if os.stat(tmp).st_dev != os.stat(parent).st_dev:
+            return parent
+        probe = tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=tmp)
+    except OSError:
+        return parent
+    moved = os.path.join(parent, "." + os.path.basename(probe))
+    try:
+        os.rename(probe, moved)
+    except OSError:
+        shutil.rmtree(probe, ignore_errors=True)
+        return parent
+    os.rmdir(moved)
+    return tmp
+
+
+def new_stage(target: str) -> str:
+    """A fresh staging folder for ``target`` holding ``data/`` (the tree to fill) and ``target`` (its owner)."""
+    parent = os.path.dirname(target) or "."
+    root = staging_root(parent)
+    prefix = STAGE_PREFIX if root != parent else "." + STAGE_PREFIX
+    stage = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=root)
+    with open(os.path.join(stage, "target"), "w", encoding="utf-8") as f:
+        f.write(os.path.abspath(target))
+    os.mkdir(os.path.join(stage, "data"))
+    return stage
+
+
 @contextlib.contextmanager
 def atomic_dir(loc: Location, *, replace: bool = True) -> Iterator[str]:
     """Yield a local directory to fill; on success it becomes (or, with ``replace=False``, is merged into) ``loc``."""
-    if loc.is_local:
-        os.makedirs(os.path.dirname(loc.path) or ".", exist_ok=True)
-        tmp = _temp_name(loc.path)
-        os.makedirs(tmp)
-        try:
-            yield tmp
-            for root, _dirs, files in os.walk(tmp):
-                for name in files:
-                    _fsync_file(os.path.join(root, name))
-            if replace or not os.path.exists(loc.path):
-                _swap_dir(tmp, loc.path)
-            else:
-                _merge_dir(tmp, loc.path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not loc.is_local:
+        from ._fileset import remote_dir
+
+        with remote_dir(loc, replace=replace) as tmpdir:
+            yield tmpdir
         return
-    tmpdir = tempfile.mkdtemp(prefix="bubbles-")
+    from ._fileset import merge_dir
+
+    os.makedirs(os.path.dirname(loc.path) or ".", exist_ok=True)
+    remove_stale_siblings(loc.path)
+    stage = new_stage(loc.path)
+    data = os.path.join(stage, "data")
     try:
-        yield tmpdir
-        if replace and loc.fsspec.exists(loc.path):
-            loc.fsspec.rm(loc.path, recursive=True)
-        for root, _dirs, files in os.walk(tmpdir):
+        yield data
+        for root, _dirs, files in os.walk(data):
             for name in files:
-                local = os.path.join(root, name)
-                rel = os.path.relpath(local, tmpdir).replace(os.sep, "/")
-                loc.fsspec.put_file(local, loc.path.rstrip("/") + "/" + rel)
+                _fsync_file(os.path.join(root, name))
+        step("dir:staged", loc.path)
+        if replace or not os.path.exists(loc.path):
+            swap_dir(data, loc.path)
+            step("dir:swapped", loc.path)
+        else:
+            merge_dir(data, loc.path)
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)
+    step("dir:published", loc.path)
 
 
-def _swap_dir(new: str, target: str) -> None:
-    old = None
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically (Linux ``renameat2``); False where the system or filesystem cannot."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+def swap_dir(new: str, target: str) -> None:
+    """Put the tree ``new`` at ``target``; the old tree, if any, ends up at ``new`` (to be removed)."""
     if os.path.exists(target):
-        old = _temp_name(target, "old")
-        os.replace(target, old)
-    os.replace(new, target)
+        if not _exchange(new, target):
+            old = new + ".old"
+            os.replace(target, old)
+            os.replace(new, target)
+            os.replace(old, new)
+    else:
+        os.replace(new, target)
     fsync_dir(os.path.dirname(target) or ".")
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _merge_dir(new: str, target: str) -> None:
-    """Move each file of ``new`` into ``target`` (each move is atomic; names are unique per write)."""
-    for root, _dirs, files in os.walk(new):
-        rel = os.path.relpath(root, new)
-        dest_dir = os.path.normpath(os.path.join(target, rel))
-        os.makedirs(dest_dir, exist_ok=True)
-        for name in files:
-            os.replace(os.path.join(root, name), os.path.join(dest_dir, name))
-        fsync_dir(dest_dir)

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "NOT_RETRIED",
     "BadLineError",
+    "MissingFileError",
     "WrittenFile",
     "as_output",
     "count_read",
@@ -42,6 +44,24 @@ class BadLineError(DataError):
     Fields: ``source`` (the file), ``line`` (1-based physical line, when known), ``column``
     (name or number, when the problem is one value), ``raw`` (the offending text), ``reason``.
     """
+
+
+class MissingFileError(DataError):
+    """An input file is not there. Transient: a file another job produces may appear later, so the
+    runner tries again while the task has retries left."""
+
+    transient = True
+
+
+NOT_RETRIED = "Not retried: reading the same input again gives the same error."
+
+
+def missing_file(kind: str, where: object) -> MissingFileError:
+    return MissingFileError(
+        f"{kind} {where} does not exist. Check the path; if another job produces the file, it may not be there yet: "
+        "this error is retried while the task has retries left (give the task retries= and retry_delay=).",
+        source=str(where),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +251,10 @@ def prefetch(reader: pa.RecordBatchReader, depth: int = 4) -> pa.RecordBatchRead
 
 
 def quote_ident(name: str) -> str:
-    """A DuckDB identifier, quoted."""
-    return '"' + str(name).replace('"', '""') + '"'
+    """A DuckDB identifier, quoted and validated by the one function that does it for every database."""
+    from ..db.base import quote_ident as quote
+
+    return quote(name)
 
 
 def sql_string(text: str) -> str:

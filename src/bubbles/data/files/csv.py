@@ -1,35 +1,36 @@
 """Reading CSV into Arrow: a whole table, or a stream of record batches for files larger than memory.
 
-The fast path is Arrow's multi-threaded CSV reader. Bad lines are handled in two places:
+A clean file is read once, by Arrow's multi-threaded CSV reader, and checked on the way out:
+no row was rejected, no value spans lines where records cannot (the mark of a quote that was
+never closed), no column was inferred as text only because a few values do not fit a narrower
+type. If any check fails, or Arrow raises, the file is read again by the exact path of
+:mod:`._csvsafe`, which accounts for every physical line (good row, or bad line with its number,
+column and reason). The text of Arrow's error messages is never parsed: whatever Arrow objects
+to, the exact path finds and names.
 
-* **Structure** (wrong number of columns, an unbalanced quote that swallows the rest of a
-  line): Arrow calls our handler for each such row; it is recorded, then raised, quarantined or
-  skipped according to ``on_bad_lines``.
-* **Values** (a value that does not fit its declared or inferred type, bytes that are not valid
-  in the encoding): Arrow's error does not say which row. Only then, the file is read again with
-  every column as raw bytes and each column is converted with bisection (convert a slice; if it
-  fails, split it), which finds the k bad rows in O(k log n) conversions. Their physical line
-  numbers and raw text come from one pass of Python's ``csv`` module over the file.
-
-So a clean file costs exactly one Arrow read, and the slow work is paid only for bad input.
+A stream checks each batch before handing it on; at the first problem it continues on the
+exact path after the rows it already handed on, with the column types it announced.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv as _pycsv
-import io
-import json
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..._context import log_metric
-from ..._errors import ConfigError, DataError
-from ._atomic import atomic_file
-from ._common import BadLineError, as_output, check_on_bad_lines, count_read, counted, prefetch
+from ..._errors import ConfigError
+from . import _csvsafe as exact
+from ._badlines import BadLines
+from ._common import (
+    as_output,
+    check_on_bad_lines,
+    count_read,
+    counted,
+    missing_file,
+    prefetch,
+)
 from ._fs import Location, locate
 from ._types import as_schema
 
@@ -40,14 +41,6 @@ __all__ = ["read_csv"]
 
 _COMPRESSIONS = {"infer": "detect", "detect": "detect", None: None, "none": None, "gzip": "gzip", "gz": "gzip",
                  "bz2": "bz2", "zstd": "zstd", "zst": "zstd", "lz4": "lz4"}
-# Arrow reports a value that does not fit its column in two forms: "CSV conversion error to int64:
-# invalid value 'x'" and, for decimals, "The string 'x' is not a valid decimal128 number".
-_CONVERSION = re.compile(
-    r"In CSV column #(\d+): (?:Row #\d+: )?"
-    r"(?:CSV conversion error to ([^:]+): (.*)|The string ('.*') is not a valid (\w+) number(.*))",
-    re.S,
-)
-_PARSE = re.compile(r"CSV parse error: (.*?)(?::\s(.*))?$", re.S)
 
 
 @dataclass
@@ -72,14 +65,13 @@ class _Spec:
     block_size: int | None
     on_bad_lines: str
     quarantine: str | None
-    bad: list[dict[str, Any]] = field(default_factory=list)
-    chunked: bool = False  # line numbers Arrow reports are relative to a chunk
+    names: list[str] | None = None  # the file's column names, once the exact path has read the header
 
     def open(self) -> Any:
         try:
             return self.loc.fs.open_input_stream(self.loc.path, compression=self.compression)
         except FileNotFoundError:
-            raise DataError(f"CSV file {self.loc} does not exist. Check the path.", source=str(self.loc)) from None
+            raise missing_file("CSV file", self.loc) from None
 
     def read_options(self, *, use_threads: bool = True) -> Any:
         import pyarrow.csv as pacsv
@@ -120,17 +112,52 @@ class _Spec:
             opts["timestamp_parsers"] = self.timestamp_formats
         return pacsv.ConvertOptions(**opts)
 
-    def handler(self) -> Callable[[Any], str]:
-        action = "error" if self.on_bad_lines == "error" else "skip"
 
-        def on_invalid_row(row: Any) -> str:
-            # Arrow's line numbers do not count line breaks inside quoted values: recount those ourselves
-            line = None if self.newlines_in_values or self.chunked else row.number
-            self.bad.append({"line": line, "reason": f"expected {row.expected_columns} columns, "
-                             f"found {row.actual_columns}", "raw": row.text, "column": None, "row": None})
-            return action
+class _QuoteCounter:
+    """A file object over a (decompressing) pyarrow stream that counts quote characters as Arrow reads
+    it: with ``newlines_in_values``, an odd count at the end means a quote was never closed (Arrow
+    then reads the rest of the file as one value, without a word)."""
 
-        return on_invalid_row
+    def __init__(self, stream: Any, quotechar: str) -> None:
+        self.stream = stream
+        self.quote = quotechar.encode()
+        self.quotes = 0
+        self.closed = self.eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.stream.read(n)
+        self.eof = self.eof or not data or n is None or n < 0
+        self.quotes += data.count(self.quote)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+        self.stream.close()
+
+
+class _Rejected:
+    """Counts the rows Arrow's parser rejects (wrong number of fields); the exact path says which and why."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, row: Any) -> str:
+        self.count += 1
+        return "skip"
+
+
+def _bad_lines(spec: _Spec) -> BadLines:
+    return BadLines("CSV file", str(spec.loc), spec.on_bad_lines, spec.quarantine,
+                    "Fix the file, or declare the column's type/format (schema=, timestamp_formats=).")
 
 
 def read_csv(
@@ -178,7 +205,10 @@ def read_csv(
         on_bad_lines: ``"error"`` raises :class:`BadLineError` naming file, line, column and the raw
             text; ``"quarantine"`` writes each bad line, its line number and reason to a JSON-lines
             file (``quarantine=``, default ``<path>.bad.jsonl``) and goes on; ``"skip"`` drops them,
-            counted in the ``bad_lines`` metric.
+            counted in the ``bad_lines`` metric. Bad lines: a wrong number of fields, a quote not
+            closed on its line, bytes invalid in the encoding, a value that does not fit its
+            declared or inferred type (inferred types never bend around a few bad values; see
+            :mod:`bubbles.data.files._csvsafe`).
         batch_size: stream record batches of at most this many rows instead of a table, so a file
             larger than memory flows through the pipeline.
         block_size: bytes parsed per block (Arrow's unit of parallelism and of streaming memory).
@@ -231,262 +261,257 @@ def read_csv(
 # -- whole table ------------------------------------------------------------------------------------
 def _read_table(spec: _Spec, storage_options: dict[str, Any] | None) -> pa.Table:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
-    try:
-        with spec.open() as stream:
-            table = pacsv.read_csv(stream, spec.read_options(), spec.parse_options(spec.handler()),
-                                   spec.convert_options())
-    except (pa.ArrowInvalid, OSError) as exc:
-        if spec.bad and spec.on_bad_lines == "error":
-            _locate_structural(spec)
-            raise _bad_line_error(spec, spec.bad[0]) from None
-        if not _CONVERSION.search(str(exc)):
-            raise _translate(exc, spec) from None
-        table = None
-    if table is None or _undeclared_binary(table, spec):
-        spec.bad.clear()  # the raw read below meets the structural bad lines again
-        table = _convert_safely(_read_raw(spec), _targets(spec), spec, row_offset=0)
-    if spec.bad:
-        _locate_structural(spec)
-        _finish_bad(spec, storage_options)
+    table, targets = _fast_table(spec)
+    if table is not None:
+        count_read(table.num_rows, table.nbytes)
+        return table
+    bad = _bad_lines(spec)
+    if targets is not None:  # Arrow's types hold (after un-bending): convert chunk by chunk
+        batches = [exact.convert(chunk, targets, spec, bad) for chunk in exact.raw_chunks(spec)]
+    else:  # Arrow could not read it at all: infer from the whole file, as Arrow would have
+        whole = _merge(list(exact.raw_chunks(spec)))
+        targets = exact.targets_for(whole, spec.column_types, spec)
+        batches = [exact.convert(whole, targets, spec, bad)]
+    bad.finish(storage_options)
+    table = pa.Table.from_batches(batches, schema=targets)
     count_read(table.num_rows, table.nbytes)
     return table
 
 
-def _undeclared_binary(table: pa.Table, spec: _Spec) -> bool:
-    """Arrow infers ``binary`` for a column with bytes invalid in the encoding: treat those as bad values."""
-    import pyarrow as pa
+def _merge(chunks: list[exact.RawChunk]) -> exact.RawChunk:
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        for name, values in chunk.columns.items():
+            merged.columns[name].extend(values)
+        merged.lines.extend(chunk.lines)
+        merged.raws.extend(chunk.raws)
+        merged.bad.extend(chunk.bad)
+    return merged
 
-    return any(f.type == pa.binary() and f.name not in spec.column_types for f in table.schema)
 
-
-def _targets(spec: _Spec) -> pa.Schema:
-    """The types each column should have: declared ones, others as Arrow infers from the first block."""
+def _fast_table(spec: _Spec) -> tuple[pa.Table | None, pa.Schema | None]:
+    """Arrow's read, if it passes the checks: ``(table, None)``; else ``(None, types to convert to or None)``."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    rejected = _Rejected()
     try:
         with spec.open() as stream:
-            inferred = pacsv.open_csv(stream, spec.read_options(), spec.parse_options(lambda row: "skip"),
-                                      spec.convert_options()).schema
-    except (pa.ArrowInvalid, OSError) as exc:
-        if not _CONVERSION.search(str(exc)):
-            raise _translate(exc, spec) from None
-        # the first block itself holds a bad value: infer from raw text instead
-        with spec.open() as stream:
-            raw = pacsv.open_csv(stream, spec.read_options(), spec.parse_options(lambda row: "skip"),
-                                 spec.convert_options({}))
-            inferred = raw.schema
-    fields = []
-    for f in inferred:
-        t = spec.column_types.get(f.name, f.type)
-        fields.append(pa.field(f.name, pa.string() if t == pa.binary() and f.name not in spec.column_types else t))
-    return pa.schema(fields)
+            data = stream.read_buffer()  # in memory anyway as a table; read once, parsed and counted from here
+        table = pacsv.read_csv(pa.BufferReader(data), spec.read_options(), spec.parse_options(rejected),
+                               spec.convert_options())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+        return None, None  # whatever Arrow objects to, the exact path finds and names
+    targets, problem = _check(table, spec)
+    if problem or rejected.count or (_cuts_at_newline(spec) and _lost_rows(data, table.num_rows, spec, first=True)):
+        return None, targets
+    return table, None
 
 
-def _read_raw(spec: _Spec) -> pa.Table:
+def _cuts_at_newline(spec: _Spec) -> bool:
+    return "\n".encode(spec.encoding) == b"\n"
+
+
+def _lost_rows(data: Any, rows: int, spec: _Spec, *, first: bool) -> bool:
+    """Whether Arrow's ``rows`` (parsed and rejected) cannot be all the records of ``data`` (it never says so).
+
+    Without ``newlines_in_values`` every non-empty line is a record; with it, an odd number of
+    quote characters means a quote was never closed.
+    """
+    if spec.newlines_in_values:
+        if spec.escapechar or not spec.quotechar:
+            return False
+        return byte_count(data, ord(spec.quotechar)) % 2 == 1
+    skipped = (spec.skip_rows + (1 if spec.header else 0)) if first else 0
+    if _lines_in(data) - skipped == rows:  # the usual case: no empty lines to count
+        return False
+    return records_in(data) - skipped != rows
+
+
+def _lines_in(data: Any) -> int:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
-    names = _column_names(spec)
-    raw_types = {n: pa.binary() for n in names}
-    with spec.open() as stream:
-        try:
-            return pacsv.read_csv(stream, spec.read_options(use_threads=False), spec.parse_options(spec.handler()),
-                                  _raw_convert(spec, raw_types))
-        except (pa.ArrowInvalid, OSError) as exc:
-            if spec.bad and spec.on_bad_lines == "error":
-                _locate_structural(spec)
-                raise _bad_line_error(spec, spec.bad[0]) from None
-            raise _translate(exc, spec) from None
+    buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    if not buf.size:
+        return 0
+    return byte_count(buf, 10) + (0 if buf.slice(buf.size - 1).to_pybytes() == b"\n" else 1)
 
 
-def _raw_convert(spec: _Spec, raw_types: dict[str, pa.DataType]) -> Any:
-    import pyarrow.csv as pacsv
-
-    opts: dict[str, Any] = {"column_types": raw_types, "strings_can_be_null": True}
-    if spec.null_values is not None:
-        opts["null_values"] = spec.null_values
-    if spec.include_columns is not None:
-        opts["include_columns"] = spec.include_columns
-    return pacsv.ConvertOptions(**opts)
-
-
-def _column_names(spec: _Spec) -> list[str]:
-    import pyarrow.csv as pacsv
-
-    with spec.open() as stream:
-        reader = pacsv.open_csv(stream, spec.read_options(), spec.parse_options(lambda row: "skip"),
-                                _raw_convert(spec, {}))
-        return list(reader.schema.names)
-
-
-# -- per-value conversion with bisection --------------------------------------------------------------
-def _convert_safely(raw: pa.Table | pa.RecordBatch, targets: pa.Schema, spec: _Spec, *, row_offset: int) -> Any:
-    """Convert raw byte columns to ``targets``; bad values become bad lines (or the error)."""
+def byte_count(data: Any, byte: int) -> int:
+    """How often ``byte`` occurs in ``data`` (bytes or an Arrow buffer), counted by Arrow compute without a copy."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    bad_rows: dict[int, tuple[str, str]] = {}
-    converters: dict[str, Callable[[pa.Array], pa.Array]] = {}
-    for name in raw.schema.names:
-        target = targets.field(name).type if name in targets.names else pa.string()
-        converters[name] = _converter(target, spec)
-        column = raw.column(name)
-        arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        for index, reason in _bisect(arr, converters[name], target):
-            bad_rows.setdefault(index, (name, reason))
-    if bad_rows and spec.on_bad_lines == "error":
-        first = min(bad_rows)
-        name, reason = bad_rows[first]
-        info = {"row": row_offset + first, "column": name, "reason": reason, "line": None, "raw": None}
-        _locate_rows(spec, [info])
-        raise _bad_line_error(spec, info)
-    if bad_rows:
-        keep = pa.array([i not in bad_rows for i in range(raw.num_rows)])
-        raw = raw.filter(keep)
-        for index in sorted(bad_rows):
-            name, reason = bad_rows[index]
-            spec.bad.append({"row": row_offset + index, "column": name, "reason": reason, "line": None, "raw": None})
-    arrays = []
-    for name in raw.schema.names:
-        column = raw.column(name)
-        arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        converted = converters[name](arr)
-        if not spec.strings_can_be_null and pa.types.is_string(converted.type):
-            converted = pc.fill_null(converted, "")
-        arrays.append(converted)
-    names = raw.schema.names
-    if isinstance(raw, pa.RecordBatch):
-        return pa.RecordBatch.from_arrays(arrays, names=names)
-    return pa.Table.from_arrays(arrays, names=names)
+    buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    raw = pa.Array.from_buffers(pa.uint8(), buf.size, [None, buf])
+    return int(pc.sum(pc.equal(raw, pa.scalar(byte, pa.uint8()))).as_py() or 0)
 
 
-def _converter(target: pa.DataType, spec: _Spec) -> Callable[[pa.Array], pa.Array]:
+def records_in(data: Any) -> int:
+    """Non-empty lines of ``data``: every record of a file whose records cannot span lines.
+
+    Lines are counted with Arrow compute on the bytes; empty lines (``\\n\\n``, ``\\n\\r\\n``, an
+    empty first line) are subtracted.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    def to_text(arr: pa.Array) -> pa.Array:
-        return pc.cast(arr, pa.string())
-
-    if pa.types.is_binary(target) or pa.types.is_large_binary(target):
-        return lambda arr: arr
-    if pa.types.is_string(target) or pa.types.is_large_string(target):
-        return lambda arr: pc.cast(to_text(arr), target)
-    if pa.types.is_timestamp(target) and spec.timestamp_formats:
-        formats = spec.timestamp_formats
-
-        def parse(arr: pa.Array) -> pa.Array:
-            text = to_text(arr)
-            try:
-                return pc.cast(text, target)
-            except pa.ArrowInvalid:
-                pass
-            result = None
-            for fmt in formats:
-                parsed = pc.strptime(text, format=fmt, unit=target.unit, error_is_null=True)
-                result = parsed if result is None else pc.coalesce(result, parsed)
-            if pc.sum(pc.and_(pc.is_null(result), pc.is_valid(text))).as_py():
-                raise pa.ArrowInvalid(f"does not match {formats}")
-            return pc.cast(result, target)
-
-        return parse
-    if pa.types.is_boolean(target):
-        def to_bool(arr: pa.Array) -> pa.Array:
-            return pc.cast(pc.utf8_lower(to_text(arr)), target)
-
-        return to_bool
-    return lambda arr: pc.cast(to_text(arr), target)
+    buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    n = buf.size
+    if not n:
+        return 0
+    raw = pa.Array.from_buffers(pa.uint8(), n, [None, buf])
+    newline = pc.equal(raw, pa.scalar(10, pa.uint8()))
+    lines = int(pc.sum(newline).as_py() or 0) + (0 if raw[n - 1].as_py() == 10 else 1)
+    empty = int(pc.sum(pc.and_(newline.slice(0, n - 1), newline.slice(1))).as_py() or 0) if n > 1 else 0
+    if n >= 3:
+        cr = pc.equal(raw, pa.scalar(13, pa.uint8()))
+        empty += int(pc.sum(pc.and_(pc.and_(newline.slice(0, n - 2), cr.slice(1, n - 2)), newline.slice(2))).as_py() or 0)
+    first = raw[0].as_py()
+    if first == 10 or (n >= 2 and first == 13 and raw[1].as_py() == 10):
+        empty += 1
+    return lines - empty
 
 
-def _bisect(arr: pa.Array, convert: Callable[[pa.Array], pa.Array], target: pa.DataType,
-            offset: int = 0) -> Iterator[tuple[int, str]]:
+def _has_line_break(column: Any) -> bool:
+    """Whether a text column holds a line break: the bytes of its value buffers are counted (a
+    sliced array may count bytes outside its slice: then the exact path merely runs for nothing)."""
     import pyarrow as pa
 
-    try:
-        convert(arr)
-        return
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        if len(arr) == 1:
-            value = arr[0].as_py()
-            if isinstance(value, bytes):
-                try:
-                    text = value.decode("utf-8")
-                except UnicodeDecodeError:
-                    yield offset, f"undecodable bytes {value[:40]!r}"
-                    return
-                yield offset, f"value {text[:80]!r} is not a valid {target}"
-                return
-            yield offset, f"cannot convert to {target}: {exc}"
-            return
-    half = len(arr) // 2
-    yield from _bisect(arr.slice(0, half), convert, target, offset)
-    yield from _bisect(arr.slice(half), convert, target, offset + half)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for chunk in chunks:
+        data = chunk.buffers()[2]
+        if data is not None and data.size and (byte_count(data, 10) or byte_count(data, 13)):
+            return True
+    return False
+
+
+def _check(data: pa.Table | pa.RecordBatch, spec: _Spec, *, infer: bool = True) -> tuple[pa.Schema, bool]:
+    """The types the data should have, and whether Arrow's result cannot be trusted as it is."""
+    import pyarrow as pa
+
+    fields, problem = [], False
+    for f in data.schema:
+        t = f.type
+        column = data.column(f.name)
+        declared = f.name in spec.column_types
+        if (pa.types.is_binary(t) or pa.types.is_large_binary(t)) and not declared:
+            t, problem = pa.string(), True  # bytes invalid in the encoding: those lines are bad
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            # a value spans lines where records cannot (a quote was not closed); where the lines are
+            # counted against the rows (_lost_rows), such a record shows there already
+            if not spec.newlines_in_values and not _cuts_at_newline(spec) and len(column) and _has_line_break(column):
+                problem = True
+            if infer and not declared and len(column):
+                bent = exact.bent_type(column, spec)
+                if bent is not None:
+                    t, problem = bent, True
+        fields.append(pa.field(f.name, t))
+    return pa.schema(fields), problem
 
 
 # -- streams ------------------------------------------------------------------------------------------
+class _Problem(Exception):
+    """Raised inside a fast stream at a batch that fails a check: the exact path takes over from there."""
+
+
 def _read_stream(spec: _Spec, batch_size: int, storage_options: dict[str, Any] | None) -> pa.RecordBatchReader:
+    import pyarrow as pa
+
+    bad = _bad_lines(spec)
+    schema, fast = _open_fast_stream(spec)
+    chunk_rows = max(batch_size, exact.CHUNK_ROWS)
+    from_start: Iterator[exact.RawChunk] | None = None
+    if schema is None:  # Arrow could not start: infer from the first chunk of the exact path
+        chunks = exact.raw_chunks(spec, chunk_rows=chunk_rows)
+        first = next(chunks)
+        schema = exact.targets_for(first, spec.column_types, spec)
+        from_start = _chain(first, chunks)
+    target: pa.Schema = schema
+
+    def slices(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        for start in range(0, batch.num_rows, batch_size):
+            yield batch.slice(start, batch_size)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        handed = 0
+        if fast is not None:
+            try:
+                for batch in fast:
+                    yield from slices(batch)
+                    handed += batch.num_rows
+                return
+            except _Problem:
+                pass  # the exact path goes on after the rows already handed on, with the same types
+        chunks = from_start or exact.raw_chunks(spec, chunk_rows=chunk_rows, skip_good=handed)
+        for chunk in chunks:
+            yield from slices(exact.convert(chunk, target, spec, bad))
+        bad.finish(storage_options)
+
+    # parsing runs ahead on its own thread; rows are counted where they are consumed, in that task
+    return counted(prefetch(pa.RecordBatchReader.from_batches(target, batches()), depth=8))
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _open_fast_stream(spec: _Spec) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch] | None]:
+    """Arrow's stream and its schema, its first batch checked; ``(types, None)`` if the exact path must
+    start at the top (``types`` None: Arrow could not even start)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    safe = spec.on_bad_lines != "error"
+    rejected = _Rejected()
     stream = spec.open()
+    reader: Any
+    quotes: _QuoteCounter | None = None
+
+    def lost() -> bool:
+        return quotes is not None and quotes.eof and not spec.escapechar and quotes.quotes % 2 == 1
+
     try:
-        if safe:
-            targets = _targets(spec)
-            if spec.include_columns is not None:
-                targets = pa.schema([targets.field(n) for n in spec.include_columns])
-            names = _column_names(spec)
-            reader = pacsv.open_csv(stream, spec.read_options(use_threads=False), spec.parse_options(spec.handler()),
-                                    _raw_convert(spec, {n: pa.binary() for n in names}))
-            schema = targets
-        elif not spec.newlines_in_values and "\n".encode(spec.encoding) == b"\n":  # line ends cut cleanly
-            spec.chunked = True
-            reader = _ChunkedReader(stream, spec)
-            schema = reader.schema
+        if not spec.newlines_in_values and _cuts_at_newline(spec):  # line ends cut cleanly
+            reader = _ChunkedReader(stream, spec, rejected)
         else:
-            reader = pacsv.open_csv(stream, spec.read_options(), spec.parse_options(spec.handler()),
-                                    spec.convert_options())
-            schema = reader.schema
-    except (pa.ArrowInvalid, OSError) as exc:
+            if _cuts_at_newline(spec) and spec.newlines_in_values and spec.quotechar:
+                quotes = _QuoteCounter(stream, spec.quotechar)
+                stream = pa.PythonFile(quotes, mode="r")
+            reader = pacsv.open_csv(stream, spec.read_options(), spec.parse_options(rejected), spec.convert_options())
+        try:
+            first = reader.read_next_batch()
+        except StopIteration:
+            first = None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, _Problem):
         stream.close()
-        if spec.bad:
-            _locate_structural(spec)
-            raise _bad_line_error(spec, spec.bad[0]) from None
-        if _CONVERSION.search(str(exc)):
-            raise _conversion_error(spec, exc) from None
-        raise _translate(exc, spec) from None
+        return None, None
+    schema = reader.schema
+    if first is not None:
+        targets, problem = _check(first, spec)
+        if problem or rejected.count or lost():
+            stream.close()
+            return targets, None
 
     def batches() -> Iterator[pa.RecordBatch]:
-        rows = 0
         try:
+            if first is not None:
+                yield first
             while True:
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
-                    break
-                except (pa.ArrowInvalid, OSError) as exc:
-                    if spec.bad and spec.on_bad_lines == "error":
-                        _locate_structural(spec)
-                        raise _bad_line_error(spec, spec.bad[0]) from None
-                    if _CONVERSION.search(str(exc)):
-                        raise _conversion_error(spec, exc) from None
-                    raise _translate(exc, spec) from None
-                if safe:
-                    structural = len(spec.bad)
-                    batch = _convert_safely(batch, schema, spec, row_offset=rows)
-                    rows += batch.num_rows + len(spec.bad) - structural
-                for start in range(0, batch.num_rows, batch_size):
-                    yield batch.slice(start, batch_size)
-            if spec.bad:
-                _locate_structural(spec)
-                _finish_bad(spec, storage_options)
+                    return
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+                    raise _Problem() from None
+                if rejected.count or lost() or _check(batch, spec, infer=False)[1]:
+                    raise _Problem()
+                yield batch
         finally:
             stream.close()
 
-    # parsing runs ahead on its own thread; rows are counted where they are consumed, in that task
-    return counted(prefetch(pa.RecordBatchReader.from_batches(schema, batches()), depth=8))
+    return schema, batches()
 
 
 _CHUNK_BYTES = 8 << 20
@@ -500,11 +525,11 @@ class _ChunkedReader:
     chunk fixes the column names and types, as Arrow's streaming reader does with its first block.
     """
 
-    def __init__(self, stream: Any, spec: _Spec, chunk_bytes: int | None = None) -> None:
+    def __init__(self, stream: Any, spec: _Spec, rejected: _Rejected, chunk_bytes: int | None = None) -> None:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        self.stream, self.spec, self.chunk_bytes = stream, spec, chunk_bytes or _CHUNK_BYTES
+        self.stream, self.spec, self.rejected, self.chunk_bytes = stream, spec, rejected, chunk_bytes or _CHUNK_BYTES
         self.rest = b""
         first = self._next_chunk() or b""
         header = pacsv.open_csv(pa.BufferReader(first), spec.read_options(), spec.parse_options(lambda row: "skip"),
@@ -540,7 +565,13 @@ class _ChunkedReader:
             options = pacsv.ReadOptions(use_threads=True, block_size=options.block_size, encoding=options.encoding,
                                         column_names=self.names)
             convert = self.spec.convert_options(dict(self.types))
-        return pacsv.read_csv(pa.BufferReader(data), options, self.spec.parse_options(self.spec.handler()), convert)
+        before = self.rejected.count
+        table = pacsv.read_csv(pa.BufferReader(data), options, self.spec.parse_options(self.rejected), convert)
+        # every line of the chunk must be a row or a rejected row: Arrow loses rows silently when a
+        # quote is not closed (a block boundary then falls inside a value)
+        if _lost_rows(data, table.num_rows + self.rejected.count - before, self.spec, first=first):
+            raise _Problem()
+        return table
 
     def read_next_batch(self) -> pa.RecordBatch:
         while not self.pending:
@@ -550,159 +581,3 @@ class _ChunkedReader:
             self.pending = self._parse(data, first=False).to_batches()
             self.pending.reverse()
         return self.pending.pop()
-
-
-def _conversion_error(spec: _Spec, exc: Exception) -> DataError:
-    """A bad value met while streaming with ``on_bad_lines="error"``: find its line by value."""
-    m = _CONVERSION.search(str(exc))
-    assert m is not None
-    col_index, target, detail = int(m.group(1)), m.group(2), m.group(3)
-    if target is None:  # the decimal form: normalise it to the "invalid value" form
-        target, detail = m.group(5), f"invalid value {m.group(4)}"
-    names = _column_names(spec)
-    name = names[col_index] if col_index < len(names) else str(col_index)
-    value = re.search(r"invalid value '(.*)'", detail, re.S)
-    info: dict[str, Any] = {"row": None, "column": name, "reason": f"value is not a valid {target}: {detail.strip()}",
-                            "line": None, "raw": None}
-    if value:
-        for line, raw, fields in _records(spec):
-            if col_index < len(fields) and fields[col_index] == value.group(1):
-                info["line"], info["raw"] = line, raw
-                break
-    return _bad_line_error(spec, info)
-
-
-# -- where bad rows are: line numbers and raw text ------------------------------------------------------
-def _records(spec: _Spec) -> Iterator[tuple[int, str, list[str]]]:
-    """(first physical line, raw text, fields) of each data record, as Arrow counts them."""
-    stream = spec.open()
-    text = io.TextIOWrapper(stream, encoding=spec.encoding if spec.encoding != "utf-8" else "utf-8-sig",
-                            errors="replace", newline="")
-    lines = _Lines(text)
-    reader = _pycsv.reader(lines, delimiter=spec.delimiter, quotechar=spec.quotechar or '"',
-                           quoting=_pycsv.QUOTE_MINIMAL if spec.quotechar else _pycsv.QUOTE_NONE,
-                           escapechar=spec.escapechar, doublequote=True, strict=False)
-    skip = spec.skip_rows + (1 if spec.header else 0)
-    try:
-        for fields in reader:
-            physical = lines.taken
-            raw = "".join(lines.buf).rstrip("\r\n")
-            lines.buf.clear()
-            if skip:
-                skip -= 1
-                continue
-            if not fields:
-                continue
-            yield physical - raw.count("\n"), raw, fields
-    finally:
-        text.close()
-
-
-class _Lines:
-    def __init__(self, f: Any) -> None:
-        self.f = f
-        self.buf: list[str] = []
-        self.taken = 0
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self.f)
-        self.taken += 1
-        self.buf.append(line)
-        return line
-
-
-def _locate_rows(spec: _Spec, infos: list[dict[str, Any]]) -> None:
-    """Fill ``line`` and ``raw`` of bad *values* from their row index among well-formed records."""
-    wanted = {info["row"]: info for info in infos if info.get("row") is not None and info.get("line") is None}
-    if not wanted:
-        return
-    ncols = _expected_columns(spec)
-    index = 0
-    last = max(wanted)
-    for line, raw, fields in _records(spec):
-        if len(fields) != ncols:
-            continue  # a structural bad line: Arrow skipped it too
-        if index in wanted:
-            wanted[index]["line"], wanted[index]["raw"] = line, raw
-        if index >= last:
-            break
-        index += 1
-
-
-def _expected_columns(spec: _Spec) -> int:
-    """Fields per record: the given names, else the header line (or first record) as Arrow reads it."""
-    if spec.column_names is not None:
-        return len(spec.column_names)
-    header = spec.header
-    spec.header = False  # so that _records yields the header line itself
-    try:
-        first = next(_records(spec), None)
-    finally:
-        spec.header = header
-    return len(first[2]) if first else 0
-
-
-def _locate_structural(spec: _Spec) -> None:
-    """Arrow gives no line numbers when reading in parallel: find them by the raw text."""
-    missing = [b for b in spec.bad if b.get("line") is None and b.get("raw") is not None]
-    if missing:
-        pending: dict[str, list[dict[str, Any]]] = {}
-        for b in missing:
-            pending.setdefault(b["raw"].split("\n", 1)[0].rstrip("\r"), []).append(b)
-        for line, raw, _fields in _records(spec):
-            first = raw.split("\n", 1)[0]
-            if first in pending:
-                b = pending[first].pop(0)
-                b["line"] = line
-                if not pending[first]:
-                    del pending[first]
-                if not pending:
-                    break
-    _locate_rows(spec, spec.bad)
-
-
-def _finish_bad(spec: _Spec, storage_options: dict[str, Any] | None) -> None:
-    spec.bad.sort(key=lambda b: (b.get("line") or 0))
-    log_metric("bad_lines", len(spec.bad), add=True)
-    if spec.on_bad_lines != "quarantine" or not spec.quarantine:
-        return
-    loc = locate(spec.quarantine, storage_options)
-    with atomic_file(loc) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for b in spec.bad:
-            record = {"source": str(spec.loc), "line": b.get("line"), "column": b.get("column"),
-                      "reason": b["reason"], "raw": b.get("raw")}
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def _bad_line_error(spec: _Spec, info: dict[str, Any]) -> BadLineError:
-    where = f"line {info['line']}" if info.get("line") else "a line"
-    column = f", column {info['column']!r}" if info.get("column") else ""
-    raw = info.get("raw")
-    shown = f" Raw line: {raw[:200]!r}." if raw is not None else ""
-    return BadLineError(
-        f"Bad line in CSV file {spec.loc}, {where}{column}: {info['reason']}.{shown} Fix the file, declare the column's "
-        "type/format (schema=, timestamp_formats=), or pass on_bad_lines='quarantine' to set bad lines aside.",
-        source=str(spec.loc), line=info.get("line"), column=info.get("column"), raw=raw, reason=info["reason"],
-    )
-
-
-def _translate(exc: BaseException, spec: _Spec) -> DataError:
-    text = str(exc)
-    where = str(spec.loc)
-    if "Empty CSV file" in text:
-        return DataError(f"CSV file {where} is empty: no header line and no rows. Check that the producer finished "
-                         "writing it (or pass column_names= and expect no rows).", source=where)
-    if "Truncated" in text or "compressed" in text.lower() or "gzip" in text.lower() or "zstd" in text.lower():
-        return DataError(f"CSV file {where} cannot be decompressed: {text}. The file is probably truncated or not "
-                         f"in the format its name says; fetch it again or pass compression= explicitly.", source=where)
-    if m := _PARSE.search(text):
-        return BadLineError(f"CSV file {where} cannot be parsed: {m.group(1)}. Check delimiter=, quotechar= and "
-                            "newlines_in_values=.", source=where, raw=m.group(2), reason=m.group(1))
-    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
-        return DataError(f"CSV file {where} cannot be read: {text}.", source=where)
-    return DataError(f"CSV file {where} cannot be read: {text}. Check the dialect options and the declared schema.",
-                     source=where)
-

@@ -9,6 +9,8 @@ in a second, streaming pass. Every file is written atomically.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import dataclasses
 import os
 import re
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import ConfigError, DataError
 from ._atomic import atomic_file
 from ._common import WrittenFile, count_written, quote_ident, sql_string, to_arrow, to_table
-from ._fs import locate
+from ._fileset import FileSet
+from ._fs import Location, locate
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,7 +42,9 @@ class CsvFormat:
         quotechar: quote character.
         quoting: ``"minimal"`` (only when needed), ``"all"``, ``"strings"`` (every text column),
             ``"none"`` (never; the values must not contain the delimiter).
-        escapechar: escape for a quote inside a quoted value (default: doubled quote).
+        escapechar: escape for a quote inside a quoted value (default: doubled quote). Another
+            character than the quote makes ``"minimal"`` quote every text value (an unquoted
+            escape character would be misread).
         header: write the header line.
         encoding: output encoding, e.g. ``"utf-8"``, ``"utf-8-sig"`` (with BOM), ``"latin-1"``.
         line_terminator: ``"\\n"`` or ``"\\r\\n"``.
@@ -93,6 +98,14 @@ class CsvFormat:
             raise ConfigError(f"CsvFormat split_rows={self.split_rows!r} must be a positive number of rows.")
         if self.split_rows and self.split_by:
             raise ConfigError("CsvFormat: give split_rows or split_by, not both.")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(f"CsvFormat encoding={self.encoding!r} is not an encoding Python knows; use e.g. "
+                              "'utf-8', 'utf-8-sig', 'latin-1' or 'cp1252'.") from None
+        if self.escapechar and self.null and self.escapechar in self.null:
+            raise ConfigError(f"CsvFormat null={self.null!r} contains the escape character {self.escapechar!r}: a reader "
+                              "could not tell the null text from an escaped value. Pick another null text.")
         if len(self.delimiter) != 1 or len(self.quotechar) != 1:
             raise ConfigError("CsvFormat delimiter and quotechar must be single characters.")
 
@@ -128,15 +141,60 @@ def write_csv(data: Any, path: str | os.PathLike[str], format: CsvFormat | None 
     compression = fmt.compression
     if compression == "infer":
         compression = next((c for s, c in _COMPRESSION_SUFFIX.items() if target.endswith(s)), None)
-    parts: list[tuple[str, Any]]
-    if fmt.split_by or fmt.split_rows:
-        table = to_table(arrow)
-        parts = list(_split(table, fmt, target))
-    else:
-        parts = [(target, arrow)]
-    written = [_write_one(part, name, fmt, compression, storage_options) for name, part in parts]
+    if not (fmt.split_by or fmt.split_rows):
+        with _con() as con:
+            loc = locate(target, storage_options)
+            with atomic_file(loc) as tmp:
+                written = [_write_one(con, arrow, loc, tmp, fmt, compression)]
+        count_written(written)
+        return written
+    parts = list(_split(to_table(arrow), fmt, target))
+    first = locate(parts[0][0], storage_options)
+    written = []
+    with _con() as con:
+        if not first.is_local:  # object storage: each part is one atomic upload; the set is not (see docs/files.md)
+            for name, part in parts:
+                loc = locate(name, storage_options)
+                with atomic_file(loc) as tmp:
+                    written.append(_write_one(con, part, loc, tmp, fmt, compression))
+        else:
+            folder, set_name = _set_of(os.path.abspath(target))
+            fileset = FileSet(folder, set_name)
+            try:
+                for name, part in parts:
+                    loc = locate(name)
+                    written.append(_write_one(con, part, loc, fileset.add(loc.path), fmt, compression))
+                fileset.commit()
+            except BaseException:
+                fileset.discard()
+                raise
     count_written(written)
     return written
+
+
+def _set_of(template: str) -> tuple[str, str]:
+    """The folder a split set lives in (the template's path up to its first ``{...}``) and the set's name."""
+    head, tail = os.path.split(template)
+    parts = [tail]
+    while "{" in head:
+        head, tail = os.path.split(head)
+        parts.insert(0, tail)
+    return head, "_".join(parts)
+
+
+@contextlib.contextmanager
+def _con() -> Any:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_progress_bar = false")
+        # zoned timestamps are written in UTC (with their +00 offset), whatever the machine's zone
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SET TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
 
 
 def _split(table: pa.Table, fmt: CsvFormat, target: str) -> Any:
@@ -171,34 +229,30 @@ def _part_name(target: str, field: str, value: str) -> str:
     return f"{head}{sep}{stem}-{value}{dot}{ext}"
 
 
-def _write_one(data: Any, path: str, fmt: CsvFormat, compression: str | None,
-               storage_options: dict[str, Any] | None) -> WrittenFile:
+def _write_one(con: Any, data: Any, loc: Location, tmp: str, fmt: CsvFormat, compression: str | None) -> WrittenFile:
+    """Write one CSV file at ``tmp`` (which becomes ``loc``) with DuckDB's writer; transcode if needed."""
     import duckdb
 
-    loc = locate(path, storage_options)
-    con = duckdb.connect()
+    con.register("src", data)
     try:
-        con.execute("SET enable_progress_bar = false")
-        con.register("src", data)
         schema = data.schema
         select = _select(schema, fmt)
         transcode = fmt.encoding.lower().replace("_", "-") not in ("utf-8", "utf8")
         options = _copy_options(schema, fmt, None if transcode else compression)
-        with atomic_file(loc) as tmp:
-            raw = tmp + ".utf8" if transcode else tmp
+        raw = tmp + ".utf8" if transcode else tmp
+        try:
+            con.execute(f"COPY ({select} FROM src) TO {sql_string(raw)} ({options})")
+        except duckdb.Error as exc:
+            raise DataError(f"Writing CSV {loc} failed: {exc}", source=str(loc)) from exc
+        rows = _count_rows(con)
+        if transcode:
             try:
-                con.execute(f"COPY ({select} FROM src) TO {sql_string(raw)} ({options})")
-            except duckdb.Error as exc:
-                raise DataError(f"Writing CSV {loc} failed: {exc}", source=str(loc)) from exc
-            rows = _count_rows(con)
-            if transcode:
-                try:
-                    _transcode(raw, tmp, fmt.encoding, compression)
-                finally:
-                    os.unlink(raw)
-            size = os.path.getsize(tmp)
+                _transcode(raw, tmp, fmt.encoding, compression)
+            finally:
+                os.unlink(raw)
+        size = os.path.getsize(tmp)
     finally:
-        con.close()
+        con.unregister("src")
     pairs = _output_names(schema, fmt)
     columns = tuple((out, str(schema.field(src).type)) for src, out in pairs)
     return WrittenFile(str(loc), rows, size, columns)
@@ -257,9 +311,12 @@ def _copy_options(schema: pa.Schema, fmt: CsvFormat, compression: str | None) ->
     elif fmt.quotechar != '"' or (fmt.escapechar or '"') != '"':
         opts.append(f"QUOTE {sql_string(fmt.quotechar)}")
         opts.append(f"ESCAPE {sql_string(fmt.escapechar or fmt.quotechar)}")
+    # an escape character other than the quote is only an escape inside quotes: a text value holding
+    # it unquoted would be misread, so with such an escape every text value is quoted
+    escaping = bool(fmt.escapechar) and fmt.escapechar != fmt.quotechar
     if fmt.quoting == "all":
         opts.append("FORCE_QUOTE *")
-    elif fmt.quoting == "strings":
+    elif fmt.quoting == "strings" or (fmt.quoting == "minimal" and escaping):
         out_names = _output_names(schema, fmt)
         strings = [out for src, out in out_names if pa.types.is_string(schema.field(src).type)
                    or pa.types.is_large_string(schema.field(src).type)]
@@ -284,6 +341,9 @@ def _transcode(src: str, dst: str, encoding: str, compression: str | None) -> No
     """Re-encode a UTF-8 file, streaming; a character the encoding lacks is a DataError naming the line."""
     import pyarrow as pa
 
+    # one incremental encoder for the whole file: ``str.encode("utf-8-sig")`` per line would put a
+    # byte-order mark before every line, not only at the start of the file
+    encoder = codecs.getincrementalencoder(encoding)()
     sink: Any = pa.OSFile(dst, "wb")
     if compression:
         sink = pa.CompressedOutputStream(sink, compression)
@@ -291,12 +351,13 @@ def _transcode(src: str, dst: str, encoding: str, compression: str | None) -> No
         with open(src, encoding="utf-8", newline="") as f:
             for number, line in enumerate(f, start=1):
                 try:
-                    sink.write(line.encode(encoding))
+                    sink.write(encoder.encode(line))
                 except UnicodeEncodeError as exc:
                     raise DataError(
                         f"Line {number} of the CSV output has {line[exc.start:exc.end]!r}, which {encoding} cannot encode. "
                         "Use encoding='utf-8' for this receiver, or clean the value first.",
                         line=number, raw=line.rstrip("\r\n"),
                     ) from None
+        sink.write(encoder.encode("", final=True))
     finally:
         sink.close()

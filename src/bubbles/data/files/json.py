@@ -1,15 +1,33 @@
-"""JSON in and out: NDJSON (one object per line) and JSON arrays, nested fields kept as structs/lists."""
+"""JSON in and out: NDJSON (one object per line) and JSON arrays, nested fields kept as structs/lists.
+
+NDJSON is read by Arrow in one pass; if Arrow raises, or its rows do not account for every
+non-blank line, the file is read by the exact path of :mod:`._jsonsafe`, which gives every bad
+line its number and reason (``on_bad_lines``), as for CSV.
+"""
 
 from __future__ import annotations
 
-import io
 import json as _json
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
+from . import _jsonsafe as exact
 from ._atomic import atomic_file
-from ._common import WrittenFile, as_output, count_read, count_written, counted, schema_of, sql_string, to_arrow
+from ._badlines import BadLines
+from ._common import (
+    WrittenFile,
+    as_output,
+    check_on_bad_lines,
+    count_read,
+    count_written,
+    counted,
+    missing_file,
+    schema_of,
+    sql_string,
+    to_arrow,
+)
 from ._fs import Location, locate
 from ._types import as_schema
 
@@ -20,8 +38,9 @@ __all__ = ["read_json", "write_json"]
 
 
 def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool | None = None,
-              batch_size: int | None = None, compression: str | None = "detect",
-              storage_options: dict[str, Any] | None = None, output: str = "arrow") -> Any:
+              batch_size: int | None = None, compression: str | None = "detect", on_bad_lines: str = "error",
+              quarantine: str | os.PathLike[str] | None = None, storage_options: dict[str, Any] | None = None,
+              output: str = "arrow") -> Any:
     """Read NDJSON or a JSON array of objects into Arrow.
 
     Args:
@@ -29,6 +48,10 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         schema: declared types (``pa.Schema`` or ``{name: type}``); others are inferred.
         lines: ``True`` for NDJSON, ``False`` for one JSON array; ``None`` looks at the first byte.
         batch_size: stream record batches (NDJSON only) instead of one table.
+        on_bad_lines: for NDJSON, what to do with a line that is not a JSON object or does not fit
+            the columns: ``"error"`` raises :class:`BadLineError` naming the line, ``"quarantine"``
+            writes it to ``quarantine=`` (default ``<path>.bad.jsonl``) with its line number and
+            reason, ``"skip"`` drops it (counted in ``bad_lines``).
         storage_options: passed to fsspec for URLs.
         output: ``"arrow"`` (default), ``"pandas"`` or ``"polars"`` for a frame; streams stay Arrow.
 
@@ -36,16 +59,14 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         >>> import bubbles
         >>> events = bubbles.read_json("events.ndjson", schema={"ts": "timestamp[us]"})  # doctest: +SKIP
     """
-    import pyarrow as pa
-    import pyarrow.json as pj
-
+    check_on_bad_lines(on_bad_lines)
     loc = locate(path, storage_options)
     sch = as_schema(schema) if schema is not None else None
     try:
         with loc.fs.open_input_stream(loc.path, compression=compression) as stream:
             first = stream.read(4096).lstrip()[:1]
     except FileNotFoundError:
-        raise DataError(f"JSON file {loc} does not exist. Check the path.", source=str(loc)) from None
+        raise missing_file("JSON file", loc) from None
     if not first:
         raise DataError(f"JSON file {loc} is empty. Check that the producer finished writing it.", source=str(loc))
     if lines is None:
@@ -53,34 +74,95 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
     if not lines:
         with loc.fs.open_input_stream(loc.path, compression=compression) as stream:
             return as_output(_read_array(stream.read(), loc, sch), output)
-    parse = pj.ParseOptions(explicit_schema=sch, unexpected_field_behavior="infer") if sch is not None else None
-    stream = loc.fs.open_input_stream(loc.path, compression=compression)
-    try:
-        if batch_size:  # NDJSON streams from the file, block by block
-            return counted(_rebatch(pj.open_json(stream, parse_options=parse), batch_size, stream, loc))
-        table = pj.read_json(stream, parse_options=parse)
-    except (pa.ArrowInvalid, OSError) as exc:
-        stream.close()
-        raise _translate(exc, loc) from None
-    stream.close()
+    q = (os.fspath(quarantine) if quarantine is not None else f"{loc}.bad.jsonl") if on_bad_lines == "quarantine" else None
+    bad = BadLines("JSON file", str(loc), on_bad_lines, q, "Fix the line, or declare the field's type (schema=).")
+
+    def open_stream() -> Any:
+        return loc.fs.open_input_stream(loc.path, compression=compression)
+
+    if batch_size:
+        return counted(_stream(open_stream, loc, sch, batch_size, bad, storage_options))
+    table = _fast_table(open_stream, sch)
+    if table is None:
+        whole = list(exact.line_chunks(open_stream, loc))
+        merged = whole[0]
+        for chunk in whole[1:]:
+            merged.lines += chunk.lines
+            merged.raws += chunk.raws
+            merged.bad += chunk.bad
+        table = exact.convert(merged, exact.schema_for(merged, sch), bad)
+        bad.finish(storage_options)
     count_read(table.num_rows, table.nbytes)
     return as_output(table, output)
 
 
-def _rebatch(reader: pa.RecordBatchReader, size: int, stream: Any, loc: Location) -> pa.RecordBatchReader:
+def _parse_options(schema: pa.Schema | None) -> Any:
+    import pyarrow.json as pj
+
+    return pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer") if schema is not None else None
+
+
+def _fast_table(open_stream: Any, schema: pa.Schema | None) -> pa.Table | None:
+    """Arrow's read, if it accounts for every non-blank line; else None (the exact path then reads it)."""
     import pyarrow as pa
+    import pyarrow.json as pj
 
-    def gen() -> Any:
-        try:
-            for batch in reader:
-                for start in range(0, batch.num_rows, size):
-                    yield batch.slice(start, size)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise _translate(exc, loc) from None
-        finally:
-            stream.close()
+    from .csv import records_in
 
-    return pa.RecordBatchReader.from_batches(reader.schema, gen())
+    try:
+        with open_stream() as stream:
+            data = stream.read_buffer()
+        table = pj.read_json(pa.BufferReader(data), parse_options=_parse_options(schema))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError):
+        return None
+    return table if table.num_rows == records_in(data) else None
+
+
+def _stream(open_stream: Any, loc: Location, schema: pa.Schema | None, size: int, bad: BadLines,
+            storage_options: dict[str, Any] | None) -> pa.RecordBatchReader:
+    """NDJSON block by block; at the first block Arrow rejects, the exact path goes on after the rows handed on."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    stream = open_stream()
+    from_start = None
+    try:
+        reader = pj.open_json(stream, parse_options=_parse_options(schema))
+        target = reader.schema
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError):
+        stream.close()
+        reader = None
+        chunks = exact.line_chunks(open_stream, loc, chunk_lines=max(size, exact.CHUNK_LINES))
+        first = next(chunks)
+        target = exact.schema_for(first, schema)
+        from_start = _chain(first, chunks)
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        handed = 0
+        if reader is not None:
+            try:
+                for batch in reader:
+                    for start in range(0, batch.num_rows, size):
+                        yield batch.slice(start, size)
+                    handed += batch.num_rows
+                return
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError):
+                pass  # the exact path goes on after the rows handed on, with the same columns
+            finally:
+                stream.close()
+        chunks = from_start or exact.line_chunks(open_stream, loc, chunk_lines=max(size, exact.CHUNK_LINES),
+                                                 skip_good=handed)
+        for chunk in chunks:
+            for batch in exact.convert(chunk, target, bad).to_batches(max_chunksize=size):
+                yield batch
+        bad.finish(storage_options)
+
+    return pa.RecordBatchReader.from_batches(target, gen())
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
 
 
 def _read_array(body: bytes, loc: Location, schema: pa.Schema | None) -> pa.Table:
@@ -101,20 +183,6 @@ def _read_array(body: bytes, loc: Location, schema: pa.Schema | None) -> pa.Tabl
         raise DataError(f"JSON file {loc}: values do not fit the declared schema: {exc}.", source=str(loc)) from None
     count_read(table.num_rows, table.nbytes)
     return table
-
-
-def _translate(exc: BaseException, loc: Location) -> DataError:
-    """Arrow's JSON errors name no line: find the first line that does not parse (error path only)."""
-    text = str(exc)
-    with loc.fs.open_input_stream(loc.path, compression="detect") as stream:
-        for number, raw in enumerate(io.TextIOWrapper(stream, encoding="utf-8", errors="replace"), start=1):
-            if raw.strip():
-                try:
-                    _json.loads(raw)
-                except ValueError:
-                    return DataError(f"JSON file {loc}, line {number}: {text}. Raw line: {raw[:200]!r}. Fix the line.",
-                                     source=str(loc), line=number, raw=raw.rstrip("\r\n"))
-    return DataError(f"JSON file {loc} cannot be read: {text}.", source=str(loc))
 
 
 def write_json(data: Any, path: str | os.PathLike[str], *, lines: bool = True, compression: str | None = "infer",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError, MissingDependencyError
 from ._atomic import atomic_file
-from ._common import WrittenFile, as_output, count_read, count_written, counted, schema_of, to_reader
+from ._common import WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_reader
 from ._fs import locate
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def read_orc(path: str | os.PathLike[str], *, columns: Sequence[str] | None = No
             return counted(pa.RecordBatchReader.from_batches(schema, stripes()))
         table = f.read(columns=list(columns) if columns else None)
     except FileNotFoundError:
-        raise DataError(f"ORC file {loc} does not exist. Check the path.", source=str(loc)) from None
+        raise missing_file("ORC file", loc) from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{loc} is not a readable ORC file: {exc}. Check the path and that it was written whole.",
                         source=str(loc)) from None
@@ -193,7 +193,7 @@ def read_avro(path: str | os.PathLike[str], *, columns: Sequence[str] | None = N
     try:
         f = loc.fs.open_input_file(loc.path)
     except FileNotFoundError:
-        raise DataError(f"Avro file {loc} does not exist. Check the path.", source=str(loc)) from None
+        raise missing_file("Avro file", loc) from None
     try:
         records = fastavro.reader(f)
     except (ValueError, EOFError, OSError) as exc:

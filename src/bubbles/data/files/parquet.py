@@ -16,8 +16,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
-from ._atomic import atomic_dir, atomic_file, fsync_dir, publish_file
-from ._common import WrittenFile, as_output, count_read, count_written, counted, schema_of, to_arrow
+from ._atomic import atomic_dir, atomic_file, temp_name
+from ._common import NOT_RETRIED, WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_arrow
+from ._fileset import publish_swap, remote_members
 from ._fs import Location, locate
 
 if TYPE_CHECKING:
@@ -59,7 +60,12 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
     loc = locate(path, storage_options)
     expression = _expression(filters)
     try:
-        dataset = ds.dataset(loc.path, filesystem=loc.fs, format="parquet", partitioning=partitioning,
+        source: str | list[str] = loc.path
+        members = None if loc.is_local else remote_members(loc)
+        if members is not None:  # a dataset bubbles wrote on object storage: the files of its last committed set
+            source = members
+        dataset = ds.dataset(source, filesystem=loc.fs, format="parquet", partitioning=partitioning,
+                             partition_base_dir=loc.path.rstrip("/") if members is not None else None,
                              exclude_invalid_files=False)
         if batch_size:
             scanner = dataset.scanner(columns=list(columns) if columns else None, filter=expression,
@@ -67,7 +73,7 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
             return counted(scanner.to_reader())
         table = dataset.to_table(columns=list(columns) if columns else None, filter=expression)
     except FileNotFoundError:
-        raise DataError(f"Parquet path {loc} does not exist. Check the path.", source=str(loc)) from None
+        raise missing_file("Parquet path", loc) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise _translate(exc, loc) from None
     count_read(table.num_rows, table.nbytes)
@@ -77,12 +83,13 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
 def _translate(exc: BaseException, loc: Location) -> DataError:
     text = str(exc)
     if "magic bytes" in text or "footer" in text or "Is this a 'parquet' file" in text:
-        return DataError(f"{loc} is not a Parquet file (or is truncated): {text}. Check that the producer finished "
-                         "writing it and that the path points at Parquet data.", source=str(loc))
-    if "No match for FieldRef" in text or "not found" in text.lower():
-        return DataError(f"Reading Parquet {loc}: {text}. Check the column names in columns= and filters=.",
-                         source=str(loc))
-    return DataError(f"Reading Parquet {loc} failed: {text}.", source=str(loc))
+        message = (f"{loc} is not a Parquet file (or is truncated): {text}. Check that the producer finished writing it and "
+                   "that the path points at Parquet data.")
+    elif "No match for FieldRef" in text or "not found" in text.lower():
+        message = f"Reading Parquet {loc}: {text}. Check the column names in columns= and filters=."
+    else:
+        message = f"Reading Parquet {loc} failed: {text}."
+    return DataError(f"{message} {NOT_RETRIED}", source=str(loc))
 
 
 def _expression(filters: Any) -> Any:
@@ -266,11 +273,11 @@ def compact(path: str | os.PathLike[str], *, target_file_size: int = _DEFAULT_TA
     """Merge the small files of a local Parquet dataset, directory by directory.
 
     In each directory holding at least ``min_files`` files smaller than ``target_file_size``,
-    those files are rewritten into as few files as fit the target. The merged file is written
-    under a hidden name, renamed into place, and only then are the small files removed: a crash
-    leaves either the old files or the merged one plus some old ones (which the next
-    ``compact`` removes), and readers see every row at least once. Schedule it when no writer
-    appends to the same partitions.
+    those files are rewritten into as few files as fit the target, under hidden temporary names;
+    then one journal (the commit point, see :mod:`._fileset`) says: move the merged files in,
+    remove the small ones. A kill before the journal leaves the small files; after it, the next
+    write to the dataset (or ``bubbles clean``) finishes the swap, so no row is read twice once
+    it has run. Schedule it when no writer appends to the same partitions.
 
     Returns:
         ``{"directories": ..., "files_before": ..., "files_after": ..., "rows": ...}``.
@@ -297,16 +304,14 @@ def compact(path: str | os.PathLike[str], *, target_file_size: int = _DEFAULT_TA
             stats["files_after"] += len(parquet)
             continue
         stats["directories"] += 1
-        merged = list(_merge(small, root, target_file_size, compression))
-        for p in small:
-            os.unlink(p)
-        fsync_dir(root)
+        merged = list(_merge(small, root, target_file_size, compression))  # (temporary, final) pairs
+        stats["rows"] += sum(pq.ParquetFile(tmp).metadata.num_rows for tmp, _final in merged)
+        publish_swap(loc.path, merged, small)
         stats["files_after"] += len(parquet) - len(small) + len(merged)
-        stats["rows"] += sum(pq.ParquetFile(m).metadata.num_rows for m in merged)
     return stats
 
 
-def _merge(files: list[str], directory: str, target: int, compression: str) -> Iterator[str]:
+def _merge(files: list[str], directory: str, target: int, compression: str) -> Iterator[tuple[str, str]]:
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(files[0])
@@ -324,15 +329,14 @@ def _merge(files: list[str], directory: str, target: int, compression: str) -> I
         yield _merge_group(group, directory, f"compacted-{token}-{index}.parquet", schema, compression)
 
 
-def _merge_group(group: list[str], directory: str, name: str, schema: Any, compression: str) -> str:
+def _merge_group(group: list[str], directory: str, name: str, schema: Any, compression: str) -> tuple[str, str]:
     import pyarrow.parquet as pq
 
     final = os.path.join(directory, name)
-    tmp = os.path.join(directory, "." + name + ".tmp")
+    tmp = temp_name(final)
     with pq.ParquetWriter(tmp, schema, compression=compression) as writer:
         for path in group:
             pf = pq.ParquetFile(path)
             for i in range(pf.num_row_groups):
                 writer.write_table(pf.read_row_group(i).cast(schema))
-    publish_file(tmp, final)
-    return final
+    return tmp, final
