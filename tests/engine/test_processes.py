@@ -102,11 +102,26 @@ def test_spill_round_trip_keeps_schema_metadata_and_cleans_up(tmp_path: Path, mo
 
     from bubbles.engine.serialize import recv, send
 
-    monkeypatch.setenv("BUBBLES_SPILL_DIR", str(tmp_path))
     table = pa.table({"x": pa.array(range(SPILL_BYTES // 4), pa.int64())}).replace_schema_metadata({"origin": "test"})
     a, b = mpc.Pipe()
-    send(a, {"t": table, "batch": table.to_batches()[0]})
+    send(a, {"t": table, "batch": table.to_batches()[0]}, spill=str(tmp_path))
     got = recv(b)
     assert got["t"].equals(table) and got["t"].schema.metadata == {b"origin": b"test"}
     assert isinstance(got["batch"], pa.RecordBatch) and got["batch"].num_rows == table.num_rows
     assert list((tmp_path).rglob("*.arrow")) == []  # receiver unlinked the files once mapped
+
+
+def test_the_spill_dir_setting_is_where_big_tables_cross(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    class Watch:
+        def on_task_end(self, **fields: object) -> None:
+            seen.extend(os.listdir(tmp_path))
+
+    rows = SPILL_BYTES // 8
+    wf = Workflow("spill-setting")
+    table = wf.add_task(t.arrow_table, kwargs={"rows": rows}, name="table")
+    wf.add_task(t.arrow_sum, requires=[table], name="sum")
+    result = wf.run(executor="processes", settings={"spill_dir": str(tmp_path)}, hooks=[Watch()])
+    assert result.tasks["sum"].result == sum(i / 2 for i in range(rows))
+    assert any(name.startswith("bubbles-spill-") for name in seen)  # the folder the setting names was used

@@ -14,22 +14,20 @@ from bubbles.engine.serialize import SPILL_BYTES, send
 def test_pickling_failure_after_a_spill_removes_the_spill_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow as pa
 
-    monkeypatch.setenv("BUBBLES_SPILL_DIR", str(tmp_path))
     table = pa.table({"x": pa.array(range(SPILL_BYTES // 4), pa.int64())})
     a, _b = mpc.Pipe()
     # the table is spilled first (dict order), then the lock fails to pickle
     with pytest.raises(TypeError):
-        send(a, {"t": table, "lock": threading.Lock()})
+        send(a, {"t": table, "lock": threading.Lock()}, spill=str(tmp_path))
     assert list(tmp_path.rglob("*.arrow*")) == []
 
 
 def test_a_closed_connection_removes_the_spill_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow as pa
 
-    monkeypatch.setenv("BUBBLES_SPILL_DIR", str(tmp_path))
     table = pa.table({"x": pa.array(range(SPILL_BYTES // 4), pa.int64())})
     a, b = mpc.Pipe()
     b.close()
     with pytest.raises(OSError):
-        send(a, table)
+        send(a, table, spill=str(tmp_path))
     assert list(tmp_path.rglob("*.arrow*")) == []

@@ -2,7 +2,7 @@
 
 Large buffers travel out of band (no copy into the pickle stream). Arrow tables and record
 batches above ``SPILL_BYTES`` are written once as an Arrow IPC file into a spill directory
-(``/dev/shm`` when it exists, i.e. shared memory) and memory-mapped by the receiver, which
+(the ``spill_dir`` setting; else ``/dev/shm`` when it exists, i.e. shared memory) and memory-mapped by the receiver, which
 unlinks the file as soon as it is mapped: no per-row pickling, no second copy in RAM.
 
 Functions go through cloudpickle, so closures and functions defined in ``__main__`` or in a
@@ -26,9 +26,8 @@ SPILL_BYTES = 4 * 1024 * 1024
 _ARROW_SPILLABLE = ("Table", "RecordBatch")
 
 
-def spill_dir() -> str:
-    """Directory for spilled Arrow data: ``BUBBLES_SPILL_DIR``, else ``/dev/shm``, else temp."""
-    base = os.environ.get("BUBBLES_SPILL_DIR")
+def spill_dir(base: str | None = None) -> str:
+    """Directory for spilled Arrow data: ``base`` (the ``spill_dir`` setting), else ``/dev/shm``, else temp."""
     if not base:
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
     path = os.path.join(base, f"bubbles-spill-{os.getuid() if hasattr(os, 'getuid') else 'u'}")
@@ -50,11 +49,11 @@ def _load_spilled(path: str) -> Any:
     return data.replace_schema_metadata(meta or None)
 
 
-def _spill(obj: Any) -> str:
+def _spill(obj: Any, base: str | None) -> str:
     import pyarrow as pa
 
     kind = type(obj).__name__
-    path = os.path.join(spill_dir(), f"{os.getpid()}-{uuid.uuid4().hex}.arrow")
+    path = os.path.join(spill_dir(base), f"{os.getpid()}-{uuid.uuid4().hex}.arrow")
     schema = obj.schema.with_metadata({**(obj.schema.metadata or {}), b"bubbles.kind": kind.encode()})
     tmp = path + ".tmp"
     with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
@@ -67,15 +66,16 @@ def _spill(obj: Any) -> str:
 
 
 class _Pickler(pickle.Pickler):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, spill: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.spill = spill
         self.spilled: list[str] = []  # files this pickle refers to: the receiver unlinks them, or we do on failure
 
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
         if kind.__name__ in _ARROW_SPILLABLE and kind.__module__.startswith("pyarrow"):
             if obj.nbytes >= SPILL_BYTES:
-                path = _spill(obj)
+                path = _spill(obj, self.spill)
                 self.spilled.append(path)
                 return _load_spilled, (path,)
         return NotImplemented
@@ -89,8 +89,11 @@ def _unlink_quietly(paths: list[str]) -> None:
             pass
 
 
-def send(conn: Connection, obj: Any) -> None:
+def send(conn: Connection, obj: Any, *, spill: str | None = None) -> None:
     """Send ``obj`` over ``conn``: a header frame, then one frame per out-of-band buffer.
+
+    ``spill`` is where big Arrow data is spilled (the run's ``spill_dir`` setting; default
+    ``/dev/shm``).
 
     Arrow data spilled while pickling is unlinked by the receiver once mapped; if pickling fails
     after a spill (another part of ``obj`` cannot be pickled) or the header never leaves, no
@@ -99,7 +102,7 @@ def send(conn: Connection, obj: Any) -> None:
     buffers: list[pickle.PickleBuffer] = []
     stream = io.BytesIO()
     stream.write(b"\0\0\0\0")
-    pickler = _Pickler(stream, protocol=5, buffer_callback=buffers.append)
+    pickler = _Pickler(stream, protocol=5, buffer_callback=buffers.append, spill=spill)
     try:
         pickler.dump(obj)
         view = stream.getbuffer()

@@ -16,6 +16,7 @@ the CLI reads it. Example::
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from pathlib import Path
@@ -83,13 +84,26 @@ _shared_lock = threading.Lock()
 
 
 def shared_store(location: str, *, timeout: float = 30.0) -> RunStore:
-    """The process's open store at ``location`` (opened on first use)."""
+    """The process's open store at ``location`` (opened on first use, closed when the interpreter exits)."""
     key = (os.getpid(), location)
     with _shared_lock:
         store = _shared.get(key)
         if store is None:
+            if not _shared:
+                atexit.register(_close_shared)
             store = _shared[key] = open_store(location, timeout=timeout)
         return store
+
+
+def _close_shared() -> None:
+    with _shared_lock:
+        stores = list(_shared.values())
+        _shared.clear()
+    for store in stores:
+        try:
+            store.close()
+        except Exception:  # closing at exit: nothing left to tell
+            pass
 
 
 def drop_shared_store(location: str) -> None:

@@ -80,8 +80,9 @@ def main(in_fd: int, out_fd: int) -> None:
             continue
         call.fn = fn
         attempt = execute(call)
+        spill = call.settings.spill_dir if call.settings is not None else None
         try:
-            send(conn_out, ("done", _sendable(attempt)))
+            send(conn_out, ("done", _sendable(attempt)), spill=spill)
         except Exception as exc:  # the value itself cannot be pickled
             unsent = failed_attempt(
                 call,

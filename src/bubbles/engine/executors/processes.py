@@ -56,6 +56,10 @@ def _ident(call: Call) -> _Key:
     return (call.run_id, call.key, call.attempt)
 
 
+def _spill_base(call: Call) -> str | None:
+    return call.settings.spill_dir if call.settings is not None else None
+
+
 def _how_it_died(code: int) -> str:
     if code < 0:
         try:
@@ -244,7 +248,7 @@ class ProcessExecutor(Pool):
                         worker.digests.popitem(last=False)
             call.fn = None  # type: ignore[assignment]  # shipped separately, cached by the worker
             try:
-                send(worker.to_child, ("call", digest, None if known else data, call))
+                send(worker.to_child, ("call", digest, None if known else data, call), spill=_spill_base(call))
             except (BrokenPipeError, OSError):
                 pass  # the reader sees the worker die and reports the call
             except Exception as exc:
