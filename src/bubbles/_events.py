@@ -7,7 +7,10 @@ new kind of per-attempt information is one subclass here: the store keeps every 
 table (``task_events``: kind + JSON), and readers rebuild them with :func:`event_from_dict`.
 
 Subclasses are frozen dataclasses of plain values (they pickle across processes and Dask and
-turn into JSON): give them a ``kind`` and fields.
+turn into JSON): give them a ``kind`` and fields. A kind that deserves its own table in the store
+(datasets, quality results) names it in ``store_table`` and returns its row from
+:meth:`TaskEvent.store_row` (the table's columns are in :mod:`bubbles.store.schema`); every other
+kind goes to ``task_events`` as JSON.
 
 Example:
     >>> from dataclasses import dataclass
@@ -35,6 +38,7 @@ class TaskEvent:
     """Base of every typed task event."""
 
     kind: ClassVar[str] = "event"
+    store_table: ClassVar[str | None] = None  # its own table in the run store, if any
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -43,6 +47,10 @@ class TaskEvent:
     def to_dict(self) -> dict[str, Any]:
         """The event's fields as plain values (what the run store keeps as JSON)."""
         return asdict(self)
+
+    def store_row(self, run_id: str, task: str, attempt: int, mask: Any) -> tuple[Any, ...]:
+        """The row of ``store_table`` for this event (text masked with ``mask``)."""
+        raise TypeError(f"{type(self).__name__} has no store_table row")
 
     def masked(self, mask: Any) -> TaskEvent:
         """A copy with every text field passed through ``mask`` (secrets never leave a worker)."""
@@ -85,6 +93,7 @@ class Dataset(TaskEvent):
     """
 
     kind = "dataset"
+    store_table = "datasets"
     direction: str = "read"
     namespace: str = ""
     name: str = ""
@@ -95,3 +104,23 @@ class Dataset(TaskEvent):
     content_hash: str | None = None
     schema: list[list[str]] | None = None
     at: float = field(default_factory=time.time)
+
+    def store_row(self, run_id: str, task: str, attempt: int, mask: Any) -> tuple[Any, ...]:
+        import json
+
+        schema = json.dumps(self.schema) if self.schema is not None else None
+        return (
+            run_id,
+            task,
+            attempt,
+            self.direction,
+            self.namespace,
+            mask(self.name),
+            self.dataset_kind,
+            self.format,
+            self.rows,
+            self.bytes,
+            self.content_hash,
+            schema,
+            self.at,
+        )

@@ -228,8 +228,7 @@ class _RunWriter:
         self.seen = n
         rows = _rows_of(self.run_id, new, self.mask)
         with self.batch_lock:
-            for key, values in rows.items():
-                self.batch[key].extend(values)
+            _merge(self.batch, rows)
 
     def take(self) -> Batch:
         with self.batch_lock:
@@ -371,35 +370,20 @@ def _log_rows(batch: Batch, run_id: str, task: str, attempt: int, logs: list[dic
 
 
 def _event_rows(batch: Batch, run_id: str, task: str, attempt: int, events: list[Any], mask: Callable[[str], str]) -> None:
-    """Typed events of one attempt: datasets go to ``datasets``, every other kind to ``task_events``."""
+    """Typed events of one attempt: a kind with its own table (datasets, ...) there, others to ``task_events``."""
     for seq, event in enumerate(events):
+        table = getattr(event, "store_table", None)
+        if table:
+            batch.setdefault(table, []).append(event.store_row(run_id, task, attempt, mask))
+            continue
         to_dict = getattr(event, "to_dict", None)
         data = to_dict() if to_dict is not None else {"repr": repr(event)}
         kind = getattr(event, "kind", "event")
-        if kind == "dataset":
-            batch["datasets"].append(
-                (
-                    run_id,
-                    task,
-                    attempt,
-                    data.get("direction"),
-                    data.get("namespace"),
-                    mask(str(data.get("name"))),
-                    data.get("dataset_kind"),
-                    data.get("format"),
-                    data.get("rows"),
-                    data.get("bytes"),
-                    data.get("content_hash"),
-                    json.dumps(data.get("schema")) if data.get("schema") is not None else None,
-                    data.get("at"),
-                )
-            )
-        else:
-            batch["task_events"].append((run_id, task, attempt, seq, kind, mask(json.dumps(data, default=str))))
+        batch["task_events"].append((run_id, task, attempt, seq, kind, mask(json.dumps(data, default=str))))
 
 
 def _merge(into: Batch, batch: Batch) -> Batch:
     for key, rows in batch.items():
         if rows:
-            into[key].extend(rows)
+            into.setdefault(key, []).extend(rows)
     return into

@@ -264,14 +264,24 @@ class RunStore(ABC):
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
-        """Write one batch in one transaction (see the module docstring for its keys)."""
+        """Write one batch in one transaction (see the module docstring for its keys).
+
+        A key that is not one of the store's own is a table of :data:`TABLE_COLUMNS` (the table
+        a typed event kind keeps its rows in): its rows are inserted, after the attempts.
+        """
         if not any(batch.values()):
             return
+        unknown = [k for k in batch if k not in _WRITES and k not in TABLE_COLUMNS]
+        if unknown:
+            raise StoreError(f"The run store has no table for {unknown}; a newer bubbles wrote this batch.")
         with self._transaction() as cur:
             for key in _BATCH_KEYS:
                 rows = batch.get(key)
                 if rows:
                     cur.executemany(self._sql(_WRITES[key]), rows)
+            for key, rows in batch.items():
+                if rows and key not in _WRITES:
+                    cur.executemany(self._sql(_insert(key)), rows)
 
     def start_run(self, row: tuple[Any, ...]) -> None:
         """Record a run at its first instant (a ``runs`` row, status ``running``), then reap crashed runs."""
