@@ -145,3 +145,32 @@ def test_seed_002_pipeline_locally() -> None:
     result = pipeline.run()
     assert result.output == 5
     assert loaded[4] == {"id": 4, "amount": 40, "amount_eur": 36.0}
+
+
+# --- seeds 001 and 002 read together: one `bubbles` name, the decorator and the package ----------
+
+
+def test_seeds_001_and_002_together_use_one_bubbles_name() -> None:
+    from pybubbles import bubbles, task
+
+    @task
+    def double(data):  # type: ignore[no-untyped-def]
+        return [x * 2 for x in data]
+
+    @bubbles
+    def process_data(data):  # type: ignore[no-untyped-def]
+        return double(data)
+
+    def extract():  # type: ignore[no-untyped-def]
+        return [1, 2, 3]
+
+    def load(data):  # type: ignore[no-untyped-def]
+        return sum(data)
+
+    pipeline = bubbles.Pipeline()  # type: ignore[attr-defined]
+    pipeline.add_task(extract)
+    pipeline.add_task(process_data)
+    pipeline.add_task(load)
+
+    assert process_data([1, 2]) == [2, 4]
+    assert pipeline.run().output == 12

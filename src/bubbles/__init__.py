@@ -95,7 +95,10 @@ from .engine.runner import Future
 from .observe.alerts import Callbacks, WebhookNotifier
 from .observe.metrics import MetricsCollector
 
-bubbles = flow  # `from bubbles import bubbles` — the seeds' decorator name
+# `from bubbles import bubbles` (seed 001) or `from pybubbles import bubbles`: the decorator, which
+# also carries the package's public names (set from __all__ below: plain attributes, no
+# __getattr__), so seed 002's `bubbles.Pipeline()` works after that import too
+bubbles = flow
 
 __all__ = [
     "ApiError",
@@ -192,6 +195,7 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
+    setattr(bubbles, _name, _obj)  # `bubbles.Pipeline` after `from bubbles import bubbles`
     if isinstance(_obj, type) or callable(_obj):
         try:
             _obj.__module__ = "bubbles"

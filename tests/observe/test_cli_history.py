@@ -112,13 +112,16 @@ def test_report_is_self_contained_html_with_timeline_failures_and_comparison(tmp
     out = tmp_path / "report.html"
     result = CliRunner().invoke(report_command, [last, "-o", str(out), "--compare", "4"])
     assert result.exit_code == 0, result.output
+    assert re.search(r"wrote .*report\.html \([\d.]+ KB\)", result.output)  # says how big it is
     text = out.read_text()
     assert text.startswith("<!DOCTYPE html>") and "</html>" in text
-    assert "plotly.js" in text or "Plotly.newPlot" in text  # the library is inlined once
-    assert text.count("<script src=") == 0  # nothing fetched from the network
+    assert "<script" not in text and "<svg" in text  # static SVG charts: no script, nothing fetched
+    assert not re.search(r"https?://", text)
+    timeline = text[text.index("Timeline of task attempts by worker") : text.index("<h2>Per task")]
+    for task in ("extract", "transform", "load"):
+        assert f">{task}</text>" in timeline, task  # each bar's row carries its task's name
     for needle in (
-        "Timeline of task attempts by worker",
-        "Retries and failures",
+        "Retries and failures (2)",
         "ValueError: bad value 100",
         "System resources",
         "Duration of the last 4 runs",
@@ -127,6 +130,19 @@ def test_report_is_self_contained_html_with_timeline_failures_and_comparison(tmp
         "load#2 etl.load: refusing 100 rows",
     ):
         assert needle in text, needle
+    assert "rows out" not in text[: text.index("<h2>Timeline")]  # the header no longer sums rows over tasks
+
+
+def test_report_interactive_inlines_plotly_once(tmp_path: Path) -> None:
+    make_runs()
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(report_command, ["last", "-o", str(out), "--interactive"])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.count("<script src=") == 0  # nothing fetched from the network
+    assert len(re.findall(r"plotly\.js v\d", text)) == 1  # the library once, however many charts
+    assert text.count("Plotly.newPlot") >= 3  # timeline, per task, resources
+    assert "Timeline of task attempts by worker" in text and "ValueError: bad value 100" in text
 
 
 def test_resource_sampler_sees_worker_processes_and_cpu() -> None:

@@ -6,9 +6,12 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,17 @@ from bubbles.observe.progress import ProgressDisplay
 from bubbles.store import open_store
 
 SRC = str(Path(bubbles.__file__).parent.parent)
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def assert_iso_times(record: dict[str, object]) -> None:
+    """Every time of a JSON line is ISO 8601 in UTC, and is now (give or take a minute), not an epoch float."""
+    for key in ("time", "started_at", "ended_at", "attempt_started_at"):
+        if key in record:
+            value = record[key]
+            assert isinstance(value, str) and ISO_UTC.fullmatch(value), (key, value)
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            assert abs(moment - time.time()) < 60, (key, value)
 
 
 def python(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -101,6 +115,11 @@ def test_json_console_lines_have_run_task_attempt_event_fields() -> None:
     end = next(r for r in lines if r["event"] == "task_end" and r["task"] == "speak")
     assert end["status"] == "succeeded" and end["metrics"]["execution_time"] >= 0 and end["workflow"] == "json"
     assert lines[-1]["tasks"] == {"succeeded": 2}
+    for record in lines:
+        assert_iso_times(record)
+    assert {"time", "started_at", "ended_at", "attempt_started_at"} <= set(end)
+    assert isinstance(end["duration"], float)  # a duration stays seconds
+    assert "mask" not in lines[0]  # the run's mask function is not data
 
 
 def test_bubbles_run_log_format_json_from_the_cli(tmp_path: Path) -> None:
@@ -109,15 +128,19 @@ def test_bubbles_run_log_format_json_from_the_cli(tmp_path: Path) -> None:
         "import logging\nfrom bubbles import Workflow\nwf = Workflow('cli')\n"
         "def hello():\n    logging.getLogger('x').warning('hi from task')\n    return [1]\n"
         "wf.add_task(hello)\n"
+        "logging.getLogger('app').warning('outside the tasks')\n"
     )
     proc = python(tmp_path, "-m", "bubbles.cli.main", "run", str(script), "--log-format", "json")
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]  # every line is JSON
+    assert next(r for r in records if r["event"] == "log")["message"] == "outside the tasks"
     events = [r["event"] for r in records]
     assert {"run_start", "task_start", "task_end", "task_log", "run_end"} <= set(events)
     assert next(r for r in records if r["event"] == "task_log")["message"] == "hi from task"
     assert events.index("task_log") < events.index("task_end")  # a task's records come before its end
     assert proc.stdout.split()[-1] == "succeeded"
+    for record in records:
+        assert_iso_times(record)
 
 
 def test_text_console_shows_retries_failures_and_task_logs() -> None:

@@ -233,17 +233,26 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_
 @click.argument("run_id")
 @click.option("-o", "--output", default=None, help="HTML file to write (default: bubbles-report-RUN_ID.html).")
 @click.option("--compare", type=click.IntRange(min=0), default=0, help="Also compare with the last N runs of the workflow.")
-def report_command(run_id: str, output: str | None, compare: int) -> None:
-    """Write a self-contained HTML report of a run: timeline, per-task plots, failures, resources, profiles."""
+@click.option(
+    "--interactive",
+    is_flag=True,
+    help="Draw the charts with plotly (hover, zoom; adds about 4.6 MB) instead of static SVG.",
+)
+def report_command(run_id: str, output: str | None, compare: int, interactive: bool) -> None:
+    """Write a self-contained HTML report of a run: timeline, per-task plots, failures, resources, profiles.
+
+    The file works offline and fetches nothing: static SVG charts by default, plotly with --interactive.
+    """
     from ..observe.report import write_report
 
     try:
         with _store() as store:
             rid = store.run(run_id)["run_id"]
-            path = write_report(rid, output or f"bubbles-report-{rid}.html", compare=compare, store=store)
+            target = output or f"bubbles-report-{rid}.html"
+            path = write_report(rid, target, compare=compare, interactive=interactive, store=store)
     except BubblesError as exc:
         _fail(exc)
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {path} ({human_bytes(path.stat().st_size)})")
 
 
 commands: list[click.Command] = [runs_command, show_command, report_command]

@@ -166,29 +166,49 @@ def _run_object(obj: Any, params: dict[str, Any], *, fail_fast: bool) -> Any:
 
 
 def _print_result(result: Any) -> None:
+    """The run's table on stderr: each task's state, tries, time, rows of data out and what it wrote.
+
+    "rows out" counts rows of data a task returned (a table, frame, list of records), never the
+    files a writer returns or the count a loader returns; "written" is what the connectors
+    reported writing (files, rows, tables), from the Dataset events of each task's last attempt —
+    the records the run store keeps as ``datasets`` — and is left out when nothing reported any.
+    """
     from rich.table import Table
 
+    from .._events import Dataset
+    from ..observe.format import describe_datasets, human_count, human_seconds
     from ._console import console as make_console
 
     console = make_console(stderr=True)
-    table = Table(
-        title=f"run {result.run_id} · {result.workflow} · {result.status} in {result.duration:.2f}s", title_justify="left"
-    )
-    for column in ("task", "state", "attempts", "seconds", "rows out"):
-        table.add_column(column, justify="right" if column in ("attempts", "seconds", "rows out") else "left")
     shown = list(result.tasks.values())
+    written = {}
+    for t in shown:
+        writes = [
+            {"kind": e.dataset_kind, "name": e.name, "rows": e.rows, "bytes": e.bytes}
+            for e in t.events
+            if isinstance(e, Dataset) and e.direction == "write"
+        ]
+        if writes:
+            written[t.name] = describe_datasets(writes)
+    took = human_seconds(result.duration) if result.duration is not None else "?"
+    # the headline as its own line: a table's title would wrap at the (narrow) table's width
+    console.print(f"run {result.run_id} · {result.workflow} · {result.status} in {took}", markup=False, highlight=False)
+    table = Table()
+    columns = ["task", "state", "tries", "time", "rows out", *(["written"] if written else [])]
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("tries", "time", "rows out") else "left")
     for t in shown[:50]:
         colour = {"succeeded": "green", "failed": "red"}.get(t.state, "yellow")
-        rows = t.metrics.get("rows_out")
-        table.add_row(
+        row = [
             t.name,
             f"[{colour}]{t.state}[/]",
-            str(t.attempts),
-            f"{t.duration:.3f}" if t.duration is not None else "",
-            f"{int(rows):,}" if rows is not None else "",
-        )
+            str(t.attempts) if t.attempts else "",
+            human_seconds(t.duration),
+            human_count(t.metrics.get("rows_out")),
+        ]
+        table.add_row(*row, *([written.get(t.name, "")] if written else []))
     if len(shown) > 50:
-        table.add_row(f"... {len(shown) - 50} more", "", "", "", "")
+        table.add_row(f"... {len(shown) - 50} more", *[""] * (len(columns) - 1))
     console.print(table)
 
 

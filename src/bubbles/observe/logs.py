@@ -23,7 +23,9 @@ final ``{"kind": "log", "level": "WARNING", "message": "... N more records dropp
 Console (:class:`ConsoleLog`, a hook): ``text`` for people (run start and end, retries,
 failures with their last traceback frame, and the records tasks logged), ``json`` for machines:
 one JSON object per line per event with ``event``, ``run_id``, ``workflow``, ``task``,
-``attempt`` and the event's fields. Chosen by ``--log-format`` / ``BUBBLES_LOG_FORMAT``. JSON
+``attempt`` and the event's fields; its times (``time``, ``started_at``, ``ended_at``,
+``attempt_started_at``) are ISO 8601 in UTC with milliseconds (``2026-12-01T20:31:19.123Z``),
+durations are seconds. Chosen by ``--log-format`` / ``BUBBLES_LOG_FORMAT``. JSON
 lines are written as each event happens; text follows the run's journal (every
 ``follow_every`` seconds, 0.2 by default, on its own thread, and at the end), so a terminal costs
 a run nothing per task — unless ``task_events`` asks for a line per task start and success.
@@ -41,6 +43,7 @@ from typing import IO, Any
 from .._context import _current
 from .._errors import describe_error
 from .._secrets import mask
+from .format import iso_time
 
 __all__ = ["ConsoleLog", "JsonLogLines", "install_capture", "leave_task_records_to_the_console", "uninstall_capture"]
 
@@ -214,7 +217,7 @@ class JsonLogLines(logging.Handler):
         if getattr(record, "bubbles_task", None) is not None:  # the console's task_log says it
             return
         try:
-            line = {"time": record.created, "event": "log", "level": record.levelname, "logger": record.name}
+            line = {"time": iso_time(record.created), "event": "log", "level": record.levelname, "logger": record.name}
             line["message"] = mask(record.getMessage())
             if record.exc_info:
                 line["exc"] = mask(logging.Formatter().formatException(record.exc_info))
@@ -225,6 +228,9 @@ class JsonLogLines(logging.Handler):
 
 
 # -- console ------------------------------------------------------------------------------------
+_TIME_FIELDS = frozenset({"started_at", "ended_at", "attempt_started_at"})  # epoch seconds, written as ISO 8601
+
+
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
@@ -300,7 +306,7 @@ class ConsoleLog:
             if entry.get("kind", "log") != "log":
                 continue
             line = {
-                "time": entry.get("time"),
+                "time": iso_time(entry.get("time")),
                 "event": "task_log",
                 "run_id": fields.get("run_id"),
                 "workflow": fields.get("workflow"),
@@ -313,11 +319,11 @@ class ConsoleLog:
             if "exc" in entry:
                 line["exc"] = entry["exc"]
             self._write(json.dumps(line, default=str))
-        record = {"time": time.time(), "event": event}
+        record: dict[str, Any] = {"time": iso_time(time.time()), "event": event}
         for key, value in fields.items():
-            if key in ("result", "logs", "metrics", "live", "scope") or value is None or value == "":
-                continue
-            record[key] = _jsonable(value)
+            if key in ("result", "logs", "metrics", "live", "scope") or value is None or value == "" or callable(value):
+                continue  # (callables: the run's mask function and the like are not data)
+            record[key] = iso_time(value) if key in _TIME_FIELDS and isinstance(value, int | float) else _jsonable(value)
         if fields.get("metrics"):
             record["metrics"] = fields["metrics"]
         self._write(json.dumps(record, default=str))

@@ -1,5 +1,14 @@
 """Live progress of a run on the terminal: tasks done / total, running, failed, rows/s.
 
+One line that fits the terminal; at 80 columns and at 100::
+
+    ━━━━━━━━━━━━━━ 3/8 tasks · 1 running · 2 failed · 1 retry · 12.3k rows/s · 4.2 s
+    orders ━━━━━━━━━━━━━━━━━━━━━━━━━━ 3/8 tasks · 1 running · 2 failed · 1 retry · 12.3k rows/s · 4.2 s
+
+A count appears only when it is not zero, the bar turns red only once something failed, and
+numbers are short (``12.3k``). On a narrow terminal the bar shrinks first, then the workflow's
+name goes, then the bar.
+
 :class:`ProgressDisplay` is a hook that only uses ``on_run_start`` and ``on_run_end``: it keeps
 the run's live view (:mod:`bubbles.engine.live`) and a ``rich`` live display redraws from it four
 times a second on its own thread, reading the attempts that ended since the last redraw — so the
@@ -15,7 +24,11 @@ import threading
 import time
 from typing import Any
 
+from .format import human_seconds, short_count
+
 __all__ = ["ProgressDisplay"]
+
+_MIN_BAR, _MAX_BAR, _MAX_NAME = 10, 40, 24
 
 
 class ProgressDisplay:
@@ -106,28 +119,53 @@ class ProgressDisplay:
         return self._rows
 
     # -- rendering --------------------------------------------------------------------------
-    def __rich__(self) -> Any:
+    def line(self) -> str:
+        """The counts as shown: ``3/8 tasks · 1 running · 2 failed · 1 retry · 12.3k rows/s · 4.2 s``."""
+        self.update()
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        parts = [f"{self._done:,}/{self._total:,} tasks"]
+        if self._running:
+            parts.append(f"{self._running:,} running")
+        if self._failed:
+            parts.append(f"{self._failed:,} failed")
+        if self._retries:
+            parts.append(f"{self._retries:,} {'retry' if self._retries == 1 else 'retries'}")
+        if self._rows:
+            parts.append(f"{short_count(self._rows / elapsed)} rows/s")
+        parts.append(f"{elapsed:.1f} s" if elapsed < 60 else human_seconds(elapsed))
+        return " · ".join(parts)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
         from rich.text import Text
 
-        self.update()
-        total, done, failed = self._total, self._done, self._failed
-        elapsed = max(time.monotonic() - self._started, 1e-9)
-        grid = Table.grid(padding=(0, 1))
+        counts = self.line()
+        failed = self._failed > 0
         # Text objects, not markup strings: the display is also drawn while other output is
         # printed with markup off
-        grid.add_row(
-            Text(self.workflow, style="bold"),
-            ProgressBar(total=max(total, 1), completed=done, width=30),
-            Text(f"{done:,}/{total:,} tasks"),
-            Text(f"running {self._running}"),
-            Text(f"failed {failed}", style="red" if failed else ""),
-            Text(f"retries {self._retries}"),
-            Text(f"{self._rows / elapsed:,.0f} rows/s"),
-            Text(f"{elapsed:.1f}s"),
+        stats = Text(counts, no_wrap=True, overflow="ellipsis")
+        if failed:
+            stats.highlight_words([f"{self._failed:,} failed"], style="red")
+        room = options.max_width - len(counts) - 1  # (one space between cells)
+        name = self.workflow[:_MAX_NAME] if self.workflow else ""
+        if name and room - len(name) - 1 < _MIN_BAR:
+            name = ""
+        if room - (len(name) + 1 if name else 0) < _MIN_BAR:
+            yield stats  # too narrow for a bar: the counts alone, cut if they must be
+            return
+        colour = "red" if failed else "green"
+        bar = ProgressBar(
+            total=max(self._total, 1),
+            completed=self._done,
+            width=min(_MAX_BAR, room - (len(name) + 1 if name else 0)),
+            complete_style=colour,
+            finished_style=colour,
         )
-        return grid
+        grid = Table.grid(padding=(0, 1))
+        cells: list[Any] = [Text(name, style="bold", no_wrap=True)] if name else []
+        grid.add_row(*cells, bar, stats)
+        yield grid
 
     # -- hook API ---------------------------------------------------------------------------
     def on_run_start(self, *, workflow: str, tasks: list[str], live: Any = None, **future_kwargs: Any) -> None:
