@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import threading
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,10 @@ from ._errors import BubblesError, ConfigError, describe_error
 
 __all__ = [
     "MaskSecrets",
+    "anything_to_mask",
+    "begin_run",
+    "end_run",
+    "mask_anywhere",
     "Secret",
     "SecretRegistry",
     "current_registry",
@@ -70,11 +75,20 @@ def secret_forms(value: str) -> set[str]:
         >>> sorted(secret_forms("a+b/c"))[:3]
         ['YStiL2M', 'YStiL2M=', 'a%2Bb%2Fc']
     """
-    forms = {value, quote(value, safe=""), quote(value), quote_plus(value), html.escape(value)}
-    forms.add(json.dumps(value)[1:-1])
-    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
-    forms.add(repr(value)[1:-1])
+    urls = {quote(value, safe=""), quote(value), quote_plus(value)}
+    forms = {value, html.escape(value), *urls}
+    forms |= {quote(u, safe="") for u in urls}  # twice encoded: a URL inside a URL (``next=...``)
+    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+        inner = text[1:-1]
+        forms.add(inner)
+        forms.add(inner.replace("/", "\\/"))  # JSON that escapes slashes (PHP)
+        forms.add(inner.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))  # (Go)
+    body = repr(value)[1:-1]
+    forms |= {body, body.replace("'", "\\'"), body.replace('"', '\\"')}  # as a larger string's repr quotes it
     raw = value.encode("utf-8", "surrogatepass")
+    forms.add(repr(raw)[2:-1])  # repr of bytes (non-ASCII as \\x..)
+    forms.add(raw.hex())
+    forms.add(raw.hex().upper())
     for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
         text = encoded.decode("ascii")
         forms.add(text)
@@ -96,7 +110,7 @@ class SecretRegistry:
         'url?k=*** and ***'
     """
 
-    __slots__ = ("_forms", "_lock", "_own", "_pattern", "parent", "remote")
+    __slots__ = ("__weakref__", "_forms", "_lock", "_own", "_pattern", "parent", "remote")
 
     def __init__(self, parent: SecretRegistry | None = None, *, remote: bool = False) -> None:
         self.parent = parent
@@ -174,6 +188,90 @@ def _arrived_registry() -> SecretRegistry:
 # The registry of the run being set up or driven on this thread (the session sets it); inside a
 # task the attempt's TaskContext says which registry applies.
 _run_registry: contextvars.ContextVar[SecretRegistry | None] = contextvars.ContextVar("bubbles_secrets", default=None)
+
+
+_live: weakref.WeakSet[SecretRegistry] = weakref.WeakSet()  # the registries of the runs going on in this process
+_live_lock = threading.Lock()
+
+
+def mask_anywhere(text: str) -> str:
+    """Mask ``text`` that belongs to no run (a thread a task started, a warning): with every live run's secrets.
+
+    Text a run owns is masked with that run's secrets only; text that no run owns — a log record
+    from a thread pool inside a task, ``warnings.warn``, an exception in a thread — could hold any
+    of them, so it is masked with all of them (masking too much is safe; too little is a leak).
+    """
+    if not text:
+        return text
+    with _live_lock:
+        registries = list(_live)
+    for reg in registries:
+        text = reg.mask(text)
+    return _PROCESS.mask(text)
+
+
+def anything_to_mask() -> bool:
+    return bool(_PROCESS._own) or any(bool(r._own) for r in list(_live))
+
+
+class _Guards:
+    """What the runs of this process install to mask text that no run owns (counted; undone by the last run)."""
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.showwarning: Any = None
+        self.excepthook: Any = None
+
+
+_guards = _Guards()
+
+
+def begin_run(registry: SecretRegistry) -> None:
+    """A run starts: its secrets join the live ones; the first run wraps ``warnings`` and thread hooks."""
+    import warnings
+
+    with _live_lock:
+        _live.add(registry)
+        _guards.users += 1
+        if _guards.users > 1:
+            return
+        _guards.showwarning = warnings.showwarning
+        _guards.excepthook = threading.excepthook
+        original_show, original_hook = warnings.showwarning, threading.excepthook
+
+        def showwarning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+            if anything_to_mask():
+                message = mask_anywhere(str(message))
+                line = mask_anywhere(line) if isinstance(line, str) else line
+            original_show(message, category, filename, lineno, file, line)
+
+        def excepthook(args: Any) -> None:
+            if anything_to_mask() and args.exc_value is not None:
+                value = args.exc_value
+                for reg in list(_live):
+                    value = mask_error(value, reg)
+                args = threading.ExceptHookArgs((args.exc_type, value, args.exc_traceback, args.thread))  # type: ignore[call-arg]
+            original_hook(args)
+
+        warnings.showwarning = showwarning
+        threading.excepthook = excepthook
+
+
+def end_run(registry: SecretRegistry) -> None:
+    """A run ended: the last one puts ``warnings.showwarning`` and ``threading.excepthook`` back."""
+    import warnings
+
+    with _live_lock:
+        _live.discard(registry)
+        _guards.users -= 1
+        if _guards.users > 0:
+            return
+        _guards.users = 0
+        if _guards.showwarning is not None:
+            warnings.showwarning = _guards.showwarning
+        if _guards.excepthook is not None:
+            threading.excepthook = _guards.excepthook
+        _guards.showwarning = _guards.excepthook = None
 
 
 def current_registry() -> SecretRegistry:
@@ -263,66 +361,122 @@ def resolve(text: str, *, purpose: str = "") -> str:
 
 # -- exceptions -----------------------------------------------------------------------------------
 class MaskedError(BubblesError):
-    """Stands in for an exception whose text held a secret and could not be masked in place.
+    """Stands in for an exception whose text held a secret and could not be masked on a copy.
 
-    ``error_type`` is the original class name; the message is the original's, masked.
+    ``error_type`` is the original class name and ``original`` the class itself (so ``retry_on``
+    still matches it); the message is the original's, masked.
     """
-
-
-def mask_error(error: BaseException, registry: SecretRegistry | None = None, _depth: int = 0) -> BaseException:
-    """``error``, safe to show and store: every secret in its text (and its causes') masked.
-
-    The exception is changed in place when its text comes from its arguments (the usual case),
-    so its class — and ``retry_on`` or ``except`` clauses on it — still work; one whose text
-    cannot be changed is replaced by a :class:`MaskedError` that keeps its class name.
-    """
-    reg = registry if registry is not None else current_registry()
-    if not reg or _depth > 8:
-        return error
-    for link in ("__cause__", "__context__"):
-        inner = getattr(error, link, None)
-        if inner is not None:
-            try:
-                setattr(error, link, mask_error(inner, reg, _depth + 1))
-            except (AttributeError, TypeError):
-                pass
-    text = describe_error(error)
-    if reg.mask(text) == text and not _attributes_leak(error, reg):
-        return error
-    try:
-        if isinstance(error, BubblesError):
-            error.message = reg.mask(error.message)
-            error.args = (error.message, *error.args[1:])
-        else:
-            error.args = tuple(reg.mask(a) if isinstance(a, str) else a for a in error.args)
-        for key, value in list(vars(error).items()):
-            if isinstance(value, str):
-                setattr(error, key, reg.mask(value))
-            elif key in _HEAVY_ATTRIBUTES:  # e.g. httpx's request/response: headers carry credentials
-                setattr(error, key, None)
-        if isinstance(error, BubblesError):
-            error._fields = {k: reg.mask(v) if isinstance(v, str) else v for k, v in error._fields.items()}
-    except (AttributeError, TypeError):
-        pass
-    if reg.mask(describe_error(error)) == describe_error(error):
-        return error
-    stand_in = MaskedError(reg.mask(describe_error(error)), error_type=type(error).__name__)
-    stand_in.transient = getattr(error, "transient", None)
-    return stand_in
 
 
 _HEAVY_ATTRIBUTES = frozenset({"request", "response", "_request", "_response", "headers"})
+_MAX_CHAIN = 64
 
 
-def _attributes_leak(error: BaseException, reg: SecretRegistry) -> bool:
+def mask_error(error: BaseException, registry: SecretRegistry | None = None) -> BaseException:
+    """``error``, safe to show and store: every secret in its text masked, in a copy.
+
+    The copy keeps the class (so ``retry_on`` and ``except`` clauses still match), the traceback,
+    the arguments, attributes, notes, causes and, for an ``ExceptionGroup``, its members — each
+    with the secrets masked, in every form; an attribute that is a request or response object
+    holding a secret (an HTTP client's error) is dropped. The original exception is left as it
+    is. An error whose text cannot be changed on a copy (its ``__str__`` builds it) is replaced by
+    a :class:`MaskedError` naming its class. Returns ``error`` itself when nothing leaks.
+    """
+    reg = registry if registry is not None else current_registry()
+    if not reg:
+        return error
+    return _masked(error, reg, 0, {})
+
+
+def _leaks(value: Any, reg: SecretRegistry, depth: int = 0) -> bool:
+    """Whether ``value`` (text, bytes, a container, an object's attributes) holds a secret."""
+    if depth > 6:
+        return False
+    if isinstance(value, str):
+        return reg.contains_secret(value)
+    if isinstance(value, bytes | bytearray):
+        return reg.contains_secret(bytes(value).decode("latin-1"))
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_leaks(v, reg, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_leaks(k, reg, depth + 1) or _leaks(v, reg, depth + 1) for k, v in value.items())
+    try:
+        return reg.contains_secret(repr(value)) or reg.contains_secret(str(value))
+    except Exception:
+        return False
+
+
+def _mask_value(value: Any, reg: SecretRegistry, depth: int = 0) -> Any:
+    if depth > 6:
+        return value
+    if isinstance(value, str):
+        return reg.mask(value)
+    if isinstance(value, bytes):
+        text = value.decode("latin-1")
+        return reg.mask(text).encode("latin-1") if reg.contains_secret(text) else value
+    if isinstance(value, list | tuple):
+        items = [_mask_value(v, reg, depth + 1) for v in value]
+        return type(value)(items) if type(value) in (list, tuple) else value
+    if isinstance(value, dict) and type(value) is dict:
+        return {_mask_value(k, reg, depth + 1): _mask_value(v, reg, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _error_leaks(error: BaseException, reg: SecretRegistry) -> bool:
+    if reg.contains_secret(describe_error(error)) or _leaks(list(error.args), reg):
+        return True
+    if _leaks(getattr(error, "__notes__", None) or [], reg):
+        return True
     try:
         attributes = vars(error)
     except TypeError:
         return False
-    return any(
-        (isinstance(v, str) and reg.contains_secret(v)) or (k in _HEAVY_ATTRIBUTES and v is not None)
-        for k, v in attributes.items()
-    )
+    return any(k != "__notes__" and _leaks(v, reg) for k, v in attributes.items())
+
+
+def _masked(error: BaseException, reg: SecretRegistry, depth: int, seen: dict[int, BaseException]) -> BaseException:
+    if id(error) in seen:
+        return seen[id(error)]
+    if depth > _MAX_CHAIN:  # a cause chain this deep is cut here: what is kept is masked
+        return MaskedError("(further causes left out)", error_type=type(error).__name__)
+    seen[id(error)] = error
+    cause = error.__cause__
+    context = error.__context__
+    new_cause = _masked(cause, reg, depth + 1, seen) if cause is not None else None
+    new_context = _masked(context, reg, depth + 1, seen) if context is not None else None
+    members = getattr(error, "exceptions", None) if isinstance(error, BaseExceptionGroup) else None
+    new_members = [_masked(m, reg, depth + 1, seen) for m in members] if members else None
+    changed_members = bool(members) and any(a is not b for a, b in zip(members or (), new_members or (), strict=True))
+    if not _error_leaks(error, reg) and new_cause is cause and new_context is context and not changed_members:
+        return error
+    try:
+        if new_members is not None:
+            copy_ = error.derive(new_members)  # type: ignore[attr-defined]
+        else:
+            import copy
+
+            copy_ = copy.copy(error)
+        copy_.args = tuple(_mask_value(a, reg) for a in error.args)
+        for key, value in list(vars(error).items()):
+            if key in _HEAVY_ATTRIBUTES and value is not None and _leaks(value, reg):
+                setattr(copy_, key, None)  # e.g. an HTTP client's request/response: their headers carry credentials
+            else:
+                setattr(copy_, key, _mask_value(value, reg))
+        if isinstance(copy_, BubblesError):
+            copy_.message = reg.mask(copy_.message)
+            copy_._fields = {k: _mask_value(v, reg) for k, v in copy_._fields.items()}
+        copy_.__cause__ = new_cause
+        copy_.__context__ = new_context
+        copy_.__suppress_context__ = error.__suppress_context__
+        copy_.__traceback__ = error.__traceback__
+    except Exception:  # a class that cannot be copied or changed
+        copy_ = None
+    if copy_ is None or _error_leaks(copy_, reg):
+        copy_ = MaskedError(reg.mask(describe_error(error)), error_type=type(error).__name__, original=type(error))
+        copy_.transient = getattr(error, "transient", None)
+        copy_.__cause__ = new_cause
+    seen[id(error)] = copy_
+    return copy_
 
 
 # -- logging --------------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ def _number(kind: type) -> Callable[[Any], Any]:
         if isinstance(value, bool):
             raise ValueError("expected a number")
         number = kind(value)
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError("expected a finite number")
         if number < 0:
             raise ValueError("expected a number >= 0")
         return number
@@ -233,14 +235,37 @@ assert {f.name for f in fields(Settings)} - {"sources"} == set(_BY_NAME), "SPECS
 
 def _parse(spec: Spec, value: Any, source: str) -> Any:
     try:
-        return spec.parse(value)
+        parsed = spec.parse(value)
     except (TypeError, ValueError) as exc:
+        fix = "Fix it there"
+        if source != "code" and not source.startswith("cli"):
+            fix += f", or override it ({spec.env}=...)"
         raise ConfigError(
-            f"Setting {spec.name!r} = {value!r} (from {source}) is not valid: {exc}. "
-            f"Fix it there, or override it (e.g. {spec.env}=...).",
+            f"Setting {spec.name!r} = {value!r} (from {source}) is not valid: {exc}. {fix}.",
             setting=spec.name,
             source=source,
         ) from None
+    if spec.path and isinstance(parsed, str) and parsed.startswith("~"):
+        parsed = os.path.expanduser(parsed)
+    return parsed
+
+
+_NOT_SETTINGS = ("BUBBLES_CONN_", "BUBBLES_CONFIG", "BUBBLES_TEST_")
+_warned_env: set[str] = set()
+
+
+def _check_env_names(env: Mapping[str, str]) -> None:
+    """A ``BUBBLES_*`` variable that is no setting is most likely a typo: say so, once per name."""
+    import difflib
+    import logging
+
+    known = {s.env for s in SPECS}
+    for name in env:
+        if name.startswith("BUBBLES_") and name not in known and not name.startswith(_NOT_SETTINGS) and name not in _warned_env:
+            _warned_env.add(name)
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            logging.getLogger("bubbles").warning("bubbles: %s is not a bubbles setting; it is ignored.%s", name, hint)
 
 
 def _check_names(values: Mapping[str, Any], source: str) -> None:
@@ -290,6 +315,7 @@ def resolve_settings(
     layers.append(("code", code_values, lambda name: "code"))
     layers.append(("cli", cli_values, lambda name: f"cli --{name.replace('_', '-')}"))
     from_env = {s.name: env[s.env] for s in SPECS if env.get(s.env, "") != ""}
+    _check_env_names(env)
     layers.append(("env", from_env, lambda name: f"env BUBBLES_{name.upper()}"))
     layers.append(("toml", toml, lambda name: f"{toml_path} [settings] {name}"))
     values: dict[str, Any] = {}

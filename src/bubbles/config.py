@@ -112,6 +112,23 @@ def load_config(path: str | Path | None = None) -> ProjectConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{found} is not valid TOML: {exc}. Fix the syntax.", source=str(found)) from None
     config = ProjectConfig(path=found)
+    unknown = sorted(set(data) - {"settings", "connections", "sources"})
+    if unknown:
+        import difflib
+
+        hints = [
+            f"{u!r}"
+            + (
+                f" (did you mean {c[0]!r}?)"
+                if (c := difflib.get_close_matches(u, ["settings", "connections", "sources"], n=1))
+                else ""
+            )
+            for u in unknown
+        ]
+        raise ConfigError(
+            f"{found}: unknown table(s) {', '.join(hints)}. bubbles.toml has [settings], [connections.NAME] and [sources.NAME].",
+            source=str(found),
+        )
     settings = data.get("settings") or {}
     if not isinstance(settings, dict):
         raise ConfigError(f"{found}: [settings] must be a table of setting = value lines.", source=str(found))

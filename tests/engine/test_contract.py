@@ -73,16 +73,38 @@ def test_the_runner_never_waits_on_a_call_whose_worker_is_gone() -> None:
     assert "worker of 'vanishes' is gone" in str(result.tasks["vanishes"].error)
 
 
+class _UnloadableError(Exception):
+    """Pickles in the worker, fails to unpickle in the run's process (a common shape in libraries)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _raise_unloadable() -> None:
+    raise _UnloadableError(7, "quota")
+
+
+def test_an_answer_that_cannot_be_read_fails_only_its_task_and_the_pool_goes_on() -> None:
+    wf = Workflow("unreadable")
+    bad = wf.add_task(_raise_unloadable, name="bad")
+    wf.add_task(t.one, name="after", after=[bad])
+    wf.add_task(t.two, name="bystander")
+    with ProcessExecutor(1) as pool:
+        result = wf.run(executor=pool, fail_fast=False, raise_on_error=False)
+        again = Workflow("again").add_task(t.one).workflow.run(executor=pool)
+    error = result.tasks["bad"].error
+    assert result.tasks["bad"].state == "failed" and "cannot be read in the run's process" in str(error)
+    assert "_UnloadableError" in result.tasks["bad"].traceback or "TypeError" in str(error)
+    assert result.tasks["bystander"].result == 2
+    assert again.ok  # the pool is still healthy
+
+
 def test_a_crashed_reader_thread_fails_the_calls_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = procs.recv
+    def broken(self: Any) -> None:
+        raise RuntimeError("the reader tripped")
 
-    def broken(conn: Any) -> Any:
-        message = real(conn)
-        if message[0] == "done":
-            raise RuntimeError("the reader tripped")
-        return message
-
-    monkeypatch.setattr(procs, "recv", broken)
+    monkeypatch.setattr(procs.ProcessExecutor, "_read_once", broken)
     wf = Workflow("reader")
     wf.add_task(t.one, name="answered")
     started = time.monotonic()

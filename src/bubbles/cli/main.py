@@ -78,6 +78,8 @@ def run(
     """Run the workflow, pipeline or @bubbles function in TARGET (FILE or FILE:NAME)."""
     if distributed and executor not in (None, "dask"):
         _fail(ConfigError(f"--distributed runs on Dask; it cannot be combined with --executor {executor}. Drop one of them."), 2)
+    if address and executor not in (None, "dask") and not distributed:
+        _fail(ConfigError(f"--address is a Dask scheduler's address; --executor {executor} uses none. Drop one of them."), 2)
     flags = {
         "executor": "dask" if distributed else executor,
         "max_workers": workers,
@@ -97,7 +99,7 @@ def run(
             result = _run_object(obj, values, fail_fast=not keep_going)
         except RunCancelled as exc:
             click.secho(f"cancelled: {exc}", fg="yellow", err=True)
-            _exit(130)
+            _exit(_cancel_code())
         except RunFailed as exc:
             if json_lines:  # stderr stays JSON lines: the run_end event says it all
                 click.echo(f"{exc.result.run_id} {exc.result.status}")  # type: ignore[attr-defined]
@@ -107,7 +109,7 @@ def run(
             _fail(exc, 1)
         except KeyboardInterrupt:
             click.secho("cancelled", fg="yellow", err=True)
-            _exit(130)
+            _exit(_cancel_code())
         except BubblesError as exc:
             _fail(exc, 2)
         else:
@@ -135,6 +137,15 @@ def _json_last_resort(flags: dict[str, Any]) -> Iterator[None]:
         logging.lastResort = previous
 
 
+def _cancel_code() -> int:
+    """130 for a Ctrl-C, 143 for a SIGTERM (a service manager stopping the job), as shells report them."""
+    import signal
+
+    from ..engine import interrupts
+
+    return 143 if interrupts.last_signal() == signal.SIGTERM else 130
+
+
 def _exit(code: int) -> None:
     """Exit with ``code``, output flushed; not waiting for tasks' threads still stuck in C code.
 
@@ -143,8 +154,11 @@ def _exit(code: int) -> None:
     abort the process instead of letting it exit with the right code, so such a process leaves
     at once.
     """
+    import signal
     import threading
 
+    for signum in (signal.SIGINT, signal.SIGTERM):  # the run is over: a late Ctrl-C must not change the exit code
+        signal.signal(signum, signal.SIG_IGN)
     stuck = [t for t in threading.enumerate() if t.name.startswith("bubbles-worker") and t.is_alive()]
     if stuck:
         sys.stdout.flush()

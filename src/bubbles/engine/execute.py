@@ -38,15 +38,29 @@ if TYPE_CHECKING:
     from .._secrets import SecretRegistry
     from .._settings import Settings
 
-__all__ = ["Call", "Probe", "execute", "failed_attempt", "mark_remote", "mask_attempt", "replace_unpicklable_error"]
+__all__ = ["Call", "Probe", "TimedOut", "execute", "failed_attempt", "mark_remote", "mask_attempt", "replace_unpicklable_error"]
 
 log = logging.getLogger("bubbles")
+_MAIN = threading.main_thread()
+_BUILTIN_METRICS = frozenset({"execution_time", "cpu_time", "peak_memory", "rows_in", "rows_out", "bytes_in", "bytes_out"})
 
 
 class Probe(Protocol):
     def enter(self) -> Any: ...
 
     def exit(self, state: Any, attempt: Attempt) -> None: ...
+
+
+class TimedOut(BaseException):
+    """Raised into a task running past its timeout on the serial executor (carries the TaskTimeout).
+
+    A ``BaseException``, so that the task's own ``except Exception`` (a retry loop) cannot
+    swallow it; it is raised again every half second until the task returns.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(slots=True, eq=False)
@@ -129,11 +143,12 @@ def _aborted(call: Call, exc: BaseException) -> TaskAborted:
 def execute(call: Call, ctx: TaskContext | None = None) -> Attempt:
     """Run ``call`` and return its :class:`Attempt`; never raises, except for a real Ctrl-C."""
     ctx = ctx if ctx is not None else call.context()
-    interrupted = interrupts._count  # (read directly: this runs once per attempt)
+    # a real Ctrl-C reaches the main thread only: elsewhere a KeyboardInterrupt is the task's own
+    interrupted = interrupts._count if threading.current_thread() is _MAIN else None
     try:
         return _execute(call, ctx, interrupted)
     except KeyboardInterrupt:
-        if interrupts.count() != interrupted:
+        if interrupted is not None and interrupts.count() != interrupted:
             raise
         return failed_attempt(call, _aborted(call, KeyboardInterrupt()), traceback.format_exc())
     except BaseException as exc:  # a bug in this wrapper or a probe: the attempt still has an outcome
@@ -150,7 +165,7 @@ def execute(call: Call, ctx: TaskContext | None = None) -> Attempt:
         )
 
 
-def _execute(call: Call, ctx: TaskContext, interrupted: int) -> Attempt:
+def _execute(call: Call, ctx: TaskContext, interrupted: int | None) -> Attempt:
     if call.capture_logs and _remote and not _capturing:
         _start_capture(call.settings)
     token = _current.set(ctx)
@@ -169,9 +184,15 @@ def _execute(call: Call, ctx: TaskContext, interrupted: int) -> Attempt:
         value = call.fn(*call.args, **call.kwargs)
         attempt = Attempt(call.key, call.attempt, "succeeded", run_id=call.run_id, value=value)
     except Exception as exc:
+        if interrupted is not None and interrupts.count() != interrupted:
+            # a Ctrl-C that a library turned into its own error (DuckDB: "Query interrupted"): a cancel
+            raise KeyboardInterrupt from exc
         attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=exc, traceback=_user_traceback(exc))
+    except TimedOut as exc:  # the serial executor's timeout
+        attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=exc.error)
+        attempt.traceback = _user_traceback(exc)
     except KeyboardInterrupt as exc:
-        if interrupts.count() != interrupted:  # a real Ctrl-C: the run is cancelled
+        if interrupted is not None and interrupts.count() != interrupted:  # a real Ctrl-C: the run is cancelled
             raise
         attempt = Attempt(call.key, call.attempt, "failed", run_id=call.run_id, error=_aborted(call, exc))
         attempt.traceback = _user_traceback(exc)
@@ -216,7 +237,7 @@ def _leave_worker(attempt: Attempt, ctx: TaskContext) -> None:
         from .._secrets import current_registry
 
         reg = current_registry()
-    if attempt.error is not None or attempt.logs or attempt.events:  # (a success without logs has no text)
+    if attempt.error is not None or attempt.logs or attempt.events or ctx.metrics:  # (else there is no text)
         mask_attempt(attempt, reg)
     if reg.remote:
         attempt.secrets = reg.values() or None
@@ -240,6 +261,14 @@ def mask_attempt(attempt: Attempt, reg: SecretRegistry) -> None:
                     entry[key] = mask_text(entry[key])
     if attempt.events:
         attempt.events = [e.masked(mask_text) if hasattr(e, "masked") else e for e in attempt.events]
+    metrics = attempt.metrics
+    if has_custom_metrics(metrics) and any(mask_text(k) != k for k in metrics):  # a metric named after a secret
+        attempt.metrics = {mask_text(k): v for k, v in metrics.items()}
+
+
+def has_custom_metrics(metrics: dict[str, float]) -> bool:
+    """Whether ``metrics`` holds a ``log_metric`` one (names a user chose), not only the built-in ones."""
+    return any(k not in _BUILTIN_METRICS for k in metrics)
 
 
 def _measure(value: Any, metrics: dict[str, float], direction: str) -> None:

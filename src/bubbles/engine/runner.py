@@ -64,7 +64,7 @@ from .._errors import BubblesError, RunCancelled, TaskTimeout, UpstreamFailed, d
 from .._secrets import SecretRegistry, mask_error, process_registry
 from . import interrupts
 from .attempt import Attempt
-from .execute import Call, Probe, failed_attempt, mask_attempt
+from .execute import Call, Probe, failed_attempt, has_custom_metrics, mask_attempt
 from .executors.base import Executor, RunHandle
 from .graph import Graph, Node, Ref, substitute
 from .hooks import HookSet
@@ -228,6 +228,7 @@ class Runner:
         self._live = LiveRun(self)
         self._capacity = executor.capacity
         self._last_news = time.monotonic()
+        self._signals = 0
 
     # -- public -----------------------------------------------------------------------------
     def submit_node(self, node: Node, future: Future) -> None:
@@ -252,7 +253,8 @@ class Runner:
         for slot in self._slots.values():
             self._link(slot)
         crashed: BaseException | None = None
-        with interrupts.watching():
+        with interrupts.watching():  # (one KeyboardInterrupt per run at most: the cancel and record go on)
+            self._signals = interrupts.count()
             try:
                 self._start(started)
                 if self.handle is not None:
@@ -261,15 +263,17 @@ class Runner:
                             self._make_ready(slot)
                     self._loop()
             except KeyboardInterrupt:
-                self._cancel()
+                with interrupts.deferred():
+                    self._cancel()
             except BaseException as exc:  # a bug: the run still ends, recorded and announced, then it is raised
                 crashed = exc
-                self._cancel()
+                with interrupts.deferred():
+                    self._cancel()
             if crashed is not None:
                 self._cancelled, self._body_error = False, crashed  # it failed, it was not cancelled
-            with interrupts.deferred() as before:  # a second Ctrl-C cannot cut the record short
+            with interrupts.deferred() as before:  # a Ctrl-C now cannot cut the record short
                 result = self._finish(started)
-            interrupted_while_finishing = interrupts.count() != before
+            interrupted_while_finishing = interrupts.on_main_thread() and interrupts.count() != before
         if crashed is not None:
             raise crashed
         if interrupted_while_finishing and result.status != "cancelled":
@@ -332,6 +336,8 @@ class Runner:
                     message = None
             if self._timers or self._deadlines:
                 self._fire_timers()
+            if interrupts._count != self._signals and interrupts.on_main_thread():
+                raise KeyboardInterrupt  # a Ctrl-C a task swallowed (serial): the run is cancelled all the same
 
     def _check_liveness(self) -> None:
         """Nothing arrived for a while: fail the calls whose worker is gone (never wait on them)."""
@@ -526,7 +532,7 @@ class Runner:
         if attempt.secrets:  # resolved in a worker process: the run masks them from now on
             self.secrets.update(attempt.secrets)
             attempt.secrets = None
-        if not attempt.ok or attempt.logs or attempt.events:
+        if self.secrets and (not attempt.ok or attempt.logs or attempt.events or has_custom_metrics(attempt.metrics)):
             mask_attempt(attempt, self.secrets)  # with what the run knows, which a worker may not
         if slot.started_at is None:
             slot.started_at = attempt.started_at
@@ -624,6 +630,8 @@ class Runner:
         """``slot`` ends in ``state``: with the ``attempt`` that ran last, or with none (``error``)."""
         now = time.time()
         if attempt is None:  # it ends without a new attempt (did not run, or stopped while waiting)
+            if error is not None and self.secrets:  # text the runner built (a map's source, a flow body) is masked too
+                error, tb = mask_error(error, self.secrets), self.secrets.mask(tb)
             attempt = Attempt(
                 slot.node.key,
                 slot.attempt,

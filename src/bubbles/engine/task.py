@@ -55,7 +55,10 @@ class RetryPolicy:
             return False
         if getattr(error, "transient", None) is False:
             return False
-        return isinstance(error, self.retry_on)
+        if isinstance(error, self.retry_on):
+            return True
+        original = getattr(error, "original", None)  # a MaskedError standing in for the task's error
+        return isinstance(original, type) and issubclass(original, self.retry_on)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

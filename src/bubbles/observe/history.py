@@ -134,6 +134,7 @@ class RunRecorder:
             __version__,
         )
         writer = _RunWriter(self, location, run_id, live, mask, settings)
+        writer.texts = (row[12], row[11])  # params, argv: masked again at the end, with what the run learnt
         with self._lock:
             self._runs[run_id] = writer
         writer.begin(row)
@@ -150,7 +151,8 @@ class RunRecorder:
         # tasks that ran or could have (map items included, the map's own gathering node not)
         total = writer.live.total if writer.live is not None else len(result.tasks) if result is not None else None
         samples = list(self.resources.samples) if self.resources is not None else []
-        writer.finish(samples, (status, ended_at, duration, total, error_text, ended_at, run_id))
+        params, argv = (writer.mask(text) for text in writer.texts)
+        writer.finish(samples, (status, ended_at, duration, total, error_text, ended_at, params, argv, run_id))
 
 
 class _RunWriter:
@@ -172,6 +174,7 @@ class _RunWriter:
         self.stop = threading.Event()
         self.written = threading.Event()  # set once the run is on disk (or parked)
         self.thread: threading.Thread | None = None
+        self.texts: tuple[str, str] = ("", "")
 
     # -- the first instant --------------------------------------------------------------------
     def begin(self, row: tuple[Any, ...]) -> None:

@@ -42,7 +42,7 @@ from typing import IO, Any
 
 from .._context import _current
 from .._errors import describe_error
-from .._secrets import mask
+from .._secrets import anything_to_mask, mask, mask_anywhere
 from .format import iso_time
 
 __all__ = ["ConsoleLog", "JsonLogLines", "install_capture", "leave_task_records_to_the_console", "uninstall_capture"]
@@ -50,8 +50,31 @@ __all__ = ["ConsoleLog", "JsonLogLines", "install_capture", "leave_task_records_
 _install_lock = threading.Lock()
 
 
+def _level_of(settings: Any) -> int:
+    level = logging.getLevelName(str(getattr(settings, "capture_level", "INFO") or "INFO").upper())
+    return level if isinstance(level, int) else logging.INFO
+
+
+def _mask_record(record: logging.LogRecord) -> None:
+    """Mask a record in place with every live run's secrets (what the program's own handlers print)."""
+    try:
+        message = record.getMessage()
+    except Exception:
+        return
+    masked = mask_anywhere(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+    if record.exc_info:
+        record.exc_text = mask_anywhere(logging.Formatter().formatException(record.exc_info))
+
+
 def _keep(ctx: Any, record: logging.LogRecord, limit: int) -> None:
-    """Add ``record`` to the logs of the attempt ``ctx``."""
+    """Add ``record`` to the logs of the attempt ``ctx`` (within its run's own capture level and limit)."""
+    settings = ctx.settings
+    if settings is not None:
+        if record.levelno < _level_of(settings):
+            return
+        limit = max(1, int(settings.log_limit or limit))
     with _install_lock:  # (threads sharing one context, e.g. asyncio.to_thread, must not lose records)
         _keep_locked(ctx, record, limit)
 
@@ -111,12 +134,14 @@ def install_capture(settings: Any = None, *, permanent: bool = False) -> None:
     with _install_lock:
         _capture.permanent = _capture.permanent or permanent
         _capture.users += 1
-        if _capture.users > 1:
-            return
+        level = _level_of(settings)
         root = logging.getLogger()
-        name = str(getattr(settings, "capture_level", "INFO") or "INFO").upper()
-        level = logging.getLevelName(name)
-        level = level if isinstance(level, int) else logging.INFO
+        if _capture.users > 1:  # another run captures already: only lower the root level if this one asks lower
+            if root.level > level:
+                if _capture.root_level is None:
+                    _capture.root_level = root.level
+                root.setLevel(level)
+            return
         _capture.limit = max(1, int(getattr(settings, "log_limit", 1000) or 1000))
         _capture.handler_levels = []
         _capture.root_level = None
@@ -146,6 +171,8 @@ def install_capture(settings: Any = None, *, permanent: bool = False) -> None:
                 except Exception:  # keeping a record must never break the task's logging call
                     return record
                 record.bubbles_task = ctx.task  # (a ConsoleLog prints it: see leave_task_records_to_the_console)
+            elif ctx is None and anything_to_mask():
+                _mask_record(record)  # a record no task owns (a thread a task started, a hook): no secret in it
             return record
 
         _capture.factory, _capture.ours = make_record, record_and_keep
@@ -289,6 +316,7 @@ class ConsoleLog:
         self._seen = 0
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
+        self._mask: Any = mask  # the run's, from on_run_start (the follower thread carries no run context)
 
     def _write(self, line: str) -> None:
         live = getattr(self.progress, "_live", None)
@@ -340,6 +368,7 @@ class ConsoleLog:
     # -- hook API -------------------------------------------------------------------------------
     def on_run_start(self, **fields: Any) -> None:
         leave_task_records_to_the_console(quiet=True)
+        self._mask = fields.get("mask") or mask
         if self.fmt == "json":
             self._json("run_start", {k: v for k, v in fields.items() if k != "tasks"} | {"tasks": len(fields.get("tasks") or ())})
             return
@@ -391,12 +420,12 @@ class ConsoleLog:
     ) -> None:
         self._text_logs(task, attempt or 0, logs)
         if status == "retrying":
-            what = mask(describe_error(error)) if error is not None else "no error"
+            what = self._mask(describe_error(error)) if error is not None else "no error"
             self._write(f"  retry   {task} attempt {attempt} failed ({what}); next in {delay or 0:.1f}s")
         elif status == "failed":
             from ..engine.result import user_frame
 
-            what = mask(describe_error(error)) if error is not None else "no error recorded"
+            what = self._mask(describe_error(error)) if error is not None else "no error recorded"
             self._write(f"  FAILED  {task} after {attempt} attempt(s): {what}")
             where = user_frame(traceback or "")
             if where:

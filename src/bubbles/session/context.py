@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._secrets import SecretRegistry, _run_registry, process_registry
+from .._secrets import SecretRegistry, _run_registry, begin_run, end_run, process_registry
 from .._settings import Settings, run_settings
 
 __all__ = ["RunContext"]
@@ -47,8 +47,10 @@ class RunContext:
     def active(self) -> Iterator[RunContext]:
         """Make this run's settings and secrets the ones that apply on this thread, for the block."""
         token = _run_registry.set(self.secrets)
+        begin_run(self.secrets)
         try:
             with run_settings(self.settings):
                 yield self
         finally:
+            end_run(self.secrets)
             _run_registry.reset(token)

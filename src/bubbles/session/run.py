@@ -67,6 +67,17 @@ class RunOptions:
         from .._settings import EXECUTORS
 
         code = dict(self.settings)
+        for name, given in (("executor", self.executor), ("max_workers", self.max_workers)):
+            if given is not None and name in code and code[name] != (getattr(given, "name", given)):
+                raise ConfigError(
+                    f"{name}={given!r} and settings={{{name!r}: {code[name]!r}}} were both given in code and disagree. "
+                    "Give one of them."
+                )
+        if self.max_workers is not None and self.executor is not None and not isinstance(self.executor, str):
+            raise ConfigError(
+                f"max_workers={self.max_workers} cannot resize the executor object {self.executor!r}: "
+                "give the size when you create it (ThreadExecutor(8)), or pass an executor name."
+            )
         if isinstance(self.executor, str):
             code["executor"] = self.executor
         elif getattr(self.executor, "name", None) in EXECUTORS:  # an executor object: its kind, from code

@@ -82,8 +82,8 @@ _WRITES: dict[str, str] = {
     # a live run reasserts itself if a reader took it for crashed (a clock that jumped, a long pause)
     "heartbeats": "UPDATE runs SET heartbeat_at = ?, status = CASE WHEN status = 'crashed' THEN 'running' ELSE status END, "
     "ended_at = CASE WHEN status = 'crashed' THEN NULL ELSE ended_at END WHERE run_id = ?",
-    "runs_end": "UPDATE runs SET status = ?, ended_at = ?, duration = ?, tasks_total = ?, error = ?, heartbeat_at = ? "
-    "WHERE run_id = ?",
+    "runs_end": "UPDATE runs SET status = ?, ended_at = ?, duration = ?, tasks_total = ?, error = ?, heartbeat_at = ?, "
+    "params = COALESCE(?, params), argv = COALESCE(?, argv) WHERE run_id = ?",
 }
 
 _HOST = socket.gethostname()

@@ -131,8 +131,9 @@ def _json_mime(content_type: str) -> bool:
 
 
 def _preview(content: bytes, limit: int = 80) -> str:
-    text = content[:limit].decode("utf-8", "replace")
-    return repr(text + ("..." if len(content) > limit else ""))
+    """The start of a body for an error message: masked whole *before* it is cut (a cut secret still leaks)."""
+    text = mask(content[: limit * 64].decode("utf-8", "replace"))
+    return repr(text[:limit] + ("..." if len(text) > limit or len(content) > limit * 64 else ""))
 
 
 class PageFetcher:

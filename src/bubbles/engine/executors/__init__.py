@@ -21,6 +21,11 @@ __all__ = ["EXECUTORS", "Executor", "Pool", "Post", "RunHandle", "make_executor"
 
 def make_executor(kind: str | Executor = "threads", max_workers: int | None = None, **options: Any) -> Executor:
     """Build an executor by name (an executor object is returned as it is)."""
+    if isinstance(kind, type):
+        raise ConfigError(
+            f"executor={kind.__name__} is a class: pass an executor object ({kind.__name__}(8)) or a name "
+            f"({', '.join(EXECUTORS)})."
+        )
     if not isinstance(kind, str):
         if not callable(getattr(kind, "open", None)):
             raise ConfigError(

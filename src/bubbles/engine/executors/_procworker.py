@@ -83,7 +83,7 @@ def main(in_fd: int, out_fd: int) -> None:
         spill = call.settings.spill_dir if call.settings is not None else None
         try:
             send(conn_out, ("done", _sendable(attempt)), spill=spill)
-        except Exception as exc:  # the value itself cannot be pickled
+        except BaseException as exc:  # the value cannot be pickled (even a SystemExit in its __reduce__)
             unsent = failed_attempt(
                 call,
                 NotPicklableError(

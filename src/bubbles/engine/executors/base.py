@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from ..._errors import ConfigError, PoolClosedError
 from ..attempt import Attempt
-from ..execute import Call
+from ..execute import Call, failed_attempt
 from ..task import TaskSpec
 
 __all__ = ["Executor", "Pool", "PoolRun", "Post", "RunHandle"]
@@ -203,12 +203,23 @@ class Pool:
         return handle
 
     def shutdown(self) -> None:
-        """Release the workers for good; runs still open are cancelled."""
+        """Release the workers for good. Calls that runs still have in flight fail (their runs end)."""
         with self._runs_lock:
             self._shut = True
             runs = list(self._runs.values())
-        for run in runs:
-            run.close(cancel=True)
+        for run in runs:  # every call still gets its one outcome: the run that waits for it is told
+            for call in list(run.inflight.values()):
+                run.deliver(
+                    failed_attempt(
+                        call,
+                        PoolClosedError(
+                            f"The {self.name} pool was shut down while task {call.key!r} ran (its `with` block ended, "
+                            "or shutdown() was called, from another thread). Keep the pool open until its runs end.",
+                            task=call.key,
+                        ),
+                    )
+                )
+            self._cancel_calls(run, [], wait=False)
         with self._start_lock:
             if self._up:
                 self._up = False

@@ -162,6 +162,7 @@ class DaskExecutor(Pool):
         self._client: Client | None = client
         self._own_client = False
         self._cluster: Any = None
+        self._hidden: contextlib.ExitStack | None = None
         self._security = security
         self._tls = (tls_ca_file, tls_cert, tls_key)
         self._connect_timeout = connect_timeout
@@ -267,8 +268,15 @@ class DaskExecutor(Pool):
     def _local_cluster(self, distributed: Any) -> Client:
         options: dict[str, Any] = {"dashboard_address": ":0", "processes": True}
         options.update(self._cluster_options)
-        with _main_module_hidden():
+        # hidden for the cluster's whole life: a worker its nanny restarts (a task killed it) starts the same way
+        hidden = contextlib.ExitStack()
+        hidden.enter_context(_main_module_hidden())
+        try:
             cluster = distributed.LocalCluster(**options)
+        except BaseException:
+            hidden.close()
+            raise
+        self._hidden = hidden
         self._cluster = cluster
         client = distributed.Client(cluster, set_as_default=False)
         workers = cluster.scheduler_info.get("workers", {})
@@ -595,6 +603,9 @@ class DaskExecutor(Pool):
                 if self._cluster is not None:
                     self._cluster.close()
                     self._cluster = None
+                if self._hidden is not None:
+                    self._hidden.close()
+                    self._hidden = None
             self._client = None
 
 

@@ -15,6 +15,7 @@ C code while the interpreter exits.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -26,11 +27,13 @@ from typing import Any
 from ..._context import TaskContext
 from ..._errors import TaskError, TaskTimeout
 from ..attempt import Attempt
-from ..execute import Call, execute, failed_attempt
+from ..execute import Call, TimedOut, execute, failed_attempt
 from ..task import TaskSpec
 from .base import Deadline, Pool, PoolRun, Post
 
 __all__ = ["SerialExecutor", "ThreadExecutor", "default_threads"]
+
+log = logging.getLogger("bubbles")
 
 
 def default_threads() -> int:
@@ -45,12 +48,20 @@ class _SerialRun:
     def __init__(self, run_id: str, post: Post) -> None:
         self.run_id = run_id
         self._post = post
+        self._warned = False
 
     def submit(self, call: Call) -> None:
         if call.timeout and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
             self._post(_execute_with_alarm(call))
-        else:
-            self._post(execute(call))
+            return
+        if call.timeout and not self._warned:
+            self._warned = True
+            log.warning(
+                "bubbles: run %s uses the serial executor off the main thread: task timeouts cannot be enforced "
+                "there (a task runs past its timeout to its end). Use executor='threads' or 'processes' for timeouts.",
+                call.run_id,
+            )
+        self._post(execute(call))
 
     def abandon(self, key: str, attempt: int) -> None:
         return None
@@ -85,22 +96,25 @@ class SerialExecutor:
 
 def _execute_with_alarm(call: Call) -> Attempt:
     def _alarm(signum: int, frame: Any) -> None:
-        raise TaskTimeout(
-            f"Task {call.key!r} ran past its timeout of {call.timeout:g} s (attempt {call.attempt}).",
-            task=call.key,
-            attempt=call.attempt,
-            run_id=call.run_id,
+        raise TimedOut(
+            TaskTimeout(
+                f"Task {call.key!r} ran past its timeout of {call.timeout:g} s (attempt {call.attempt}) and was stopped.",
+                task=call.key,
+                attempt=call.attempt,
+                run_id=call.run_id,
+            )
         )
 
     previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, call.timeout or 0)
+    signal.setitimer(signal.ITIMER_REAL, call.timeout or 0, 0.5)  # again every 0.5 s until the task gives up
     try:
-        return execute(call)
-    except TaskTimeout as exc:  # fired after the function returned, while measuring
-        return failed_attempt(call, exc)
+        attempt = execute(call)
+    except TimedOut as exc:  # fired after the function returned, while measuring
+        attempt = failed_attempt(call, exc.error)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    return attempt
 
 
 _Key = tuple[str, str, int]  # (run_id, task, attempt)
@@ -201,7 +215,9 @@ class ThreadExecutor(Pool):
             if ident in self._running:
                 if ident not in self._abandoned:
                     self._abandoned.add(ident)
-                    self._stuck += 1  # the next submit starts a thread in its place
+                    self._stuck += 1
+                    if self._threads - self._stuck < self.max_workers:
+                        self._spawn_locked()  # a thread takes the stuck one's place now: queued calls go on
             else:
                 self._skip.add(ident)
 
@@ -229,10 +245,8 @@ class ThreadExecutor(Pool):
                 entry = self._running.get(_ident(call))
                 if entry is not None and not entry[0].is_alive():
                     lost.append(call)
-            no_threads = self._threads - self._stuck <= 0
-        if no_threads:  # queued calls with no thread left to take them
-            with self._lock:
-                lost.extend(c for c in calls if _ident(c) not in self._running and c not in lost)
+            if self._threads - self._stuck <= 0 and self._threads < self.max_workers + self._stuck:
+                self._spawn_locked()  # queued calls and no thread to take them: start one (never fail them)
         return [
             (
                 call,

@@ -31,7 +31,7 @@ from collections import OrderedDict, deque
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ..._errors import NotPicklableError, TaskError
+from ..._errors import NotPicklableError, RemoteTaskError, TaskError
 from ..attempt import Attempt
 from ..execute import Call, failed_attempt
 from ..serialize import dumps_function, recv, send
@@ -117,6 +117,7 @@ class ProcessExecutor(Pool):
 
     name = "processes"
     hard_timeouts = True
+    reports_start = True  # calls may wait for a worker (a pool shared by runs): "started" when one takes it
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__()
@@ -164,8 +165,17 @@ class ProcessExecutor(Pool):
         self._closing = False
         self._reader_error = None
         self._wake_r, self._wake_w = os.pipe()
-        for _ in range(self.capacity):
-            self._workers.append(self._new_worker())
+        try:
+            for _ in range(self.capacity):
+                self._workers.append(self._new_worker())
+        except BaseException:  # (a Ctrl-C while the pool starts included): leave nothing behind
+            for worker in self._workers:
+                worker.kill()
+                worker.close()
+            self._workers.clear()
+            for fd in (self._wake_r, self._wake_w):
+                os.close(fd)
+            raise
         self._reader = threading.Thread(target=self._read, name="bubbles-process-reader", daemon=True)
         self._reader.start()
 
@@ -223,6 +233,13 @@ class ProcessExecutor(Pool):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        with self._lock:
+            missing = self.capacity - len(self._workers) if self._pending and not self._closing else 0
+        for _ in range(max(0, missing)):  # workers that died or were killed are started again when needed
+            worker = self._new_worker()
+            with self._lock:
+                self._workers.append(worker)
+            self._wake()  # the reader waits on the new worker's pipe from now on
         while True:
             with self._lock:
                 if not self._pending or not self._idle:
@@ -248,6 +265,8 @@ class ProcessExecutor(Pool):
                         worker.digests.popitem(last=False)
             call.fn = None  # type: ignore[assignment]  # shipped separately, cached by the worker
             try:
+                if call.timeout:  # its timeout clock starts now, not when it was queued behind other runs' calls
+                    self._route(call.run_id, ("started", call.key, call.attempt, time.monotonic()))
                 send(worker.to_child, ("call", digest, None if known else data, call), spill=_spill_base(call))
             except (BrokenPipeError, OSError):
                 pass  # the reader sees the worker die and reports the call
@@ -281,7 +300,8 @@ class ProcessExecutor(Pool):
     def _read_once(self) -> None:
         with self._lock:
             conns: dict[Any, _Worker] = {w.from_child: w for w in self._workers}
-        ready = wait([*conns, self._wake_r])
+        # a timeout: a killed worker whose pipe stays open (a process it forked holds it) is found by polling
+        ready = wait([*conns, self._wake_r], timeout=1.0)
         if self._closing:
             return
         for conn in ready:
@@ -293,6 +313,9 @@ class ProcessExecutor(Pool):
                 message = recv(conn)  # type: ignore[arg-type]
             except (EOFError, OSError):
                 self._replace(worker)
+                continue
+            except Exception as exc:  # an answer that cannot be read here (its frames are consumed): that call fails
+                self._unreadable(worker, exc)
                 continue
             kind = message[0]
             if kind == "ready":
@@ -322,7 +345,26 @@ class ProcessExecutor(Pool):
                     if not worker.killed:
                         self._idle.append(worker)
                 self._route(attempt.run_id, attempt)
+        with self._lock:
+            gone = [w for w in self._workers if w.killed and w.proc.poll() is not None]
+        for worker in gone:
+            self._replace(worker)
         self._dispatch()
+
+    def _unreadable(self, worker: _Worker, exc: BaseException) -> None:
+        call = worker.call
+        self._fail_call(
+            worker,
+            RemoteTaskError(
+                f"The answer of task {call.key if call else '?'!r} from its worker process cannot be read in the run's "
+                f"process: {type(exc).__name__}: {exc}. Its result or error is an object that pickles but does not "
+                "unpickle (an exception class whose __init__ takes other arguments than it passes to "
+                "Exception.__init__, say): return plain data, or raise exceptions that pickle both ways.",
+                task=call.key if call else None,
+                error_type=type(exc).__name__,
+            ),
+            traceback="".join(traceback.format_exception(exc)),
+        )
 
     def _fail_call(self, worker: _Worker, error: BaseException, traceback: str = "") -> None:
         """The call on ``worker`` cannot run: free the worker and report the call as failed."""
@@ -334,20 +376,23 @@ class ProcessExecutor(Pool):
             self._route(call.run_id, failed_attempt(call, error, traceback))
 
     def _replace(self, worker: _Worker) -> None:
+        """A worker is gone (or its pipe closed): forget it, report its call; the dispatcher starts another."""
         if self._closing:
             return
-        worker.close()
-        code = worker.proc.wait()
         with self._lock:
-            call, abandoned = worker.call, worker.abandoned
-            worker.call = None
-            if worker in self._workers:
-                self._workers.remove(worker)
+            if worker not in self._workers:
+                return  # replaced already
+            self._workers.remove(worker)
             if worker in self._idle:
                 self._idle.remove(worker)
-        replacement = self._new_worker()
-        with self._lock:
-            self._workers.append(replacement)
+            call, abandoned = worker.call, worker.abandoned
+            worker.call = None
+        worker.kill()  # (its pipe closed but it may live on: it is of no use any more)
+        worker.close()
+        try:
+            code = worker.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            code = -signal.SIGKILL
         if call is not None and _ident(call) != abandoned:
             self._route(
                 call.run_id,
