@@ -456,7 +456,8 @@ def _masked(error: BaseException, reg: SecretRegistry, depth: int, seen: dict[in
             import copy
 
             copy_ = copy.copy(error)
-        copy_.args = tuple(_mask_value(a, reg) for a in error.args)
+        if new_members is None:  # (a group's arguments are its message and its members, set by derive)
+            copy_.args = tuple(_mask_value(a, reg) for a in error.args)
         for key, value in list(vars(error).items()):
             if key in _HEAVY_ATTRIBUTES and value is not None and _leaks(value, reg):
                 setattr(copy_, key, None)  # e.g. an HTTP client's request/response: their headers carry credentials
