@@ -51,6 +51,7 @@ class TaskRun:
     record: Attempt | None = field(default=None, repr=False)
     span: float | None = field(default=None, repr=False)
     _output: Any = field(default=_MISSING, repr=False)
+    _unfetched: BaseException | None = field(default=None, repr=False)  # why the output could not be fetched
 
     @property
     def ok(self) -> bool:
@@ -77,6 +78,12 @@ class TaskRun:
     def result(self) -> Any:
         """The task's output. Kept for tasks nothing else consumed, or all with ``keep_outputs=True``."""
         if self._output is _MISSING:
+            if self._unfetched is not None:
+                raise BubblesError(
+                    f"Task {self.name!r} succeeded, but its output could not be fetched from where it ran: "
+                    f"{describe_error(self._unfetched)}",
+                    task=self.name,
+                ) from self._unfetched
             if self.state != TaskState.SUCCEEDED:
                 raise BubblesError(
                     f"Task {self.name!r} has no result: it ended {self.state}"

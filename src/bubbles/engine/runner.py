@@ -83,8 +83,8 @@ _LIVENESS_EVERY = 1.0  # seconds without news, with calls in flight, before aski
 
 
 def new_run_id() -> str:
-    """A sortable, readable run id: ``20261122-031502-4f9a2c``."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    """A sortable, readable run id: ``20261122-031502-4f9a2c81`` (32 random bits: no two runs of one second share one)."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
 
 
 class Future:
@@ -796,8 +796,8 @@ class Runner:
                 fetch = self._fetch  # a gather's or map's output is a list of its tasks' handles
                 try:
                     run._output = fetch(slot.output) if slot.node.kind == "task" else fetch(list(slot.output))
-                except BubblesError:  # e.g. the Dask cluster that held it is gone: the output stays missing
-                    pass
+                except BubblesError as exc:  # e.g. the Dask cluster that held it is gone: .result says why
+                    run._unfetched = exc
                 if slot.future is None:
                     slot.output = _MISSING  # the result holds it now; the journal must not keep it alive
             tasks[key] = run

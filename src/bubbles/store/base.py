@@ -336,7 +336,7 @@ class RunStore(ABC):
         return self._query(f"SELECT * FROM runs {clause} ORDER BY started_at DESC LIMIT ?", [*args, limit])
 
     def run(self, run_id: str) -> dict[str, Any]:
-        """One run by id, a unique prefix or suffix of one (e.g. the random ``4f9a2c``), or ``last``."""
+        """One run by id, a unique prefix or suffix of one (e.g. the random ``4f9a2c81``), or ``last``."""
         if run_id in ("last", "latest"):
             rows = self._query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")
         else:

@@ -5,7 +5,7 @@ tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
 
 ``runs``
     one row per run, written at its first instant (before any task starts):
-    ``run_id`` (``20261122-031502-4f9a2c``), ``workflow``, ``status`` (``running``, ``succeeded``,
+    ``run_id`` (``20261122-031502-4f9a2c81``), ``workflow``, ``status`` (``running``, ``succeeded``,
     ``failed``, ``cancelled``, ``crashed``), ``started_at``, ``ended_at``, ``duration``,
     ``heartbeat_at`` (renewed every second while the run lives), ``lease_seconds`` (how old a
     heartbeat may get before a reader marks the run ``crashed``), ``host``, ``pid``,
@@ -44,6 +44,12 @@ tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
     incremental-load state: committed watermarks (``name``, ``value`` JSON, ``updated_at``,
     ``run_id``), and the proposals of runs not yet settled (``name``, ``run_id``, ``value``,
     ``proposed_at``), committed when the run succeeds and discarded when it fails or crashes.
+``checkpoints``
+    task outputs kept for resume and the cache: ``run_id``, ``task``, ``attempt``, ``key`` (the
+    fingerprint of what the output depends on: code, parameters, inputs), ``code``, ``params``,
+    ``inputs`` (JSON: upstream task → fingerprint of its output), ``fingerprint`` (of the output),
+    ``format`` (``arrow``, ``pickle``, ``json``, ``none``), ``location`` (the file), ``value`` (a
+    small output's JSON), ``bytes``, ``expires_at`` (a cached task's), ``at``.
 ``store_meta``
     ``key``/``value``: ``schema_version``.
 """
@@ -113,6 +119,22 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "logs": ("run_id", "task", "attempt", "seq", "time", "level", "logger", "message"),
     "resources": ("run_id", "time", "cpu_percent", "rss", "processes"),
     "profiles": ("run_id", "task", "attempt", "format", "data"),
+    "checkpoints": (
+        "run_id",
+        "task",
+        "attempt",
+        "key",
+        "code",
+        "params",
+        "inputs",
+        "fingerprint",
+        "format",
+        "location",
+        "value",
+        "bytes",
+        "expires_at",
+        "at",
+    ),
 }
 
 _T = "DOUBLE PRECISION"  # a time or a float: REAL in SQLite, float8 in PostgreSQL
@@ -169,5 +191,13 @@ _VERSION_1: tuple[str, ...] = (
 
 # Each entry takes a store from version i to i + 1 (statements run in one transaction, in order).
 # Never edit a released entry: add one. A view is dropped and created again when redefined.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1,)
+_VERSION_2: tuple[str, ...] = (
+    f"""CREATE TABLE IF NOT EXISTS checkpoints (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, key TEXT NOT NULL, code TEXT, params TEXT,
+        inputs TEXT, fingerprint TEXT, format TEXT NOT NULL, location TEXT, value TEXT, bytes BIGINT, expires_at {_T},
+        at {_T}, PRIMARY KEY (run_id, task))""",
+    "CREATE INDEX IF NOT EXISTS checkpoints_key ON checkpoints (key)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1, _VERSION_2)
 SCHEMA_VERSION = len(MIGRATIONS)
