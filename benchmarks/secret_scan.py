@@ -38,10 +38,11 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 SECRETS = {
-    "SCAN_TOKEN": 'tok-Zq+9/aB=c"d\\e-7731',
+    "SCAN_TOKEN": 'tok-Zq+9/aB=c"d\\e-7731-long-enough-to-be-cut-by-any-preview-of-a-response-body-0123456789',
     "SCAN_KEY": "KeyZq+9/x=ab&c d-4410",
     "SCAN_PW": "pw:Zq+9/é-ǅ-2291",
     "SCAN_INNER": "inner-Zq+9/s3cr3t-5562",
+    "SCAN_SIDE": "side-Zq+9/é-s3cr3t-8841",
 }
 USER = "etl"
 
@@ -102,9 +103,33 @@ def resolves_and_raises():
         raise RuntimeError(f"login failed for {{json.dumps(token)}}") from exc
 
 
+def everywhere():
+    import concurrent.futures, threading, warnings
+    key = resolve("${{SCAN_SIDE}}")
+    bubbles.log_metric(f"calls_{{key}}", 1)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # a thread the task started: no task context there
+        pool.submit(log.warning, "page 2 with key=%s", key).result()
+    warnings.warn(f"deprecated: /v1?key={{key}}")
+    thread = threading.Thread(target=lambda: (_ for _ in ()).throw(RuntimeError(f"watchdog: {{key}}")))
+    thread.start(); thread.join()
+    error = ValueError(f"refused {{key}}")
+    error.add_note(f"note {{key}}")
+    raise ExceptionGroup("pages", [error])
+
+
+def _items():
+    yield 1
+    raise RuntimeError("listing failed at " + resolve("${{SCAN_SIDE}}"))
+
+
+def items():
+    return _items()
+
+
 wf = Workflow("secret-scan")
-for fn in (bearer, api_key, basic, resolves_and_raises):
+for fn in (bearer, api_key, basic, resolves_and_raises, everywhere):
     wf.add_task(fn)
+wf.map(lambda x: x, wf.add_task(items, name="listing"), name="each")  # the runner lists the items: its own error text
 '''
 
 

@@ -101,8 +101,16 @@ _remote = False  # a worker process: its tasks' records go back to the run, not 
 
 
 def mark_remote() -> None:
-    """This process runs tasks for a run in another process (a process-pool or Dask worker)."""
+    """This process runs tasks for a run in another process (a process-pool or Dask worker).
+
+    From now on, what its tasks' stray threads and warnings print to this process's stderr is
+    masked with the secrets resolved here (``warnings`` and ``threading.excepthook``, for good).
+    """
     global _remote
+    if not _remote:
+        from .._secrets import begin_run, process_registry
+
+        begin_run(process_registry())
     _remote = True
 
 
