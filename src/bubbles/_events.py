@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["Dataset", "TaskEvent", "event_from_dict", "event_kinds"]
+__all__ = ["Checkpoint", "Dataset", "Reuse", "TaskEvent", "event_from_dict", "event_kinds"]
 
 _KINDS: dict[str, type[TaskEvent]] = {}
 
@@ -124,3 +124,63 @@ class Dataset(TaskEvent):
             schema,
             self.at,
         )
+
+
+@dataclass(frozen=True)
+class Checkpoint(TaskEvent):
+    """A task's output, kept so a resumed run or a cache hit can reuse it instead of running the task.
+
+    Attributes:
+        key: what the output depends on — the task's code, parameters and inputs — as one
+            fingerprint; a later run reuses the output only for the same key.
+        code, params, inputs: the parts of the key (``inputs`` maps each upstream task to the
+            fingerprint of its output), so a rerun can say what changed.
+        fingerprint: of the output itself (what downstream keys are made of).
+        format: ``arrow`` (an Arrow IPC file), ``pickle`` (a file), ``json`` (small values, inline
+            in ``value``) or ``none`` (the task returned ``None``).
+        location: the file, or ``None`` when inline.
+        bytes: size of the file.
+        expires_at: for a cached task (``cache=``), when the entry stops being reused.
+    """
+
+    kind = "checkpoint"
+    store_table = "checkpoints"
+    key: str = ""
+    code: str | None = None
+    params: str | None = None
+    inputs: str | None = None  # JSON {upstream task: fingerprint}
+    fingerprint: str | None = None
+    format: str = "none"
+    location: str | None = None
+    value: str | None = None  # the JSON of a small output
+    bytes: int | None = None
+    expires_at: float | None = None
+    at: float = field(default_factory=time.time)
+
+    def store_row(self, run_id: str, task: str, attempt: int, mask: Any) -> tuple[Any, ...]:
+        return (
+            run_id,
+            task,
+            attempt,
+            self.key,
+            self.code,
+            self.params,
+            self.inputs,
+            self.fingerprint,
+            self.format,
+            self.location,
+            self.value,
+            self.bytes,
+            self.expires_at,
+            self.at,
+        )
+
+
+@dataclass(frozen=True)
+class Reuse(TaskEvent):
+    """Why a task ran or was reused in a resumed or cached run: ``reused`` or ``ran``, and the reason."""
+
+    kind = "reuse"
+    action: str = "ran"
+    reason: str = ""
+    from_run: str | None = None

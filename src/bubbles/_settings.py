@@ -34,7 +34,7 @@ from typing import Any
 
 from ._errors import ConfigError
 
-__all__ = ["EXECUTORS", "SPECS", "Settings", "cli_settings", "current_settings", "resolve_settings"]
+__all__ = ["EXECUTORS", "SPECS", "Settings", "cli_settings", "current_settings", "from_command_line", "resolve_settings"]
 
 EXECUTORS = ("serial", "threads", "processes", "dask")
 _TRUE = ("1", "true", "yes", "on")
@@ -158,6 +158,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("dask_tls_cert", _optional(_text), None, "client certificate for a tls:// Dask scheduler", path=True),
     Spec("dask_tls_key", _optional(_text), None, "client key for a tls:// Dask scheduler", path=True),
     Spec("cancel_grace", _number(float), 5.0, "seconds a cancelled run waits for its running tasks to stop"),
+    Spec("persist", _auto_bool, None, "keep every task's output for resume (default: on for `bubbles run`)"),
+    Spec("checkpoint_dir", _optional(_text), None, "where kept outputs go (default: checkpoints in the home)", path=True),
 )
 _BY_NAME = {s.name: s for s in SPECS}
 
@@ -194,6 +196,8 @@ class Settings:
     dask_tls_cert: str | None = None
     dask_tls_key: str | None = None
     cancel_grace: float = 5.0
+    persist: bool | None = None
+    checkpoint_dir: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source(self, name: str) -> str:
@@ -347,6 +351,11 @@ def cli_settings(values: Mapping[str, Any]) -> Iterator[None]:
         yield
     finally:
         _cli_layer.reset(token)
+
+
+def from_command_line() -> bool:
+    """Whether the run being set up was started by ``bubbles run`` (inside :func:`cli_settings`)."""
+    return _cli_layer.get() is not None
 
 
 @contextmanager

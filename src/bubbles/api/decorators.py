@@ -163,6 +163,8 @@ class TaskFunction(Generic[P, R]):
             timeout=self.spec.timeout,
             on_success=self.spec.on_success,
             on_failure=self.spec.on_failure,
+            cache=self.spec.cache,
+            persist=self.spec.persist,
         )
         name = options.pop("name", self.spec.name)
         requires = options.pop("requires", self.requires)
@@ -226,13 +228,14 @@ class FlowFunction(Generic[P, R]):
         fail_fast: bool = True,
         hooks: Iterable[Any] = (),
         settings: dict[str, Any] | None = None,
+        resume: str | None = None,
         **executor_options: Any,
     ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or fn.__name__
         self._run_options: dict[str, Any] = dict(
-            executor=executor, max_workers=max_workers, fail_fast=fail_fast, settings=dict(settings or {})
+            executor=executor, max_workers=max_workers, fail_fast=fail_fast, settings=dict(settings or {}), resume=resume
         )
         self._hooks = list(hooks)
         self._executor_options = executor_options
@@ -246,7 +249,8 @@ class FlowFunction(Generic[P, R]):
         return self.run(*args, **kwargs).output  # type: ignore[no-any-return]
 
     def options(self, **options: Any) -> FlowFunction[P, R]:
-        """A copy with other run options: ``executor``, ``max_workers``, ``fail_fast``, ``hooks``, ``name``, ``settings``."""
+        """A copy with other run options: ``executor``, ``max_workers``, ``fail_fast``, ``hooks``, ``name``,
+        ``settings``, ``resume``."""
         merged: dict[str, Any] = {**self._run_options, "hooks": self._hooks, "name": self.name, **self._executor_options}
         merged.update(options)
         return FlowFunction(self.fn, **merged)
@@ -266,6 +270,7 @@ class FlowFunction(Generic[P, R]):
             params=dict(kwargs),
             executor_options=self._executor_options,
             settings=opts["settings"],
+            resume=opts["resume"],
         )
         state = _FlowRun(self.name)
         driver: list[threading.Thread] = []

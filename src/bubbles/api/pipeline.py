@@ -83,6 +83,7 @@ class Pipeline:
         hooks: Iterable[Any] = (),
         keep_outputs: bool = False,
         settings: Mapping[str, Any] | None = None,
+        resume: str | None = None,
         **executor_options: Any,
     ) -> RunResult:
         """Run the steps in order; ``distributed=True`` runs them on Dask. See ``Workflow.run``."""
@@ -99,6 +100,7 @@ class Pipeline:
             params=params,
             executor_options=executor_options,
             settings=settings,
+            resume=resume,
         )
         graph, limits = self.graph(params, data)
         result = start_run(graph, options, scoped_hooks=self._workflow._scoped_hooks(), limits=limits)

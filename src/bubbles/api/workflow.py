@@ -36,7 +36,19 @@ __all__ = ["ParallelTask", "TaskHandle", "Workflow", "make_spec"]
 
 log = logging.getLogger("bubbles")
 
-_OPTION_NAMES = ("retries", "retry_delay", "backoff", "max_delay", "jitter", "retry_on", "timeout", "on_success", "on_failure")
+_OPTION_NAMES = (
+    "retries",
+    "retry_delay",
+    "backoff",
+    "max_delay",
+    "jitter",
+    "retry_on",
+    "timeout",
+    "on_success",
+    "on_failure",
+    "cache",
+    "persist",
+)
 
 
 def make_spec(fn: Callable[..., Any], name: str | None = None, **options: Any) -> TaskSpec:
@@ -59,6 +71,8 @@ def make_spec(fn: Callable[..., Any], name: str | None = None, **options: Any) -
             timeout=options.get("timeout", base.timeout),
             on_success=options.get("on_success", base.on_success),
             on_failure=options.get("on_failure", base.on_failure),
+            cache=options.get("cache", base.cache),
+            persist=options.get("persist", base.persist),
         )
     retry_on = options.get("retry_on", (Exception,))
     if isinstance(retry_on, type):
@@ -78,6 +92,8 @@ def make_spec(fn: Callable[..., Any], name: str | None = None, **options: Any) -
         timeout=options.get("timeout"),
         on_success=options.get("on_success"),
         on_failure=options.get("on_failure"),
+        cache=options.get("cache"),
+        persist=options.get("persist"),
     )
 
 
@@ -215,6 +231,8 @@ class Workflow:
         timeout: float | None = None,
         on_success: Callable[..., Any] | None = None,
         on_failure: Callable[..., Any] | None = None,
+        cache: bool | float | str | None = None,
+        persist: bool | None = None,
     ) -> TaskHandle:
         """Add a task and return its handle.
 
@@ -229,6 +247,10 @@ class Workflow:
                 before attempt n+1 is ``retry_delay * backoff**(n-1)`` (jittered, capped).
             timeout: seconds an attempt may run (see the executors for hard vs soft).
             on_success, on_failure: callbacks called with the ``on_task_end`` event fields.
+            cache: reuse the output of an earlier run whose key (code, arguments, inputs) is the
+                same: ``True`` (any age), seconds or ``"1h"`` (no older than that).
+            persist: keep this task's output for resume (default: the run's ``persist`` setting,
+                on for ``bubbles run``); ``False`` for an output too big or too private to keep.
         """
         options = dict(
             retries=retries,
@@ -240,6 +262,8 @@ class Workflow:
             timeout=timeout,
             on_success=on_success,
             on_failure=on_failure,
+            cache=cache,
+            persist=persist,
         )
         if isinstance(fn, ParallelTask):
             return self._add_parallel(fn, requires, after, name, options)
@@ -442,6 +466,7 @@ class Workflow:
         keep_outputs: bool = False,
         distributed: bool = False,
         settings: Mapping[str, Any] | None = None,
+        resume: str | None = None,
         **executor_options: Any,
     ) -> RunResult:
         """Run every task once, in dependency order, and return the :class:`RunResult`.
@@ -460,6 +485,8 @@ class Workflow:
             distributed: run on Dask (same as ``executor="dask"``).
             settings: any run setting by name (``{"history": False}``; see ``bubbles._settings``);
                 these win over CLI flags, ``BUBBLES_*`` variables and ``bubbles.toml``.
+            resume: ``"last"`` or a run id: reuse what that run of this workflow finished, and run
+                only the tasks that failed, did not run, or whose code or inputs changed.
             **executor_options: passed to the executor (e.g. ``address=`` for Dask).
         """
         options = RunOptions(
@@ -473,6 +500,7 @@ class Workflow:
             params=dict(params or {}),
             executor_options=executor_options,
             settings=settings,
+            resume=resume,
         )
         graph, limits = self.graph(params)
         self._check_maps(graph)

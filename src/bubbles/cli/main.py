@@ -61,6 +61,16 @@ def _fail(exc: BaseException, code: int) -> None:
 @click.option("--pushgateway", default=None, metavar="URL", help="Push metrics to a Prometheus Pushgateway at the end.")
 @click.option("--profile", is_flag=True, help="Profile each task and keep the profiles with the run.")
 @click.option("--progress/--no-progress", default=None, help="Live progress display (default: on a terminal).")
+@click.option(
+    "--resume",
+    "resume",
+    is_flag=False,
+    flag_value="last",
+    default=None,
+    metavar="[RUN_ID]",
+    help="Resume a run of this workflow (default: its last): rerun only what failed, did not run, or changed.",
+)
+@click.option("--no-persist", is_flag=True, help="Do not keep task outputs for a later --resume (kept by default).")
 def run(
     target: str,
     executor: str | None,
@@ -74,6 +84,8 @@ def run(
     pushgateway: str | None,
     profile: bool,
     progress: bool | None,
+    resume: str | None,
+    no_persist: bool,
 ) -> None:
     """Run the workflow, pipeline or @bubbles function in TARGET (FILE or FILE:NAME)."""
     if distributed and executor not in (None, "dask"):
@@ -89,6 +101,7 @@ def run(
         "profile": True if profile else None,
         "progress": progress,
         "dask_address": address,
+        "persist": False if no_persist else None,
     }
     with cli_settings(flags), _json_last_resort(flags):
         try:
@@ -96,7 +109,7 @@ def run(
             json_lines = settings.log_format == "json"
             values = parse_params(params)
             _name, obj = load_target(target)
-            result = _run_object(obj, values, fail_fast=not keep_going)
+            result = _run_object(obj, values, fail_fast=not keep_going, resume=resume)
         except RunCancelled as exc:
             click.secho(f"cancelled: {exc}", fg="yellow", err=True)
             _exit(_cancel_code())
@@ -167,16 +180,16 @@ def _exit(code: int) -> None:
     sys.exit(code)
 
 
-def _run_object(obj: Any, params: dict[str, Any], *, fail_fast: bool) -> Any:
+def _run_object(obj: Any, params: dict[str, Any], *, fail_fast: bool, resume: str | None = None) -> Any:
     from ..api.decorators import FlowFunction
     from ..api.pipeline import Pipeline
 
     if isinstance(obj, FlowFunction):
-        return obj.options(fail_fast=fail_fast).run(**params)
+        return obj.options(fail_fast=fail_fast, resume=resume).run(**params)
     if isinstance(obj, Pipeline):
         data = params.pop("data", None)
-        return obj.run(data, fail_fast=fail_fast, params=params)
-    return obj.run(fail_fast=fail_fast, params=params)
+        return obj.run(data, fail_fast=fail_fast, params=params, resume=resume)
+    return obj.run(fail_fast=fail_fast, params=params, resume=resume)
 
 
 def _print_result(result: Any) -> None:
@@ -212,12 +225,13 @@ def _print_result(result: Any) -> None:
     for column in columns:
         table.add_column(column, justify="right" if column in ("tries", "time", "rows out") else "left")
     for t in shown[:50]:
-        colour = {"succeeded": "green", "failed": "red"}.get(t.state, "yellow")
+        state = "reused" if t.reused_from else t.state
+        colour = {"succeeded": "green", "failed": "red", "reused": "cyan"}.get(state, "yellow")
         row = [
             t.name,
-            f"[{colour}]{t.state}[/]",
+            f"[{colour}]{state}[/]",
             str(t.attempts) if t.attempts else "",
-            human_seconds(t.duration),
+            human_seconds(t.duration) if not t.reused_from else "",
             human_count(t.metrics.get("rows_out")),
         ]
         table.add_row(*row, *([written.get(t.name, "")] if written else []))

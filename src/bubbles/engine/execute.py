@@ -80,6 +80,7 @@ class Call:
     capture_logs: bool = False
     settings: Settings | None = None
     secrets: SecretRegistry | None = None  # the run's; pickles as an empty one (see bubbles._secrets)
+    checkpoint: Any = None  # where to keep the output (a session's CheckpointTarget: ``store(attempt, ctx)``)
 
     def context(self) -> TaskContext:
         """The :class:`TaskContext` this attempt runs in."""
@@ -189,7 +190,10 @@ def _execute(call: Call, ctx: TaskContext, interrupted: int | None) -> Attempt:
     t0 = time.perf_counter()
     c0 = time.thread_time()
     try:
-        value = call.fn(*call.args, **call.kwargs)
+        args, kwargs = call.args, call.kwargs
+        if _has_kept(args, kwargs):  # outputs reused from an earlier run are loaded here, where they are used
+            args, kwargs = _load_kept(args), {k: _load_kept((v,))[0] for k, v in kwargs.items()}
+        value = call.fn(*args, **kwargs)
         attempt = Attempt(call.key, call.attempt, "succeeded", run_id=call.run_id, value=value)
     except Exception as exc:
         if interrupted is not None and interrupts.count() != interrupted:
@@ -223,6 +227,11 @@ def _execute(call: Call, ctx: TaskContext, interrupted: int | None) -> Attempt:
     attempt.logs = ctx.logs
     attempt.events = ctx.events
     attempt.worker = _worker_name()
+    if attempt.ok and call.checkpoint is not None:
+        try:
+            call.checkpoint.store(attempt, ctx)
+        except Exception as exc:  # keeping an output is a service: the task succeeded all the same
+            log.warning("bubbles: the output of task %r could not be kept for resume: %s", call.key, describe_error(exc))
     for probe, state in zip(probes, probe_states, strict=True):
         try:
             probe.exit(state, attempt)
@@ -230,6 +239,24 @@ def _execute(call: Call, ctx: TaskContext, interrupted: int | None) -> Attempt:
             log.debug("bubbles: probe %r failed", probe, exc_info=True)
     _leave_worker(attempt, ctx)
     return attempt
+
+
+def _has_kept(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    for value in (*args, *kwargs.values()):
+        if hasattr(value, "__bubbles_load__") or (type(value) is list and any(hasattr(v, "__bubbles_load__") for v in value)):
+            return True
+    return False
+
+
+def _load_kept(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    out = []
+    for value in values:
+        if hasattr(value, "__bubbles_load__"):
+            value = value.__bubbles_load__()
+        elif type(value) is list:
+            value = [v.__bubbles_load__() if hasattr(v, "__bubbles_load__") else v for v in value]
+        out.append(value)
+    return tuple(out)
 
 
 def _user_traceback(exc: BaseException) -> str:

@@ -75,6 +75,13 @@ class TaskRun:
         return list(self.record.events or ()) if self.record is not None else []
 
     @property
+    def reused_from(self) -> str | None:
+        """The run whose kept output this task reused instead of running (resume, cache), else ``None``."""
+        if self.record is None or self.record.status != "reused":
+            return None
+        return next((getattr(e, "from_run", None) for e in self.events if getattr(e, "kind", "") == "reuse"), None)
+
+    @property
     def result(self) -> Any:
         """The task's output. Kept for tasks nothing else consumed, or all with ``keep_outputs=True``."""
         if self._output is _MISSING:

@@ -139,6 +139,7 @@ class _Slot:
         "duration",
         "ended_at",
         "error",
+        "fingerprint",
         "future",
         "group",
         "last",
@@ -146,8 +147,10 @@ class _Slot:
         "output",
         "started_at",
         "status",
+        "target",
         "traceback",
         "waiting",
+        "why",
     )
 
     def __init__(self, node: Node, group: str | None = None) -> None:
@@ -164,6 +167,9 @@ class _Slot:
         self.error: BaseException | None = None
         self.traceback = ""
         self.last: Attempt | None = None  # the last attempt that ran
+        self.fingerprint: str | None = None  # of its output (resume and the cache key downstream tasks by it)
+        self.target: Any = None  # where its output is kept, and under which key (a planner's)
+        self.why: Any = None  # why it runs rather than being reused (a planner's Reuse event)
         self.future: Future | None = None
         self.children: list[str] | None = None
         self.group = group
@@ -188,8 +194,10 @@ class Runner:
         dynamic: bool = False,
         settings: Settings | None = None,
         secrets: SecretRegistry | None = None,
+        planner: Any = None,
     ) -> None:
         self.graph = graph
+        self.planner = planner  # decides reuse (resume, cache) and keeping; see bubbles.session.resume
         self.executor = executor
         self.handle: RunHandle | None = None
         self.settings = settings
@@ -473,6 +481,13 @@ class Runner:
         node = slot.node
         spec = node.spec
         assert spec is not None
+        if self.planner is not None and slot.attempt == 0:
+            inputs = {k: self._slots[k].fingerprint for k in dict.fromkeys(node.input_keys())}
+            decision = self.planner.decide(node, inputs)
+            if decision.reuse is not None:
+                self._reuse(slot, decision)
+                return
+            slot.target, slot.why = decision.target, decision.event
         slot.attempt += 1
         slot.status = S.RUNNING
         args, kwargs = node.args, node.kwargs
@@ -496,6 +511,7 @@ class Runner:
             self.capture_logs,
             self.settings,
             self.secrets,
+            slot.target,
         )
         self._running += 1
         if spec.timeout is not None and not self._reports_start:
@@ -519,6 +535,28 @@ class Runner:
 
             self.inbox.put(failed_attempt(call, exc, traceback.format_exc()))
 
+    def _reuse(self, slot: _Slot, decision: Any) -> None:
+        """The task's output is kept from an earlier run with the same key: it does not run."""
+        self._release_group(slot)  # (the dispatch counted it against its group's limit)
+        now = time.time()
+        attempt = Attempt(
+            slot.node.key,
+            0,
+            "reused",
+            run_id=self.run_id,
+            group=slot.group,
+            ran=False,
+            events=[e for e in (decision.event, getattr(decision, "kept", None)) if e is not None] or None,
+            started_at=now,
+            ended_at=now,
+            duration=0.0,
+        )
+        slot.fingerprint = decision.fingerprint
+        slot.last = attempt
+        if slot.started_at is None:
+            slot.started_at = now
+        self._succeed(slot, decision.reuse, attempt)
+
     # -- outcomes ---------------------------------------------------------------------------
     def _on_outcome(self, attempt: Attempt) -> None:
         slot = self._slots.get(attempt.task)
@@ -537,12 +575,22 @@ class Runner:
         if slot.started_at is None:
             slot.started_at = attempt.started_at
         slot.last = attempt
+        if self.planner is not None:
+            self._planned(slot, attempt)
         if attempt.ok:
             value, attempt.value = attempt.value, None  # the journal must not keep outputs alive
             slot.error, slot.traceback = None, ""  # an earlier attempt's error is not this task's
             self._succeed(slot, value, attempt)
         else:
             self._failed_attempt(slot, attempt)
+
+    def _planned(self, slot: _Slot, attempt: Attempt) -> None:
+        """Note the output's fingerprint (from its Checkpoint event) and why the task ran."""
+        for event in attempt.events or ():
+            if getattr(event, "kind", "") == "checkpoint":
+                slot.fingerprint = event.fingerprint
+        if slot.why is not None:
+            attempt.events = [slot.why, *(attempt.events or ())]
 
     def _release_group(self, slot: _Slot) -> None:
         limit = slot.node.limit
@@ -772,7 +820,12 @@ class Runner:
         self._ready.clear()
 
     def _fetch(self, handle: Any) -> Any:
-        return self.handle.fetch(handle) if self.handle is not None else handle
+        value = self.handle.fetch(handle) if self.handle is not None else handle
+        if hasattr(value, "__bubbles_load__"):  # a reused output, kept by an earlier run
+            return value.__bubbles_load__()
+        if type(value) is list and any(hasattr(v, "__bubbles_load__") for v in value):
+            return [v.__bubbles_load__() if hasattr(v, "__bubbles_load__") else v for v in value]
+        return value
 
     def _finish(self, started: float) -> RunResult:
         for slot in self._slots.values():  # anything never reached (fail_fast)

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._errors import ConfigError
 
-__all__ = ["RetryPolicy", "TaskSpec", "task_name_of"]
+__all__ = ["RetryPolicy", "TaskSpec", "parse_ttl", "task_name_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,8 @@ class TaskSpec:
     on_success: Callable[..., Any] | None = None
     on_failure: Callable[..., Any] | None = None
     tags: tuple[str, ...] = ()
+    cache: bool | float | str | None = None  # reuse an earlier run's output with the same key (True, seconds, "1h")
+    persist: bool | None = None  # keep the output for resume (None: as the run's persist setting says)
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -80,9 +82,30 @@ class TaskSpec:
             raise ConfigError(f"A task name must be a non-empty string, got {self.name!r}.")
         if self.timeout is not None and not self.timeout > 0:
             raise ConfigError(f"Task {self.name!r}: timeout must be a positive number of seconds, got {self.timeout!r}.")
+        if self.cache not in (None, False):
+            try:
+                parse_ttl(self.cache)
+            except ConfigError as exc:
+                raise ConfigError(f"Task {self.name!r}: {exc}", task=self.name) from None
 
     def renamed(self, name: str) -> TaskSpec:
         return replace(self, name=name)
+
+
+def parse_ttl(value: Any) -> float | None:
+    """``cache=`` as the age an entry may have: ``True`` (any: ``None``), seconds, or ``"30s"``, ``"1h"``, ``"2d"``."""
+    if value is True:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for suffix, scale in (("min", 60), ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)):
+            if text.endswith(suffix) and text[: -len(suffix)].strip().replace(".", "", 1).isdigit():
+                return float(text[: -len(suffix)]) * scale
+    raise ConfigError(
+        f"cache={value!r} is not a time to keep: use True, a number of seconds, or e.g. '30s', '10min', '1h', '2d'."
+    )
 
 
 def task_name_of(fn: Callable[..., Any]) -> str:

@@ -43,6 +43,7 @@ class RunOptions:
         executor_options: dict[str, Any] | None = None,
         probes: Iterable[Any] = (),
         settings: Mapping[str, Any] | None = None,
+        resume: str | None = None,
     ) -> None:
         if distributed:
             if executor not in (None, "dask"):
@@ -61,6 +62,7 @@ class RunOptions:
         self.executor_options = dict(executor_options or {})
         self.probes = tuple(probes)
         self.settings = dict(settings or {})
+        self.resume = resume
 
     def resolve(self) -> Settings:
         """The run's settings: these options as the code layer over CLI, environment, file, defaults."""
@@ -122,6 +124,7 @@ def start_run(
         context.executor = executor
         context.hooks = HookSet([*defaults.hooks_for_run(settings), *options.hooks], scoped_hooks)
         probes = (*defaults.probes_for_run(settings), *options.probes)
+        planner = _planner(graph, options, settings, run_id, dynamic)
         with defaults.log_capture(settings):
             runner = Runner(
                 graph,
@@ -137,6 +140,7 @@ def start_run(
                 dynamic=dynamic,
                 settings=settings,
                 secrets=context.secrets,
+                planner=planner,
             )
             if on_runner is not None:
                 on_runner(runner)
@@ -145,6 +149,23 @@ def start_run(
     if options.raise_on_error or result.status == "cancelled":
         result.raise_for_status()
     return result
+
+
+def _planner(graph: Graph, options: RunOptions, settings: Settings, run_id: str, dynamic: bool) -> Any:
+    """The run's resume-and-cache planner, when the run resumes, keeps outputs, has cached tasks, or is a flow."""
+    from .._settings import from_command_line
+
+    persist = settings.persist if settings.persist is not None else from_command_line()
+    cached = any(n.spec is not None and n.spec.cache not in (None, False) for n in graph.nodes.values())
+    if not (options.resume or persist or cached or dynamic):
+        return None
+    from ..store import shared_store, store_location
+    from .resume import Planner
+
+    store = shared_store(store_location(settings), timeout=settings.history_timeout) if settings.history else None
+    return Planner(
+        run_id=run_id, workflow=graph.name, settings=settings, store=store, persist=persist, resume=options.resume, graph=graph
+    )
 
 
 def _settle_watermarks(result: RunResult, settings: Settings) -> None:

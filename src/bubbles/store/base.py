@@ -423,6 +423,16 @@ class RunStore(ABC):
             return self._query("SELECT * FROM datasets WHERE run_id = ? ORDER BY at", [run_id])
         return self._query("SELECT * FROM datasets WHERE namespace = ? AND name = ? ORDER BY at", [namespace, name])
 
+    def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        """The outputs a run kept (``checkpoints`` rows), one per task."""
+        return self._query("SELECT * FROM checkpoints WHERE run_id = ?", [run_id])
+
+    def cached(self, key: str, *, since: float = 0.0) -> list[dict[str, Any]]:
+        """Kept outputs with ``key`` (kept since ``since``), newest first: what a cached task may reuse."""
+        return self._query(
+            "SELECT * FROM checkpoints WHERE key = ? AND at >= ? AND format <> 'unkept' ORDER BY at DESC LIMIT 5", [key, since]
+        )
+
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """Run a read-only query of your own (``?`` placeholders) and return dict rows."""
         return self._query(sql, args)

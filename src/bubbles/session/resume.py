@@ -1,0 +1,259 @@
+"""Resume and the cache: before a task runs, decide whether a kept output makes running it unnecessary.
+
+The runner asks the :class:`Planner` just before it would start each task (so ``map`` items and
+``@bubbles`` calls are decided like any other task). The planner computes the task's **key** —
+one fingerprint of its code, its constant arguments (run parameters included) and the
+fingerprints of its inputs' outputs (:mod:`bubbles.session.fingerprint`) — and answers:
+
+* **reuse** a kept output with that key: the task does not run; its output is a
+  :class:`~bubbles.session.checkpoints.CheckpointRef`, loaded where it is needed;
+* or **run**, with where to keep the output (a
+  :class:`~bubbles.session.checkpoints.CheckpointTarget`) when the run persists outputs or the task
+  is cached.
+
+Either way the task's record carries a :class:`~bubbles._events.Reuse` event saying why:
+"reused from run X", "upstream 'extract_orders' changed", "code changed", "failed in run X",
+"cache hit from run X (kept 12 min ago)". A key is never partial: an input that cannot be
+fingerprinted makes the task run (for a cached task, with a warning naming the input).
+
+**Resume** (``run(resume="last")``, ``bubbles run --resume``) takes the outputs kept by one earlier
+run of the same workflow: a task reruns if it failed, was cancelled or never started there, if it
+kept no output, or if its key changed. A crashed run resumes like a failed one. **Cache**
+(``add_task(..., cache=True)`` or ``cache="1h"``) takes any earlier run's output with the same key,
+while it has not expired.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._errors import ConfigError
+from .._events import Checkpoint, Reuse
+from .._settings import Settings
+from ..engine.graph import Graph, Node, Ref
+from ..engine.task import parse_ttl
+from .checkpoints import CheckpointError, CheckpointRef, CheckpointTarget
+from .fingerprint import combine, fingerprint_code, fingerprint_value
+
+__all__ = ["Decision", "Planner", "parse_ttl"]
+
+log = logging.getLogger("bubbles")
+_DONE = frozenset({"succeeded", "reused"})
+
+
+@dataclass
+class Decision:
+    """What to do with a task about to run."""
+
+    reuse: CheckpointRef | None = None
+    fingerprint: str | None = None  # of the reused output
+    target: CheckpointTarget | None = None
+    event: Reuse | None = None
+    kept: Checkpoint | None = None  # a reused output is kept by this run too (a later resume finds it here)
+
+
+class Planner:
+    """Decides reuse and keeping for one run (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        settings: Settings,
+        store: Any,
+        persist: bool,
+        resume: str | None,
+        graph: Graph,
+    ) -> None:
+        self.run_id = run_id
+        self.settings = settings
+        self.store = store
+        self.persist = persist
+        self.directory = str(Path(settings.checkpoint_dir) if settings.checkpoint_dir else settings.home_path() / "checkpoints")
+        self._code: dict[int, str | None] = {}
+        self._constants: dict[str, str | None] = {}
+        self.from_run: str | None = None
+        self.previous: dict[str, dict[str, Any]] = {}  # task -> its checkpoint row in the resumed run
+        self.states: dict[str, str] = {}  # task -> its final state in the resumed run
+        if resume is not None:
+            self._load_resumed(resume, workflow, graph)
+
+    # -- the run to resume ----------------------------------------------------------------------
+    def _load_resumed(self, resume: str, workflow: str, graph: Graph) -> None:
+        if self.store is None:
+            raise ConfigError("Resume needs the run store, and the history setting is off for this run. Turn it on.")
+        if resume in ("last", "latest"):
+            runs = [r for r in self.store.runs(limit=5, workflow=workflow) if r["run_id"] != self.run_id]
+            if not runs:
+                raise ConfigError(f"Nothing to resume: the run store {self.store.describe()} has no run of {workflow!r}.")
+            run = runs[0]
+        else:
+            run = self.store.run(resume)
+            if run["workflow"] != workflow:
+                raise ConfigError(
+                    f"Run {run['run_id']} is of workflow {run['workflow']!r}, not {workflow!r}: it cannot be resumed by this "
+                    f"one. `bubbles runs --workflow {workflow}` lists the runs that can."
+                )
+        self.from_run = run["run_id"]
+        self.states = {t["task"]: t["state"] for t in self.store.tasks(self.from_run)}
+        self.previous = {c["task"]: c for c in self.store.checkpoints(self.from_run)}
+        now = {key for key, node in graph.nodes.items() if node.kind == "task"}
+        then = {task for task in self.states if "[" not in task}  # (map items appear as the run goes)
+        added, gone = sorted(now - then), sorted(then - now)
+        failed = sorted(t for t, s in self.states.items() if s not in _DONE)
+        what = [f"resuming run {self.from_run} ({run['status']})"]
+        if failed:
+            what.append(f"{len(failed)} task(s) to run again: {', '.join(failed[:8])}{' ...' if len(failed) > 8 else ''}")
+        if added:
+            what.append(f"new since then: {', '.join(added[:8])}")
+        if gone:
+            what.append(f"no longer in the workflow: {', '.join(gone[:8])}")
+        log.warning("bubbles: %s", "; ".join(what))
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _code_of(self, node: Node) -> str | None:
+        spec = node.spec
+        if spec is None:
+            return None
+        if id(spec) not in self._code:
+            self._code[id(spec)] = fingerprint_code(spec.fn)
+        return self._code[id(spec)]
+
+    def _constants_of(self, node: Node) -> str | None:
+        if node.key not in self._constants:
+            args = [a for a in node.args if not isinstance(a, Ref)]
+            kwargs = {k: v for k, v in node.kwargs.items() if not isinstance(v, Ref)}
+            self._constants[node.key] = fingerprint_value([args, kwargs])
+        return self._constants[node.key]
+
+    # -- deciding ---------------------------------------------------------------------------------
+    def decide(self, node: Node, inputs: dict[str, str | None]) -> Decision:
+        """Reuse or run ``node``, whose inputs' outputs have the fingerprints ``inputs`` (task -> fp)."""
+        spec = node.spec
+        cache = getattr(spec, "cache", None) if spec is not None else None
+        persist = getattr(spec, "persist", None)
+        keep = self.persist if persist is None else persist
+        code, params = self._code_of(node), self._constants_of(node)
+        key = combine(code, params, *(f"{name}={fp}" for name, fp in sorted(inputs.items())))
+        if self.from_run is not None:
+            decision = self._resumed(node.key, key, code, params, inputs)
+            if decision.reuse is not None:
+                return decision
+        else:
+            decision = Decision()
+        if cache is not None and cache is not False:
+            if key is None:
+                unknown = [name for name, fp in inputs.items() if fp is None] or ["its constant arguments"]
+                log.warning(
+                    "bubbles: task %r is cached, but %s cannot be fingerprinted (a stream, a connection, an object of "
+                    "unknown kind): it runs, and its output is not cached.",
+                    node.key,
+                    ", ".join(map(repr, unknown)),
+                )
+            else:
+                hit = self._cache_hit(key, parse_ttl(cache))
+                if hit is not None:
+                    return hit
+                decision.event = decision.event or Reuse(action="ran", reason="cache miss")
+        cached = cache not in (None, False)
+        ttl = parse_ttl(cache) if cached else None
+        decision.target = CheckpointTarget(  # (not kept: its fingerprint is still noted, for downstream keys)
+            self.directory,
+            key or "",
+            code=code,
+            params=params,
+            inputs={name: fp for name, fp in inputs.items() if fp is not None},
+            expires_at=(time.time() + ttl) if ttl is not None else None,
+            keep=key is not None and (keep or cached),
+        )
+        return decision
+
+    def _resumed(
+        self, task: str, key: str | None, code: str | None, params: str | None, inputs: dict[str, str | None]
+    ) -> Decision:
+        run = self.from_run
+        state = self.states.get(task)
+        row = self.previous.get(task)
+        if state is None:
+            return Decision(event=Reuse(action="ran", reason=f"did not run in run {run}", from_run=run))
+        if state not in _DONE:
+            return Decision(event=Reuse(action="ran", reason=f"{state} in run {run}", from_run=run))
+        if row is None or row["format"] == "unkept" or not row["key"]:
+            return Decision(event=Reuse(action="ran", reason=f"its output was not kept in run {run}", from_run=run))
+        if key is None or row["key"] != key:
+            return Decision(event=Reuse(action="ran", reason=self._what_changed(row, code, params, inputs, key), from_run=run))
+        ref = self._ref(row)
+        if ref is None:
+            return Decision(event=Reuse(action="ran", reason=f"its checkpoint from run {run} cannot be read", from_run=run))
+        event = Reuse(action="reused", reason=f"reused from run {run}", from_run=row["run_id"])
+        return Decision(reuse=ref, fingerprint=row["fingerprint"], event=event, kept=_kept_again(row))
+
+    def _what_changed(
+        self, row: dict[str, Any], code: str | None, params: str | None, inputs: dict[str, str | None], key: str | None
+    ) -> str:
+        if code is None or row["code"] != code:
+            return "its code changed"
+        before = json.loads(row["inputs"] or "{}")
+        changed = [name for name in sorted(set(before) | set(inputs)) if before.get(name) != inputs.get(name)]
+        if changed:
+            return f"upstream {', '.join(map(repr, changed))} changed"
+        if row["params"] != params:
+            return "its arguments or parameters changed"
+        return "its inputs cannot be compared" if key is None else "its key changed"
+
+    def _cache_hit(self, key: str, ttl: float | None) -> Decision | None:
+        """An output kept by any earlier run under ``key``, younger than ``ttl`` seconds (any age: ``None``)."""
+        if self.store is None:
+            return None
+        for row in self.store.cached(key, since=time.time() - ttl if ttl is not None else 0.0):
+            ref = self._ref(row)
+            if ref is not None:
+                age = time.time() - (row["at"] or time.time())
+                reason = f"cache hit from run {row['run_id']} (kept {_ago(age)} ago)"
+                event = Reuse(action="reused", reason=reason, from_run=row["run_id"])
+                return Decision(reuse=ref, fingerprint=row["fingerprint"], event=event, kept=_kept_again(row))
+        return None
+
+    def _ref(self, row: dict[str, Any]) -> CheckpointRef | None:
+        ref = CheckpointRef(
+            row["run_id"], row["task"], row["format"], row["location"], row["value"], row["fingerprint"], row["bytes"]
+        )
+        try:
+            ref.check()
+        except CheckpointError as exc:
+            log.warning("bubbles: %s It runs again.", exc)
+            return None
+        return ref
+
+
+def _kept_again(row: dict[str, Any]) -> Checkpoint:
+    """The earlier run's checkpoint row, as this run's (same file): resuming this run reuses it too."""
+    return Checkpoint(
+        key=row["key"],
+        code=row["code"],
+        params=row["params"],
+        inputs=row["inputs"],
+        fingerprint=row["fingerprint"],
+        format=row["format"],
+        location=row["location"],
+        value=row["value"],
+        bytes=row["bytes"],
+        expires_at=row["expires_at"],
+        at=row["at"],
+    )
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
