@@ -433,6 +433,46 @@ class RunStore(ABC):
             "SELECT * FROM checkpoints WHERE key = ? AND at >= ? AND format <> 'unkept' ORDER BY at DESC LIMIT 5", [key, since]
         )
 
+    def all_checkpoints(self, task: str | None = None) -> list[dict[str, Any]]:
+        """Every kept output (``bubbles cache ls``), newest first, optionally of one task."""
+        if task is not None:
+            return self._query("SELECT * FROM checkpoints WHERE task = ? AND format <> 'unkept' ORDER BY at DESC", [task])
+        return self._query("SELECT * FROM checkpoints WHERE format <> 'unkept' ORDER BY at DESC")
+
+    def forget_checkpoints(self, rows: list[dict[str, Any]]) -> int:
+        """Delete these checkpoint rows (their files are the caller's to remove); returns how many."""
+        with self._transaction() as cur:
+            keys = [(r["run_id"], r["task"]) for r in rows]
+            cur.executemany(self._sql("DELETE FROM checkpoints WHERE run_id = ? AND task = ?"), keys)
+        return len(rows)
+
+    def runs_beyond(self, keep: int, older_than: float | None = None) -> list[str]:
+        """Run ids past the ``keep`` most recent of each workflow (and, if given, started before ``older_than``)."""
+        rows = self._query("SELECT run_id, workflow, started_at, status FROM runs ORDER BY workflow, started_at DESC")
+        seen: dict[str, int] = {}
+        out = []
+        for r in rows:
+            seen[r["workflow"]] = seen.get(r["workflow"], 0) + 1
+            if r["status"] == "running":
+                continue  # never a live run
+            if seen[r["workflow"]] > keep and (older_than is None or (r["started_at"] or 0) < older_than):
+                out.append(r["run_id"])
+        return out
+
+    def delete_runs(self, run_ids: list[str]) -> dict[str, int]:
+        """Delete runs and everything recorded about them, in one transaction; rows deleted per table."""
+        tables = [t for t in TABLE_COLUMNS if "run_id" in TABLE_COLUMNS[t] and t != "runs"] + ["runs"]
+        counts: dict[str, int] = {}
+        with self._transaction() as cur:
+            for table in tables:
+                total = 0
+                for start in range(0, len(run_ids), 500):
+                    chunk = run_ids[start : start + 500]
+                    cur.execute(self._sql(f"DELETE FROM {table} WHERE run_id IN ({', '.join('?' * len(chunk))})"), chunk)
+                    total += max(0, cur.rowcount)
+                counts[table] = total
+        return counts
+
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """Run a read-only query of your own (``?`` placeholders) and return dict rows."""
         return self._query(sql, args)
