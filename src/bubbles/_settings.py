@@ -156,6 +156,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("dask_tls_cert", _optional(_text), None, "client certificate for a tls:// Dask scheduler", path=True),
     Spec("dask_tls_key", _optional(_text), None, "client key for a tls:// Dask scheduler", path=True),
     Spec("cancel_grace", _number(float), 5.0, "seconds a cancelled run waits for its running tasks to stop"),
+    Spec("lineage", _choice("file", "console", "off"), "file",
+         "lineage: datasets and column lineage in the run store, OpenLineage events to a file in the home, the console, "
+         "or off (nothing recorded)"),
+    Spec("lineage_url", _optional(_text), None, "also send OpenLineage events to this backend (Marquez...), e.g. http://host:5000"),
+    Spec("lineage_api_key", _optional(_text), None, "API key for lineage_url, normally a ${NAME} secret reference"),
+    Spec("lineage_namespace", _text, "bubbles", "the OpenLineage job namespace of this scheduler"),
+    Spec("lineage_timeout", _number(float), 5.0, "seconds to wait for the lineage backend per request"),
 )
 _BY_NAME = {s.name: s for s in SPECS}
 
@@ -192,6 +199,11 @@ class Settings:
     dask_tls_cert: str | None = None
     dask_tls_key: str | None = None
     cancel_grace: float = 5.0
+    lineage: str = "file"
+    lineage_url: str | None = None
+    lineage_api_key: str | None = None
+    lineage_namespace: str = "bubbles"
+    lineage_timeout: float = 5.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source(self, name: str) -> str:
