@@ -99,8 +99,12 @@ def remember(obj: Any, origin: Origin | None) -> Any:
     if origin is None or obj is None or active() is None:
         return obj
     key = id(obj)
+
+    def gone(ref: weakref.ref[Any]) -> None:
+        _forget(key, ref)
+
     try:
-        ref = weakref.ref(obj, lambda _r, key=key: _forget(key, _r))
+        ref = weakref.ref(obj, gone)
     except TypeError:
         return obj
     _origins[key] = (ref, origin)

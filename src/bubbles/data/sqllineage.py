@@ -102,12 +102,14 @@ def _base_tables(tree: Any, exp: Any) -> tuple[tuple[str, ...], ...]:
     return tuple(found)
 
 
-def _columns(tree: Any, dialect: str, schemas: dict[str, tuple[str, ...]], exp: Any) -> dict[str, tuple[tuple[str, str, str], ...]]:
+def _columns(
+    tree: Any, dialect: str, schemas: dict[str, tuple[str, ...]], exp: Any
+) -> dict[str, tuple[tuple[str, str, str], ...]]:
     from sqlglot.lineage import lineage
     from sqlglot.optimizer.qualify import qualify
     from sqlglot.optimizer.scope import build_scope
 
-    schema = {name: {c: "UNKNOWN" for c in cols} for name, cols in schemas.items()}
+    schema: dict[str, Any] = {name: {c: "UNKNOWN" for c in cols} for name, cols in schemas.items()}
     qualified = qualify(tree, schema=schema or None, dialect=dialect, validate_qualify_columns=False,
                         identify=False, quote_identifiers=False)
     scope = build_scope(qualified)
