@@ -178,8 +178,9 @@ class _Http:
             self.transport.emit(event)
         except Exception as exc:  # refused, timed out, 4xx/5xx: keep it for later, never fail the run
             self.down = True
-            _warn_once(f"down:{self.shown}", f"bubbles: the lineage backend {self.shown} cannot be reached ({type(exc).__name__}); "
-                                             f"events are kept in {self.outbox.parent} and sent by the next run")
+            _warn_once(f"down:{self.shown}",
+                       f"bubbles: the lineage backend {self.shown} cannot be reached ({type(exc).__name__}); "
+                       f"events are kept in {self.outbox} and sent by the next run")
             return False
         return True
 
@@ -379,7 +380,7 @@ class _RunEmitter:
                 (reads if e.direction == "read" else writes)[key] = e
             elif isinstance(e, LineageEdge):
                 edges.setdefault((e.namespace, self.mask(e.name)), []).append(e)
-        for key, found in edges.items():  # inputs reached through in-memory hand-overs count as inputs
+        for found in edges.values():  # inputs reached through in-memory hand-overs count as inputs
             for e in found:
                 source = (e.input_namespace, self.mask(e.input_name))
                 if source not in reads and source not in writes:
