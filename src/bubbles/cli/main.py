@@ -21,7 +21,9 @@ from .._version import __version__
 from .load import load_target, load_targets, parse_params
 
 # Modules adding commands for their area; each has a list `commands` of click commands.
-_COMMAND_MODULES = ("bubbles.cli.db", "bubbles.cli.demo", "bubbles.cli.files", "bubbles.cli.history", "bubbles.cli.http", "bubbles.cli.lineage")
+_COMMAND_MODULES = (
+    "bubbles.cli.db", "bubbles.cli.demo", "bubbles.cli.files", "bubbles.cli.history", "bubbles.cli.http", "bubbles.cli.lineage"
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -131,18 +131,18 @@ def tree(g: Graph) -> list[str]:
             lines.append(f"  {title}: none recorded")
             continue
         lines.append(f"  {title}:")
-
-        def walk(node: Key, indent: str, path: frozenset[Key]) -> None:
-            items = sorted(children.get(node, []), key=lambda item: _label(item[0]))
-            for i, (child, info) in enumerate(items):
-                last = i == len(items) - 1
-                arrow = "<-" if upstream else "->"
-                lines.append(f"{indent}{'└─' if last else '├─'} {arrow} {_label(child)}  ({_via(info)})")
-                if child not in path:
-                    walk(child, indent + ("   " if last else "│  "), path | {child})
-
-        walk(g.root, "    ", frozenset({g.root}))
+        _branch(lines, children, g.root, "    ", frozenset({g.root}), "<-" if upstream else "->")
     return lines
+
+
+def _branch(lines: list[str], children: dict[Key, list[tuple[Key, dict[str, Any]]]], node: Key, indent: str,
+            path: frozenset[Key], arrow: str) -> None:
+    items = sorted(children.get(node, []), key=lambda item: _label(item[0]))
+    for i, (child, info) in enumerate(items):
+        last = i == len(items) - 1
+        lines.append(f"{indent}{'└─' if last else '├─'} {arrow} {_label(child)}  ({_via(info)})")
+        if child not in path:  # a cycle (a dataset rewritten from itself) is drawn once
+            _branch(lines, children, child, indent + ("   " if last else "│  "), path | {child}, arrow)
 
 
 def _ids(g: Graph) -> dict[Key, str]:
