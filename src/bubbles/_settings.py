@@ -163,6 +163,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("lineage_api_key", _optional(_text), None, "API key for lineage_url, normally a ${NAME} secret reference"),
     Spec("lineage_namespace", _text, "bubbles", "the OpenLineage job namespace of this scheduler"),
     Spec("lineage_timeout", _number(float), 5.0, "seconds to wait for the lineage backend per request"),
+    Spec("lineage_tasks", _choice("data", "all"), "data",
+         "OpenLineage events for the tasks that touched data or failed (data), or for every task (all)"),
 )
 _BY_NAME = {s.name: s for s in SPECS}
 
@@ -204,6 +206,7 @@ class Settings:
     lineage_api_key: str | None = None
     lineage_namespace: str = "bubbles"
     lineage_timeout: float = 5.0
+    lineage_tasks: str = "data"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source(self, name: str) -> str:

@@ -118,6 +118,7 @@ def test_every_event_is_valid_openlineage_and_carries_the_lineage(tmp_path: Path
     assert consumer.invalid == []
     jobs = _by_job(consumer.events)
     assert jobs["orders"] == ["START", "FAIL"]
+    assert "orders.transform" not in jobs  # in memory only: no dataset of its own (lineage_tasks = "data")
     assert jobs["orders.extract"] == ["START", "COMPLETE"]
     assert jobs["orders.load"] == ["START", "COMPLETE"]
     assert jobs["orders.flaky"] == ["START", "RUNNING", "FAIL"]  # RUNNING: the attempt that was retried
@@ -154,15 +155,24 @@ def test_the_file_transport_writes_json_lines_in_the_home(tmp_path: Path) -> Non
     events = [json.loads(line) for line in lines]
     validator = jsonschema.Draft202012Validator(SPEC, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     assert all(validator.is_valid(e) for e in events)
-    assert _by_job(events)["orders"] == ["START", "COMPLETE"]
-    assert len(events) == 2 + 3 * 2
+    jobs = _by_job(events)
+    assert jobs["orders"] == ["START", "COMPLETE"]
+    # the transform only touched data in memory: with lineage_tasks = "data" it has no events of its own
+    assert sorted(jobs) == ["orders", "orders.extract", "orders.load"] and len(events) == 6
+
+
+def test_lineage_tasks_all_sends_every_task(tmp_path: Path) -> None:
+    _pipeline(tmp_path).run(settings={"resources": False, "lineage_tasks": "all"})
+    lines = (Path(os.environ["BUBBLES_HOME"]) / "lineage.jsonl").read_text().splitlines()
+    jobs = _by_job([json.loads(line) for line in lines])
+    assert jobs["orders.transform"] == ["START", "COMPLETE"] and len(lines) == 8
 
 
 def test_console_transport_prints_each_event(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     _pipeline(tmp_path).run(settings={"lineage": "console", "resources": False})
     err = capfd.readouterr().err
     events = [json.loads(line) for line in err.splitlines() if line.startswith('{"eventTime"')]
-    assert len(events) == 8
+    assert len(events) == 6
     assert not (Path(os.environ["BUBBLES_HOME"]) / "lineage.jsonl").exists()
 
 
@@ -176,9 +186,9 @@ def test_an_unreachable_backend_never_fails_a_run_and_gets_the_events_later(tmp_
     assert "cannot be reached" in caplog.text
     outbox = Path(os.environ["BUBBLES_HOME"]) / "lineage-outbox" / f"{first.run_id}.jsonl"
     kept = [json.loads(line) for line in outbox.read_text().splitlines()]
-    assert len(kept) == 8  # every event of the run, in order
+    assert len(kept) == 6  # every event of the run, in order
     # the file transport has them as well
-    assert len((Path(os.environ["BUBBLES_HOME"]) / "lineage.jsonl").read_text().splitlines()) == 8
+    assert len((Path(os.environ["BUBBLES_HOME"]) / "lineage.jsonl").read_text().splitlines()) == 6
 
     wf = Workflow("later")
     wf.add_task(lambda: None, name="noop")
@@ -188,7 +198,7 @@ def test_an_unreachable_backend_never_fails_a_run_and_gets_the_events_later(tmp_
     assert sum(e["run"]["runId"] == first_id for e in consumer.events) == 2  # the kept run events arrived
     assert [e["eventType"] for e in consumer.events[:2]] == ["START", "START"]
     assert not outbox.exists()
-    assert _by_job(consumer.events)["later"] == ["START", "COMPLETE"]
+    assert _by_job(consumer.events)["later"] == ["START", "COMPLETE"]  # (its no-op task touched no data)
     assert second.status == "succeeded"
 
 

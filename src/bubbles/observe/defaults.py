@@ -23,6 +23,8 @@ setting                 effect                                                  
 ``lineage``             ``file`` (OpenLineage events in ``lineage.jsonl`` in the    file
                         home), ``console``, or ``off`` (no lineage recorded at all)
 ``lineage_url``         also send OpenLineage events to this backend (Marquez ...)  off
+``lineage_tasks``       ``all``: task events for every task, not only those that   data
+                        touched data or failed
 ======================= =========================================================== ==================
 
 Each is also a ``BUBBLES_<NAME>`` environment variable and a key of ``[settings]`` in
