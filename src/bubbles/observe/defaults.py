@@ -75,14 +75,14 @@ def hooks_for_run(settings: Settings) -> list[Any]:
         from .logs import ConsoleLog
 
         hooks.append(ConsoleLog(fmt, progress=progress))
-    if settings.lineage != "off" and _lineage_wanted(settings):
-        from .lineage import LineageEmitter
-
-        hooks.append(LineageEmitter())
     if settings.metrics_port or settings.pushgateway:
         from .prometheus import PrometheusExporter
 
         hooks.append(PrometheusExporter(settings.metrics_port, addr=settings.metrics_addr, pushgateway=settings.pushgateway))
+    if settings.lineage != "off" and _lineage_wanted(settings):
+        from .lineage import LineageEmitter
+
+        hooks.append(LineageEmitter())
     return hooks
 
 
