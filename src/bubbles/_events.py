@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["Checkpoint", "Dataset", "Reuse", "TaskEvent", "event_from_dict", "event_kinds"]
+__all__ = ["Checkpoint", "Dataset", "LineageEdge", "Reuse", "TaskEvent", "event_from_dict", "event_kinds"]
 
 _KINDS: dict[str, type[TaskEvent]] = {}
 
@@ -184,3 +184,49 @@ class Reuse(TaskEvent):
     action: str = "ran"
     reason: str = ""
     from_run: str | None = None
+
+
+@dataclass(frozen=True)
+class LineageEdge(TaskEvent):
+    """One step of lineage: a dataset (or one of its columns) a task wrote, and what it came from.
+
+    Recorded when a connector writes data whose origin bubbles knows (a reader's table, a
+    ``bubbles.sql`` result over such tables; see :mod:`bubbles.data.lineage`). ``column`` and
+    ``input_column`` are ``None`` for a table-level edge ("the output derives from this input").
+
+    Attributes:
+        namespace, name, column: the dataset written (OpenLineage naming) and its column.
+        input_namespace, input_name, input_column: where it came from.
+        transformation: ``IDENTITY`` (the same values) or ``TRANSFORMATION`` (computed from them);
+            ``None`` for table-level edges.
+        note: why the lineage is coarser than columns, when it is (e.g. a query sqlglot cannot parse).
+        at: epoch seconds.
+    """
+
+    kind = "lineage"
+    store_table = "lineage"
+    namespace: str = ""
+    name: str = ""
+    column: str | None = None
+    input_namespace: str = ""
+    input_name: str = ""
+    input_column: str | None = None
+    transformation: str | None = None
+    note: str | None = None
+    at: float = field(default_factory=time.time)
+
+    def store_row(self, run_id: str, task: str, attempt: int, mask: Any) -> tuple[Any, ...]:
+        return (
+            run_id,
+            task,
+            attempt,
+            self.namespace,
+            mask(self.name),
+            self.column,
+            self.input_namespace,
+            mask(self.input_name),
+            self.input_column,
+            self.transformation,
+            mask(self.note) if self.note else None,
+            self.at,
+        )

@@ -160,6 +160,15 @@ SPECS: tuple[Spec, ...] = (
     Spec("cancel_grace", _number(float), 5.0, "seconds a cancelled run waits for its running tasks to stop"),
     Spec("persist", _auto_bool, None, "keep every task's output for resume (default: on for `bubbles run`)"),
     Spec("checkpoint_dir", _optional(_text), None, "where kept outputs go (default: checkpoints in the home)", path=True),
+    Spec("lineage", _choice("file", "console", "off"), "file",
+         "lineage: datasets and column lineage in the run store, OpenLineage events to a file in the home, the console, "
+         "or off (nothing recorded)"),
+    Spec("lineage_url", _optional(_text), None, "also send OpenLineage events to this backend (Marquez...), e.g. http://host:5000"),
+    Spec("lineage_api_key", _optional(_text), None, "API key for lineage_url, normally a ${NAME} secret reference"),
+    Spec("lineage_namespace", _text, "bubbles", "the OpenLineage job namespace of this scheduler"),
+    Spec("lineage_timeout", _number(float), 5.0, "seconds to wait for the lineage backend per request"),
+    Spec("lineage_tasks", _choice("data", "all"), "data",
+         "OpenLineage events for the tasks that touched data or failed (data), or for every task (all)"),
 )
 _BY_NAME = {s.name: s for s in SPECS}
 
@@ -198,6 +207,12 @@ class Settings:
     cancel_grace: float = 5.0
     persist: bool | None = None
     checkpoint_dir: str | None = None
+    lineage: str = "file"
+    lineage_url: str | None = None
+    lineage_api_key: str | None = None
+    lineage_namespace: str = "bubbles"
+    lineage_timeout: float = 5.0
+    lineage_tasks: str = "data"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source(self, name: str) -> str:

@@ -11,8 +11,6 @@ from pathlib import Path
 ETL = '''
 import pyarrow as pa
 from bubbles import Workflow, write_csv, write_table
-from bubbles._context import record_event
-from bubbles._events import Dataset
 
 wf = Workflow("outputs")
 make = wf.add_task(lambda: pa.table({"a": list(range(1000))}), name="make")
@@ -23,11 +21,8 @@ def to_csv(table):
 
 
 def to_db(table):
-    rows = write_table("duckdb:///out/w.duckdb", "orders", table)  # a loader: returns a count
-    # what a connector reports about a table it loaded (the run store's `datasets`)
-    record_event(Dataset(direction="write", namespace="duckdb:///out/w.duckdb", name="main.orders",
-                         dataset_kind="table", rows=rows))
-    return rows
+    # a loader: returns a count, and reports the table it loaded (the run store's `datasets`)
+    return write_table("duckdb:///out/w.duckdb", "orders", table)
 
 
 wf.add_task(to_csv, requires=[make])
@@ -65,7 +60,8 @@ def test_rows_out_is_data_only_and_written_comes_from_the_datasets(tmp_path: Pat
     assert to_csv[4] == ""  # a list of written files is not rows of data
     assert to_db[4] == ""  # nor is a loader's count
     assert to_db[5] == "orders: 1,000 rows"
-    assert make[5] == to_csv[5] == ""  # (this writer reports no dataset event yet)
+    assert re.fullmatch(r"1 file, 1,000 rows, [\d.]+ KB", to_csv[5]), to_csv  # the file it wrote
+    assert make[5] == ""  # a task that wrote nothing
 
 
 def test_no_written_column_when_no_task_reported_writing(tmp_path: Path) -> None:

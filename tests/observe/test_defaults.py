@@ -23,7 +23,7 @@ def kinds(items: object) -> list[str]:
 
 def test_defaults_off_a_terminal() -> None:
     settings = resolve_settings(env={}, config=None)
-    assert kinds(hooks_for_run(settings)) == ["ResourceSampler", "RunRecorder"]
+    assert kinds(hooks_for_run(settings)) == ["ResourceSampler", "RunRecorder", "LineageEmitter"]
     assert kinds(probes_for_run(settings)) == ["MemoryProbe"]
     assert settings.capture_logs
 
@@ -40,11 +40,16 @@ def test_environment_switches() -> None:
     }
     settings = resolve_settings(env=env, config=None)
     hooks = hooks_for_run(settings)
-    assert kinds(hooks) == ["ProgressDisplay", "ConsoleLog", "PrometheusExporter"]
+    assert kinds(hooks) == ["ProgressDisplay", "ConsoleLog", "PrometheusExporter", "LineageEmitter"]
     assert isinstance(hooks[1], ConsoleLog) and hooks[1].fmt == "json"
     assert isinstance(hooks[2], PrometheusExporter) and hooks[2].port is None
     assert kinds(probes_for_run(settings)) == ["ProfileProbe"]
     assert not settings.capture_logs
+
+
+def test_lineage_off_means_no_lineage_observer() -> None:
+    settings = resolve_settings(env={"BUBBLES_LINEAGE": "off", "BUBBLES_LINEAGE_URL": "http://127.0.0.1:1"}, config=None)
+    assert "LineageEmitter" not in kinds(hooks_for_run(settings))
 
 
 def test_bad_metrics_port_is_a_config_error_naming_its_source() -> None:

@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "bubbles.cli.history",
     "bubbles.cli.http",
     "bubbles.cli.keep",
+    "bubbles.cli.lineage",
 )
 
 

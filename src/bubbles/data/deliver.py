@@ -41,6 +41,7 @@ from .._context import current_task, log_metric
 from .._errors import BubblesError, ConfigError, DataError, MissingDependencyError
 from .._secrets import Secret, mask, resolve
 from . import encrypt as _age
+from . import lineage
 from .encrypt import decrypt_file
 from .files._atomic import atomic_file, step
 from .files._common import WrittenFile
@@ -149,6 +150,7 @@ def deliver(files: Iterable[str | os.PathLike[str] | WrittenFile], to: str | os.
             _to_storage(target, batch_id, payloads, manifest, storage_options)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    lineage.delivered([path for path, _rows, _columns in items], mask(target), batch_id, entries)
     log_metric("files_delivered", len(entries), add=True)
     log_metric("bytes_delivered", manifest["bytes"], add=True)
     return DeliveryReceipt(batch_id, mask(target), manifest, False, [e["name"] for e in entries])

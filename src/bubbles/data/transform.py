@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._context import TaskContext, _current, current_task
 from .._errors import ConfigError, DataError
+from . import lineage, naming
 from .files._common import as_output, is_stream, missing_file, prefetch, to_arrow
 from .files._fs import is_url
 
@@ -66,6 +67,7 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
         if memory_limit:
             con.execute(f"SET memory_limit = '{_size(memory_limit)}'")
         sink = _Sink(current_task())
+        inputs = _input_origins(tables)  # before registering: a stream's origin is the object given
         for name, value in tables.items():
             _register(con, name, value, sink)
         try:
@@ -74,9 +76,10 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
             raise _translate(exc, query, tables) from None
         if relation is None:
             raise ConfigError("sql() runs queries that return rows (SELECT ...); use DuckDB directly for statements.")
+        origin = _result_origin(con, query, tables, inputs, relation.columns)
         if stream:
             reader = relation.to_arrow_reader(batch_size)
-            return prefetch(_owning_reader(reader, con, sink), depth=2)
+            return lineage.remember(prefetch(_owning_reader(reader, con, sink), depth=2), origin)
         try:
             table = relation.to_arrow_table()
         except duckdb.Error as exc:
@@ -85,7 +88,41 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
         con.close()
         raise
     con.close()
-    return as_output(table, output)
+    return lineage.remember(as_output(table, output), origin)
+
+
+def _input_origins(tables: dict[str, Any]) -> dict[str, lineage.Origin | None] | None:
+    """Where each input came from (``None`` when lineage is not recorded); a path input is read here."""
+    if lineage.active() is None:
+        return None
+    out: dict[str, lineage.Origin | None] = {}
+    for name, value in tables.items():
+        if isinstance(value, str | os.PathLike) and not is_url(os.fspath(value)):
+            suffix = Path(value).suffix.lstrip(".") or "parquet"  # a directory is a Parquet dataset
+            namespace, dataset = naming.file_dataset(value)
+            lineage.read(None, namespace, dataset, kind="file", format=_FORMATS.get(suffix, suffix))
+            out[name] = lineage.dataset_origin(namespace, dataset)
+        else:
+            out[name] = lineage.origin_of(value)  # a URL is read by a bubbles reader, which records it
+    return out
+
+
+_FORMATS = {"pq": "parquet", "tsv": "csv", "ndjson": "json", "jsonl": "json"}
+
+
+def _result_origin(con: Any, query: str, tables: dict[str, Any], inputs: dict[str, lineage.Origin | None] | None,
+                   output: list[str]) -> lineage.Origin | None:
+    """The result's origin: the query's column lineage over its inputs' origins (never fails the query)."""
+    if inputs is None:
+        return None
+    try:
+        schemas = {name: list(con.table(name).columns) for name in tables}
+        return lineage.query_origin(query, "duckdb", inputs, schemas, output)
+    except Exception as exc:  # lineage is a record of the work, never a reason for it to fail
+        import logging
+
+        logging.getLogger("bubbles").debug("bubbles: no column lineage for a sql() query: %r", exc)
+        return None
 
 
 def _size(text: str) -> str:

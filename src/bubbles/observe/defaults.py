@@ -20,6 +20,11 @@ setting                 effect                                                  
 ``memory``              ``false`` turns the per-attempt peak-memory probe off       on
 ``capture_logs``        ``false`` turns capture of task ``logging`` records off     on
 ``profile``             profile every attempt with cProfile (``--profile``)         off
+``lineage``             ``file`` (OpenLineage events in ``lineage.jsonl`` in the    file
+                        home), ``console``, or ``off`` (no lineage recorded at all)
+``lineage_url``         also send OpenLineage events to this backend (Marquez ...)  off
+``lineage_tasks``       ``all``: task events for every task, not only those that   data
+                        touched data or failed
 ======================= =========================================================== ==================
 
 Each is also a ``BUBBLES_<NAME>`` environment variable and a key of ``[settings]`` in
@@ -74,7 +79,20 @@ def hooks_for_run(settings: Settings) -> list[Any]:
         from .prometheus import PrometheusExporter
 
         hooks.append(PrometheusExporter(settings.metrics_port, addr=settings.metrics_addr, pushgateway=settings.pushgateway))
+    if settings.lineage != "off" and _lineage_wanted(settings):
+        from .lineage import LineageEmitter
+
+        hooks.append(LineageEmitter())
     return hooks
+
+
+def _lineage_wanted(settings: Settings) -> bool:
+    """OpenLineage events need the client: without it, only a lineage the user asked for says so (once)."""
+    import importlib.util
+
+    if importlib.util.find_spec("openlineage") is not None:
+        return True
+    return settings.source("lineage") != "default" or bool(settings.lineage_url)
 
 
 def probes_for_run(settings: Settings) -> tuple[Any, ...]:

@@ -548,7 +548,7 @@ class RunStore(ABC):
                 continue
             try:
                 raw = json.loads(claimed.read_text(encoding="utf-8"))
-                self.write({k: [tuple(r) for r in v] for k, v in raw.items() if k in _WRITES})
+                self.write({k: [tuple(r) for r in v] for k, v in raw.items() if k in _WRITES or k in TABLE_COLUMNS})
             except Exception as exc:  # unreadable, locked, or not a batch: keep the file for a later try
                 log.warning("bubbles: could not import the parked run %s: %s", file, exc)
                 claimed.rename(file)
@@ -556,6 +556,34 @@ class RunStore(ABC):
             claimed.unlink()
             done += 1
         return done
+
+    # -- lineage (schema version 2) ---------------------------------------------------------------
+    def lineage(
+        self,
+        run_id: str | None = None,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        inputs: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Lineage edges: those of a run; or, across runs, those into the dataset ``namespace``/``name``
+        (what it came from), or with ``inputs=True`` those out of it (what was made from it)."""
+        if run_id is not None:
+            return self._query("SELECT * FROM lineage WHERE run_id = ? ORDER BY at, namespace, name, field", [run_id])
+        side = "input_" if inputs else ""
+        return self._query(
+            f"SELECT * FROM lineage WHERE {side}namespace = ? AND {side}name = ? ORDER BY at", [namespace, name]
+        )
+
+    def dataset_names(self, like: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Distinct datasets recorded (read, written, or in lineage), optionally whose name contains ``like``."""
+        where, args = ("WHERE name LIKE ?", [f"%{like}%"]) if like else ("", [])
+        return self._query(
+            f"SELECT namespace, name, MAX(at) AS last_at FROM (SELECT namespace, name, at FROM datasets UNION ALL "
+            f"SELECT namespace, name, at FROM lineage UNION ALL SELECT input_namespace, input_name, at FROM lineage) d "
+            f"{where} GROUP BY namespace, name ORDER BY last_at DESC LIMIT ?",
+            [*args, limit],
+        )
 
 
 def _crash_reason(run: dict[str, Any], now: float) -> str | None:

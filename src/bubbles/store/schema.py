@@ -32,6 +32,13 @@ tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
     ``file://host`` + ``/path``, ``postgres://host:5432`` + ``db.schema.table``), ``kind``
     (``file``, ``table``, ``api``, ``delivery``), ``format``, ``rows``, ``bytes``,
     ``content_hash``, ``schema`` (JSON), ``at``.
+``lineage``
+    where what tasks wrote came from (schema version 2), one row per edge, as the connectors and
+    ``bubbles.sql`` derive it: ``run_id``, ``task``, ``attempt``, ``namespace``, ``name`` and
+    ``field`` (the dataset written and its column), ``input_namespace``, ``input_name`` and
+    ``input_field`` (what it came from), ``transformation`` (``IDENTITY``, ``TRANSFORMATION``),
+    ``note`` (why lineage is table-level only, e.g. a query sqlglot cannot parse), ``at``.
+    ``field`` and ``input_field`` are empty for table-level edges.
 ``logs``
     captured ``logging`` records: ``run_id``, ``task``, ``attempt``, ``seq``, ``time``,
     ``level``, ``logger``, ``message`` (masked).
@@ -116,6 +123,20 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "schema",
         "at",
     ),
+    "lineage": (
+        "run_id",
+        "task",
+        "attempt",
+        "namespace",
+        "name",
+        "field",
+        "input_namespace",
+        "input_name",
+        "input_field",
+        "transformation",
+        "note",
+        "at",
+    ),
     "logs": ("run_id", "task", "attempt", "seq", "time", "level", "logger", "message"),
     "resources": ("run_id", "time", "cpu_percent", "rss", "processes"),
     "profiles": ("run_id", "task", "attempt", "format", "data"),
@@ -189,6 +210,16 @@ _VERSION_1: tuple[str, ...] = (
         WHERE a.attempt = (SELECT MAX(b.attempt) FROM attempts b WHERE b.run_id = a.run_id AND b.task = a.task)""",
 )
 
+_VERSION_3: tuple[str, ...] = (
+    f"""CREATE TABLE IF NOT EXISTS lineage (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+        field TEXT, input_namespace TEXT NOT NULL, input_name TEXT NOT NULL, input_field TEXT, transformation TEXT,
+        note TEXT, at {_T})""",
+    "CREATE INDEX IF NOT EXISTS lineage_run ON lineage (run_id)",
+    "CREATE INDEX IF NOT EXISTS lineage_output ON lineage (namespace, name)",
+    "CREATE INDEX IF NOT EXISTS lineage_input ON lineage (input_namespace, input_name)",
+)
+
 # Each entry takes a store from version i to i + 1 (statements run in one transaction, in order).
 # Never edit a released entry: add one. A view is dropped and created again when redefined.
 _VERSION_2: tuple[str, ...] = (
@@ -199,5 +230,5 @@ _VERSION_2: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS checkpoints_key ON checkpoints (key)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1, _VERSION_2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1, _VERSION_2, _VERSION_3)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._context import log_metric
+from .. import lineage
 from .base import Connection, display_table, qualified, using
 from .connect import connect
 
@@ -59,12 +60,15 @@ def read_batches(
                 raise translated from exc
         raise
 
+    origin = lineage.db_query(conn, query, reader.schema.names)
+
     def stream() -> Iterator[pa.RecordBatch]:
         total = 0
         try:
             for batch in reader:
                 total += batch.num_rows
                 yield batch
+            lineage.db_read_done(origin, total, reader.schema)
         except Exception as exc:
             translated = exc if _is_bubbles(exc) else session.translate(exc, action="read a query result", query=query)
             if translated is exc:
@@ -74,7 +78,7 @@ def read_batches(
             release()
             log_metric("db_rows_read", total, add=True)
 
-    return pa.RecordBatchReader.from_batches(reader.schema, stream())
+    return lineage.remember(pa.RecordBatchReader.from_batches(reader.schema, stream()), origin)
 
 
 def read_sql(conn: Connection | str, query: str, params: Params = None, *, batch_size: int | None = None) -> pa.Table:
@@ -98,7 +102,8 @@ def read_sql(conn: Connection | str, query: str, params: Params = None, *, batch
         >>> bubbles.read_sql(conn, "SELECT ? + 1 AS n", [41]).column("n").to_pylist()
         [42]
     """
-    return read_batches(conn, query, params, batch_size=batch_size).read_all()
+    reader = read_batches(conn, query, params, batch_size=batch_size)
+    return lineage.copy_origin(reader.read_all(), reader)
 
 
 def read_table(conn: Connection | str, table: str | Sequence[str], *, columns: Sequence[str] | None = None) -> pa.Table:

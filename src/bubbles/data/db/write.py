@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..._context import log_metric
 from ..._errors import BubblesError, ConfigError, DataError
+from .. import lineage
 from .base import (
     DEFAULT_BATCH_ROWS,
     Connection,
@@ -181,6 +182,7 @@ def write_table(
                 raise (err.with_traceback(None) if isinstance(err, BubblesError) else err) from None
             raise
     log_metric("db_rows_written", max(rows, 0), add=True)
+    lineage.db_wrote(data, c, table, max(rows, 0), reader.schema)  # after the commit
     return rows
 
 

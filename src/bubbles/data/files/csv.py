@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError
+from .. import lineage
 from . import _csvsafe as exact
 from ._badlines import BadLines
 from ._common import (
@@ -254,8 +255,9 @@ def read_csv(
     if batch_size is not None:
         if not block_size:
             spec.block_size = 1 << 20  # larger blocks make Arrow read further ahead: memory grows with the file
-        return _read_stream(spec, batch_size, storage_options)
-    return as_output(_read_table(spec, storage_options), output)
+        return lineage.read_file(_read_stream(spec, batch_size, storage_options), loc, "csv")
+    table = _read_table(spec, storage_options)
+    return lineage.read_file(as_output(table, output), loc, "csv", table=table)
 
 
 # -- whole table ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
+from .. import lineage
 from ._atomic import atomic_file
 from ._common import WrittenFile, count_written, quote_ident, sql_string, to_arrow, to_table
 from ._fileset import FileSet
@@ -147,6 +148,7 @@ def write_csv(data: Any, path: str | os.PathLike[str], format: CsvFormat | None 
             with atomic_file(loc) as tmp:
                 written = [_write_one(con, arrow, loc, tmp, fmt, compression)]
         count_written(written)
+        lineage.files_written(data, written, "csv", columns=[(out, src) for src, out in _output_names(arrow.schema, fmt)])
         return written
     parts = list(_split(to_table(arrow), fmt, target))
     first = locate(parts[0][0], storage_options)
@@ -169,6 +171,7 @@ def write_csv(data: Any, path: str | os.PathLike[str], format: CsvFormat | None 
                 fileset.discard()
                 raise
     count_written(written)
+    lineage.files_written(data, written, "csv", columns=[(out, src) for src, out in _output_names(arrow.schema, fmt)])
     return written
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
+from .. import lineage
 from . import _jsonsafe as exact
 from ._atomic import atomic_file
 from ._badlines import BadLines
@@ -73,7 +74,8 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         lines = first != b"["
     if not lines:
         with loc.fs.open_input_stream(loc.path, compression=compression) as stream:
-            return as_output(_read_array(stream.read(), loc, sch), output)
+            table = _read_array(stream.read(), loc, sch)
+        return lineage.read_file(as_output(table, output), loc, "json", table=table)
     q = (os.fspath(quarantine) if quarantine is not None else f"{loc}.bad.jsonl") if on_bad_lines == "quarantine" else None
     bad = BadLines("JSON file", str(loc), on_bad_lines, q, "Fix the line, or declare the field's type (schema=).")
 
@@ -81,7 +83,7 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         return loc.fs.open_input_stream(loc.path, compression=compression)
 
     if batch_size:
-        return counted(_stream(open_stream, loc, sch, batch_size, bad, storage_options))
+        return lineage.read_file(counted(_stream(open_stream, loc, sch, batch_size, bad, storage_options)), loc, "json")
     table = _fast_table(open_stream, sch)
     if table is None:
         whole = list(exact.line_chunks(open_stream, loc))
@@ -93,7 +95,7 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         table = exact.convert(merged, exact.schema_for(merged, sch), bad)
         bad.finish(storage_options)
     count_read(table.num_rows, table.nbytes)
-    return as_output(table, output)
+    return lineage.read_file(as_output(table, output), loc, "json", table=table)
 
 
 def _parse_options(schema: pa.Schema | None) -> Any:
@@ -220,4 +222,5 @@ def write_json(data: Any, path: str | os.PathLike[str], *, lines: bool = True, c
         con.close()
     written = [WrittenFile(str(loc), int(row[0]) if row else 0, size, schema_of(arrow.schema))]
     count_written(written)
+    lineage.files_written(data, written, "json")
     return written

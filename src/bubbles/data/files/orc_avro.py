@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError, MissingDependencyError
+from .. import lineage
 from ._atomic import atomic_file
 from ._common import WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_reader
 from ._fs import locate
@@ -47,7 +48,7 @@ def read_orc(path: str | os.PathLike[str], *, columns: Sequence[str] | None = No
                         yield stripe.slice(start, batch_size)
 
             schema = f.schema if cols is None else pa.schema([f.schema.field(c) for c in cols])
-            return counted(pa.RecordBatchReader.from_batches(schema, stripes()))
+            return lineage.read_file(counted(pa.RecordBatchReader.from_batches(schema, stripes())), loc, "orc")
         table = f.read(columns=list(columns) if columns else None)
     except FileNotFoundError:
         raise missing_file("ORC file", loc) from None
@@ -55,7 +56,7 @@ def read_orc(path: str | os.PathLike[str], *, columns: Sequence[str] | None = No
         raise DataError(f"{loc} is not a readable ORC file: {exc}. Check the path and that it was written whole.",
                         source=str(loc)) from None
     count_read(table.num_rows, table.nbytes)
-    return as_output(table, output)
+    return lineage.read_file(as_output(table, output), loc, "orc", table=table)
 
 
 def write_orc(data: Any, path: str | os.PathLike[str], *, compression: str = "zstd",
@@ -83,6 +84,7 @@ def write_orc(data: Any, path: str | os.PathLike[str], *, compression: str = "zs
         size = os.path.getsize(tmp)
     written = [WrittenFile(str(loc), rows, size, schema_of(reader.schema))]
     count_written(written)
+    lineage.files_written(data, written, "orc")
     return written
 
 
@@ -222,10 +224,10 @@ def read_avro(path: str | os.PathLike[str], *, columns: Sequence[str] | None = N
 
     reader = pa.RecordBatchReader.from_batches(arrow_schema, batches())
     if batch_size:
-        return counted(reader)
+        return lineage.read_file(counted(reader), loc, "avro")
     table = reader.read_all()
     count_read(table.num_rows, table.nbytes)
-    return as_output(table, output)
+    return lineage.read_file(as_output(table, output), loc, "avro", table=table)
 
 
 def write_avro(data: Any, path: str | os.PathLike[str], *, codec: str = "deflate", name: str = "Row",
@@ -254,4 +256,5 @@ def write_avro(data: Any, path: str | os.PathLike[str], *, codec: str = "deflate
         size = os.path.getsize(tmp)
     written = [WrittenFile(str(loc), rows, size, schema_of(reader.schema))]
     count_written(written)
+    lineage.files_written(data, written, "avro")
     return written

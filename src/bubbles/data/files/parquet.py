@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
+from .. import lineage
 from ._atomic import atomic_dir, atomic_file, temp_name
 from ._common import NOT_RETRIED, WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_arrow
 from ._fileset import publish_swap, remote_members
@@ -70,14 +71,14 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
         if batch_size:
             scanner = dataset.scanner(columns=list(columns) if columns else None, filter=expression,
                                       batch_size=batch_size)
-            return counted(scanner.to_reader())
+            return lineage.read_file(counted(scanner.to_reader()), loc, "parquet")
         table = dataset.to_table(columns=list(columns) if columns else None, filter=expression)
     except FileNotFoundError:
         raise missing_file("Parquet path", loc) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise _translate(exc, loc) from None
     count_read(table.num_rows, table.nbytes)
-    return as_output(table, output)
+    return lineage.read_file(as_output(table, output), loc, "parquet", table=table)
 
 
 def _translate(exc: BaseException, loc: Location) -> DataError:
@@ -140,11 +141,13 @@ def write_parquet(data: Any, path: str | os.PathLike[str], *, partition_by: Sequ
     arrow = to_arrow(data, what="write_parquet data")
     compression = compression or "none"
     if not partition_by and not target_file_size and mode == "overwrite" and not loc.isdir():
-        written = [_write_file(arrow, loc, compression, compression_level, row_group_size)]
+        written, dataset = [_write_file(arrow, loc, compression, compression_level, row_group_size)], None
     else:
         written = _write_dataset(arrow, loc, list(partition_by or []), compression, compression_level,
                                  target_file_size, row_group_size, mode)
+        dataset = loc  # one dataset, the directory
     count_written(written)
+    lineage.files_written(data, written, "parquet", dataset=dataset)
     return written
 
 

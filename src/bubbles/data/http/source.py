@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError
 from ..._secrets import mask
+from .. import lineage, naming
 from ._fetch import HttpStats, PageFetcher, Retry
 from .auth import Auth
 from .breaker import Breaker, CircuitBreaker, breaker_for
@@ -271,6 +272,7 @@ class ApiSource:
                     log.warning("%s: read stopped at max_pages=%d; the watermark %r is not advanced", shown, max_pages, mark_name)
                 else:
                     incremental.propose(mark_name, mark)
+            lineage.read(None, *naming.api_dataset(url), kind="api", format="json", rows=stats.records)
             log.info(
                 "read %d records in %d pages from %s in %.2f s (%d requests, %d retries, %d throttled waits)",
                 stats.records,
@@ -435,7 +437,8 @@ class ApiSource:
             return schema.empty_table() if schema is not None else pa.table({})
         if schema is None:
             _unify([(n, t.schema) for n, t in tables], mask(self.url_for(path)))
-        return pa.concat_tables([t for _, t in tables], promote_options="permissive")
+        result = pa.concat_tables([t for _, t in tables], promote_options="permissive")
+        return lineage.came_from(result, *naming.api_dataset(self.url_for(path)))
 
 
 def _continues(pager: Paginator, page: Page) -> bool:
