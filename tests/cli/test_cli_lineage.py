@@ -100,3 +100,32 @@ def test_report_escapes_html(tmp_path: Path) -> None:
     with open_store(Path(os.environ["BUBBLES_HOME"]) / "history.db") as store:
         fragment = report_datasets(store, run_id)
     assert "<b>odd</b>" not in fragment and "&lt;b&gt;odd&lt;/b&gt;" in fragment
+
+
+def test_show_with_lineage_flag_and_the_report_carry_the_datasets(tmp_path: Path) -> None:
+    run_id = _two_hop(tmp_path)
+    out = _invoke("show", run_id, "--lineage")
+    section = out.split("datasets and lineage", 1)[1]
+    assert "clean_step:" in section and "reads  file://" in section and "orders.csv" in section
+    assert "total <- clean.parquet.amount2 (computed)" in section
+    assert "datasets and lineage" not in _invoke("show", run_id)  # only when asked
+    report = tmp_path / "r.html"
+    _invoke("report", run_id, "-o", str(report))
+    page = report.read_text()
+    assert '<section class="datasets">' in page and "summary.csv" in page
+
+
+def test_a_file_read_reports_its_size_on_disk_like_its_write(tmp_path: Path) -> None:
+    target = tmp_path / "t.csv"
+
+    def step() -> None:
+        written = bubbles.write_csv(pa.table({"a": list(range(500)), "b": ["text"] * 500}), target)
+        assert bubbles.read_csv(written[0]).num_rows == 500  # a written file is a path
+
+    wf = Workflow("sizes")
+    wf.add_task(step)
+    run_id = wf.run(settings={"resources": False}).run_id
+    with open_store(Path(os.environ["BUBBLES_HOME"]) / "history.db") as store:
+        rows = store.datasets(run_id)
+    sizes = {r["direction"]: r["bytes"] for r in rows}
+    assert sizes == {"write": target.stat().st_size, "read": target.stat().st_size}

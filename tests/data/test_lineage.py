@@ -16,9 +16,9 @@ import xxhash
 
 import bubbles
 from bubbles import Workflow
+from bubbles._naming import api_dataset, db_dataset, file_dataset, host
 from bubbles.data import lineage as data_lineage
 from bubbles.data.db.url import parse_url
-from bubbles.data.naming import api_dataset, db_dataset, file_dataset, host
 from bubbles.data.sqllineage import query_lineage
 from bubbles.store import open_store
 

@@ -15,7 +15,8 @@ from typing import Any
 import click
 
 from .._errors import BubblesError
-from ..observe.format import human_bytes, human_count, human_seconds, metric
+from ..observe.format import describe_datasets, human_bytes, human_count, human_seconds, last_attempt_datasets, metric
+from ..observe.lineage_graph import show_lineage as lineage_lines
 
 __all__ = ["commands"]
 
@@ -55,25 +56,25 @@ def _coloured(state: str) -> str:
     return f"[{_STATE_COLOURS.get(state, 'white')}]{state}[/]"
 
 
-def _written(datasets: list[dict[str, Any]]) -> dict[str, str]:
-    """Per task, what it wrote, as the connectors reported it: ``3 files, 171,643 rows``, ``orders: 1,234 rows``."""
-    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for d in datasets:
+def _written(datasets: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> dict[str, str]:
+    """Per task, what its last attempt wrote, as the connectors reported it: ``3 files, 171,643 rows, 2.1 MB``."""
+    by_task: dict[str, list[Any]] = defaultdict(list)
+    for d in last_attempt_datasets(datasets, tasks):
         if d["direction"] == "write":
             by_task[d["task"]].append(d)
-    out = {}
-    for task, items in by_task.items():
-        files = [d for d in items if d["kind"] in ("file", "delivery")]
-        tables = [d for d in items if d["kind"] == "table"]
-        parts = []
-        if files:
-            rows = [d["rows"] for d in files if d["rows"] is not None]
-            what = f"{len(files)} file{'s' if len(files) != 1 else ''}"
-            parts.append(what + (f", {human_count(sum(rows))} rows" if rows else ""))
-        for d in tables:
-            parts.append(f"{d['name'].rsplit('.', 1)[-1]}: {human_count(d['rows'])} rows" if d["rows"] is not None else d["name"])
-        out[task] = "; ".join(parts)
-    return out
+    return {task: describe_datasets(items) for task, items in by_task.items()}
+
+
+def _reuse_lines(events: list[dict[str, Any]]) -> list[str]:
+    """Why each task of a resumed or cached run ran or was reused (its ``reuse`` events)."""
+    lines = []
+    for e in events:
+        if e.get("kind") != "reuse":
+            continue
+        data = e.get("payload") or {}
+        reason = data.get("reason") or ""
+        lines.append(f"  {e['task']}: {reason if data.get('action') == 'reused' else 'ran — ' + reason}")
+    return lines
 
 
 @click.command("runs")
@@ -121,13 +122,14 @@ def runs_command(limit: int, workflow: str | None, status: str | None) -> None:
 @click.argument("run_id")
 @click.option("--logs/--no-logs", "show_logs", default=None, help="Print captured task logs (default: of failed tasks).")
 @click.option("--task", "only_task", default=None, help="Only this task.")
+@click.option("--lineage", "show_lineage", is_flag=True, help="Also print what each task read and wrote, and what from.")
 @click.option(
     "--json",
     "as_json",
     is_flag=True,
     help="Print the run, its tasks, every attempt, the logs and the datasets as one JSON object (for scripts).",
 )
-def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_json: bool) -> None:
+def show_command(run_id: str, show_logs: bool | None, only_task: str | None, show_lineage: bool, as_json: bool) -> None:
     """Show one run: tasks, states, durations, rows, memory, what was written, errors and logs."""
     from rich.table import Table
 
@@ -143,6 +145,7 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_
             profiles = store.profiles(rid)
             datasets = store.datasets(rid)
             events = store.events(rid)
+            lineage = lineage_lines(store, rid) if show_lineage and not as_json else []
     except BubblesError as exc:
         _fail(exc)
     if only_task is not None:
@@ -177,7 +180,7 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_
         console.print(f"  [red]{run['error']}[/] Tasks that were running then have no record.", highlight=False)
     if run.get("argv"):
         console.print(f"  command: {run['argv']}", markup=False, highlight=False)
-    written = _written(datasets)
+    written = _written(datasets, tasks)
     table = Table(title_justify="left")
     table.add_column("task", overflow="fold")
     for column in ("state", "tries", "time", "cpu", "peak memory", "rows in", "rows out", "written", "worker"):
@@ -198,6 +201,11 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_
     if len(tasks) > 500:
         table.add_row(f"... {len(tasks) - 500} more", *[""] * 9)
     console.print(table)
+    reuse = _reuse_lines(events)
+    if reuse:
+        console.print("[bold]resumed or cached[/]: why each task ran or was reused")
+        for line in reuse:
+            console.print(line, markup=False, highlight=False)
     last = {(a["task"]): a for a in attempts}
     custom = {task: a["metrics"] for task, a in last.items() if a["metrics"]}
     if custom:
@@ -225,6 +233,10 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, as_
         elif show_logs:
             what = f"task {only_task!r} of run {rid}" if only_task else f"run {rid}"
             console.print(f"\nno log records were captured for {what} (its tasks logged nothing at INFO or above)")
+    if show_lineage:
+        console.print("\n[bold]datasets and lineage[/]")
+        for line in lineage if only_task is None else [x for x in lineage if not x.endswith(":")]:
+            console.print(line, markup=False, highlight=False)
     if profiles:
         console.print(f"\n{len(profiles)} profile(s) kept: `bubbles report {rid} -o report.html` shows them.")
 

@@ -32,9 +32,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _naming as naming
 from .._context import TaskContext, _current, record_event
 from .._events import Dataset, LineageEdge
-from . import naming
 from .sqllineage import IDENTITY, TRANSFORMATION, query_lineage
 
 __all__ = [
@@ -158,10 +158,21 @@ def read_file(obj: Any, loc: Any, format: str, *, table: Any = None) -> Any:
     if active() is None:
         return obj
     namespace, name = naming.file_dataset(loc)
+    size = _size_on_disk(loc)
     if table is not None:
-        return read(obj, namespace, name, kind="file", format=format, rows=table.num_rows, nbytes=table.nbytes,
+        return read(obj, namespace, name, kind="file", format=format, rows=table.num_rows, nbytes=size,
                     schema=table.schema)
-    return read(obj, namespace, name, kind="file", format=format, schema=getattr(obj, "schema", None))
+    return read(obj, namespace, name, kind="file", format=format, nbytes=size, schema=getattr(obj, "schema", None))
+
+
+def _size_on_disk(loc: Any) -> int | None:
+    """The bytes of a local file read (what a write of it reports too); ``None`` for a directory or remote file."""
+    if not getattr(loc, "is_local", False):
+        return None
+    try:
+        return os.path.getsize(loc.path) if os.path.isfile(loc.path) else None
+    except OSError:
+        return None
 
 
 def came_from(obj: Any, namespace: str, name: str) -> Any:

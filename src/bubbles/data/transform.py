@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import _naming as naming
 from .._context import TaskContext, _current, current_task
 from .._errors import ConfigError, DataError
-from . import lineage, naming
+from . import lineage
 from .files._common import as_output, is_stream, missing_file, prefetch, to_arrow
 from .files._fs import is_url
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["describe_datasets", "human_bytes", "human_count", "human_seconds", "iso_time", "metric", "short_count"]
 
@@ -95,6 +95,15 @@ def iso_time(epoch: float | None) -> str | None:
 
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+_Record = TypeVar("_Record", bound=Mapping[str, Any])
+
+
+def last_attempt_datasets(datasets: Iterable[_Record], tasks: Iterable[Mapping[str, Any]]) -> list[_Record]:
+    """The ``datasets`` records of each task's last attempt: what a retried task read or wrote counts once."""
+    last = {t["task"]: t["attempts"] for t in tasks}
+    return [d for d in datasets if last.get(d["task"]) == d["attempt"]]
 
 
 def describe_datasets(records: Iterable[Mapping[str, Any]], *, names: int = 3) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import BubblesError
-from ..data.naming import file_dataset, uri
+from .._naming import file_dataset, uri
 
 __all__ = ["Graph", "dot", "graph", "mermaid", "report_datasets", "resolve", "show_lineage", "tree"]
 

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .format import describe_datasets, human_bytes, human_count, human_seconds
+from .format import describe_datasets, human_bytes, human_count, human_seconds, last_attempt_datasets
+from .lineage_graph import report_datasets
 
 __all__ = ["build_report", "write_report"]
 
@@ -56,6 +57,7 @@ class RunReader(Protocol):
     def profiles(self, run_id: str) -> list[dict[str, Any]]: ...
     def logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]: ...
     def datasets(self, run_id: str) -> list[dict[str, Any]]: ...
+    def lineage(self, run_id: str | None = None) -> list[dict[str, Any]]: ...
 
 
 _COLOURS = {
@@ -331,12 +333,6 @@ Charts = _Static | _Interactive
 
 
 # -- sections -----------------------------------------------------------------------------------
-def _last_attempts(datasets: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The datasets of each task's last attempt: what a retried task read or wrote counts once."""
-    last = {t["task"]: t["attempts"] for t in tasks}
-    return [d for d in datasets if last.get(d["task"]) == d["attempt"]]
-
-
 def _header(run: dict[str, Any], tasks: list[dict[str, Any]], datasets: list[dict[str, Any]]) -> str:
     rid = run["run_id"]
     counts = Counter(t["state"] for t in tasks)
@@ -492,7 +488,7 @@ def build_report(store: RunReader, run_id: str, *, compare: int = 0, interactive
     tasks = store.tasks(rid)
     samples = store.resources(rid)
     profiles = store.profiles(rid)
-    datasets = _last_attempts(store.datasets(rid), tasks)
+    datasets = last_attempt_datasets(store.datasets(rid), tasks)
     t0 = run["started_at"] or min((a["started_at"] or 0 for a in attempts), default=0)
     parts = [_header(run, tasks, datasets), "<h2>Timeline</h2>"]
     gantt = _gantt(attempts, t0)
@@ -524,6 +520,7 @@ def build_report(store: RunReader, run_id: str, *, compare: int = 0, interactive
     if compare:
         parts.append("<h2>Compared with earlier runs</h2>" + _comparison(charts, store, run, compare))
     parts.append(_tasks_table(tasks, datasets))
+    parts.append(report_datasets(store, rid))
     title = f"bubbles run {rid}"
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'

@@ -68,6 +68,7 @@ def missing_file(kind: str, where: object) -> MissingFileError:
 class WrittenFile:
     """One file a writer produced: where, how many rows, how many bytes on disk, and its columns.
 
+    It is path-like (``os.fspath(f) == f.path``), so a reader takes it where it takes a path.
     ``schema`` lists ``{"name": ..., "type": ...}`` per column as written (CSV: the output names,
     with the Arrow type each was written from); :func:`bubbles.deliver` puts it in the manifest.
     """
@@ -76,6 +77,10 @@ class WrittenFile:
     rows: int
     bytes: int
     schema: tuple[tuple[str, str], ...] | None = None
+
+    def __fspath__(self) -> str:
+        """A written file is a path: ``read_csv(write_csv(table, "out.csv")[0])`` reads it back."""
+        return self.path
 
 
 def schema_of(schema: pa.Schema, names: list[str] | None = None) -> tuple[tuple[str, str], ...]:

@@ -35,9 +35,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ... import _naming as naming
 from ..._errors import ConfigError
 from ..._secrets import mask
-from .. import lineage, naming
+from .. import lineage
 from ._fetch import HttpStats, PageFetcher, Retry
 from .auth import Auth
 from .breaker import Breaker, CircuitBreaker, breaker_for
