@@ -7,9 +7,13 @@ crosses processes twice:
 * Arrow tables and record batches — and pandas and polars frames, through Arrow — as Arrow IPC
   files (read back memory-mapped: a 1 GB table costs a few milliseconds to "load");
 * ``None`` and small JSON values inline in the ``checkpoints`` row of the run store;
-* any other Python object as a pickle — unless its pickle holds one of the run's secrets (a
-  connection, a token): such an output is not kept, with a warning, and a resumed run reruns it.
-  A stream of record batches is not kept either (keeping it would consume it).
+* any other Python object as a pickle.
+
+An inline value or pickle that holds one of the run's secrets (a connection, a token) is not
+kept, with a warning, and a resumed run reruns its task: the store would mask it (a resume would
+read asterisks) and a pickle would carry it to disk. Arrow data is not scanned for secrets: it is
+data, kept as the task's own outputs are. A stream of record batches is not kept either (keeping
+it would consume it).
 
 Files are created ``0600`` under ``checkpoint_dir`` (default: ``checkpoints`` in the bubbles home),
 one folder per run, written aside and renamed. A :class:`CheckpointRef` is how a reused output
@@ -142,8 +146,12 @@ class CheckpointTarget:
         if kind is None:
             log.info("bubbles: the output of task %r (a %s) is not kept for resume", attempt.task, type(value).__name__)
             return self._record(attempt, ctx, fingerprint, kept=False)
+        registry = getattr(ctx, "secrets", None)
         if kind == "json":
-            event.update(format="json", value=_inline(value))
+            text = _inline(value) or ""
+            if registry and registry.mask(text) != text:  # the store would mask it: a resume would get asterisks
+                return self._not_kept_secret(attempt, ctx, fingerprint)
+            event.update(format="json", value=text)
         elif kind != "none":
             path = (
                 Path(self.directory)
@@ -152,14 +160,8 @@ class CheckpointTarget:
             )
             if kind == "pickle":
                 data = pickle.dumps(value, protocol=5)
-                registry = getattr(ctx, "secrets", None)
                 if registry and registry.mask(data.decode("latin-1")) != data.decode("latin-1"):
-                    log.warning(
-                        "bubbles: the output of task %r holds one of the run's secrets; it is not kept, and a resumed "
-                        "run runs the task again",
-                        attempt.task,
-                    )
-                    return self._record(attempt, ctx, fingerprint, kept=False)
+                    return self._not_kept_secret(attempt, ctx, fingerprint)
                 size = _secure_write(path, lambda fh: fh.write(data))
             else:
                 size = _secure_write(path, lambda fh: _write_arrow(fh, value, kind))
@@ -177,6 +179,14 @@ class CheckpointTarget:
             ),
         ]
         return None
+
+    def _not_kept_secret(self, attempt: Any, ctx: Any, fingerprint: str | None) -> None:
+        log.warning(
+            "bubbles: the output of task %r holds one of the run's secrets; it is not kept, and a resumed run runs "
+            "the task again",
+            attempt.task,
+        )
+        return self._record(attempt, ctx, fingerprint, kept=False)
 
     def _record(self, attempt: Any, ctx: Any, fingerprint: str | None, *, kept: bool) -> None:
         """An output not kept still gives its fingerprint (downstream keys are made of it)."""

@@ -140,7 +140,8 @@ class Planner:
         persist = getattr(spec, "persist", None)
         keep = self.persist if persist is None else persist
         code, params = self._code_of(node), self._constants_of(node)
-        key = combine(code, params, *(f"{name}={fp}" for name, fp in sorted(inputs.items())))
+        unknown = any(fp is None for fp in inputs.values())  # a key is never partial
+        key = None if unknown else combine(code, params, *(f"{name}={fp}" for name, fp in sorted(inputs.items())))
         if self.from_run is not None:
             decision = self._resumed(node.key, key, code, params, inputs)
             if decision.reuse is not None:
@@ -184,6 +185,9 @@ class Planner:
             return Decision(event=Reuse(action="ran", reason=f"did not run in run {run}", from_run=run))
         if state not in _DONE:
             return Decision(event=Reuse(action="ran", reason=f"{state} in run {run}", from_run=run))
+        unknown = [name for name, fp in sorted(inputs.items()) if fp is None]
+        if unknown:
+            return Decision(event=Reuse(action="ran", reason=_unknown(unknown), from_run=run))
         if row is None or row["format"] == "unkept" or not row["key"]:
             return Decision(event=Reuse(action="ran", reason=f"its output was not kept in run {run}", from_run=run))
         if key is None or row["key"] != key:
@@ -198,7 +202,7 @@ class Planner:
         self, row: dict[str, Any], code: str | None, params: str | None, inputs: dict[str, str | None], key: str | None
     ) -> str:
         if code is None or row["code"] != code:
-            return "its code changed"
+            return "its code changed" if code is not None else "its code cannot be fingerprinted"
         before = json.loads(row["inputs"] or "{}")
         changed = [name for name in sorted(set(before) | set(inputs)) if before.get(name) != inputs.get(name)]
         if changed:
@@ -247,6 +251,10 @@ def _kept_again(row: dict[str, Any]) -> Checkpoint:
         expires_at=row["expires_at"],
         at=row["at"],
     )
+
+
+def _unknown(inputs: list[str]) -> str:
+    return f"{', '.join(map(repr, inputs))} cannot be fingerprinted (a stream, or an object of unknown kind)"
 
 
 def _ago(seconds: float) -> str:
