@@ -12,6 +12,8 @@ import pytest
 
 from bubbles.data.db.testing import TempPostgres
 
+from .engine.dask.dask_procs import DaskCluster
+
 _counter = itertools.count()
 
 
@@ -44,3 +46,14 @@ def pg_url(pg_server: TempPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator
     yield f"postgresql://{pg_server.user}:${{BUBBLES_TEST_PGPASSWORD}}@{pg_server.host}:{pg_server.port}/{name}"
     with psycopg.connect(admin, autocommit=True) as db:
         db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def conformance_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    """A real ``dask scheduler`` with two ``dask worker`` processes of 4 threads each, on 127.0.0.1."""
+    cluster = DaskCluster(tmp_path_factory.mktemp("dask-conformance"), workers=2, threads=4)
+    try:
+        cluster.wait_for_workers(2)
+        yield cluster
+    finally:
+        cluster.stop()

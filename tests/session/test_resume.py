@@ -100,8 +100,12 @@ def reasons(result: Any) -> dict[str, tuple[str, str]]:
 
 
 # -- resume ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("executor", ["serial", "threads", "processes"])
-def test_resume_reruns_only_the_failed_task(tmp_path: Path, executor: str) -> None:
+@pytest.mark.parametrize("executor", ["serial", "threads", "processes", "dask"])
+def test_resume_reruns_only_the_failed_task(
+    tmp_path: Path, executor: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if executor == "dask":  # real `dask scheduler` and `dask worker` processes on this machine
+        monkeypatch.setenv("BUBBLES_DASK_ADDRESS", request.getfixturevalue("conformance_cluster").address)
     (tmp_path / "fail").touch()
     first = run(etl(tmp_path), executor=executor)
     assert first.tasks["load"].state == "failed" and sorted(ran(tmp_path)) == ["extract", "load", "lookup", "transform"]

@@ -13,6 +13,7 @@ per worker process, cached by digest.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import threading
 from collections import OrderedDict
@@ -85,21 +86,7 @@ def run_attempt(shell: Call, digest: str, fn_bytes: bytes, args: Any, kwargs: An
             traceback.format_exc(),
         )
     else:
-        call = Call(
-            shell.key,
-            shell.attempt,
-            fn,
-            tuple(args),
-            dict(kwargs),
-            shell.run_id,
-            shell.workflow,
-            shell.timeout,
-            shell.probes,
-            shell.params,
-            shell.capture_logs,
-            shell.settings,
-            shell.secrets,
-        )
+        call = dataclasses.replace(shell, fn=fn, args=tuple(args), kwargs=dict(kwargs))
         attempt = execute(call)
     attempt.worker = worker.address
     value, attempt.value = attempt.value, None

@@ -42,6 +42,7 @@ for the run and closed after it (and said so in the log).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -173,6 +174,9 @@ class DaskExecutor(Pool):
         self._timeouts = False
         self._threads = 1
         self._inflight: dict[tuple[str, str, int], Future] = {}  # (run_id, task, attempt) -> future
+        # handed to Dask, future not yet noted: an attempt reported that early waits here for it
+        self._mapping: set[tuple[str, str, int]] = set()
+        self._early: dict[tuple[str, str, int], Attempt] = {}
         self._seen_done: dict[Any, float] = {}
         self._queue: list[Call] = []  # submitted, not yet handed to Dask
         self._wake = threading.Event()
@@ -376,24 +380,12 @@ class DaskExecutor(Pool):
             digest, data = self._function_bytes(c.fn, c.key)
             digests.append(digest)
             datas.append(data)
-            shells.append(
-                Call(
-                    c.key,
-                    c.attempt,
-                    None,  # type: ignore[arg-type]
-                    (),
-                    {},
-                    c.run_id,
-                    c.workflow,
-                    c.timeout,
-                    c.probes,
-                    c.params,
-                    c.capture_logs,
-                    c.settings,
-                    c.secrets,  # (pickles as an empty registry: the worker reports what it resolves)
-                )
-            )
+            # the call without its function and inputs (they travel as bytes and Dask arguments)
+            shells.append(dataclasses.replace(c, fn=None, args=(), kwargs={}))  # type: ignore[arg-type]
         assert self._client is not None
+        idents = [(c.run_id, c.key, c.attempt) for c in batch]
+        with self._lock:
+            self._mapping.update(idents)
         try:
             args = [self._scatter_large(list(c.args)) for c in batch]
             kwargs = [self._scatter_large(c.kwargs) for c in batch]
@@ -410,6 +402,8 @@ class DaskExecutor(Pool):
                 retries=0,
             )
         except Exception as exc:  # e.g. an argument Dask cannot serialize
+            with self._lock:
+                self._mapping.difference_update(idents)
             for c in batch:
                 self._route(
                     c.run_id,
@@ -423,11 +417,19 @@ class DaskExecutor(Pool):
                     ),
                 )
             return
+        reported = []
         with self._lock:
-            for c, future in zip(batch, futures, strict=True):
-                self._inflight[(c.run_id, c.key, c.attempt)] = future
+            self._mapping.difference_update(idents)
+            for ident, future in zip(idents, futures, strict=True):
+                early = self._early.pop(ident, None)
+                if early is None:
+                    self._inflight[ident] = future
+                else:  # it ran and reported before client.map returned
+                    reported.append((early, future))
         for future in futures:
             future.add_done_callback(self._on_done)
+        for attempt, future in reported:
+            self._deliver(attempt, future)
         del batch, futures, shells, args, kwargs  # hold no upstream futures while waiting: let outputs be freed
 
     def _scatter_large(self, values: Any) -> Any:
@@ -454,10 +456,17 @@ class DaskExecutor(Pool):
         except Exception:  # e.g. a class the client cannot import: the future's own error will say it
             log.warning("bubbles: could not read an attempt reported by a Dask worker", exc_info=True)
             return
+        ident = (attempt.run_id, attempt.task, attempt.attempt)
         with self._lock:
-            future = self._inflight.pop((attempt.run_id, attempt.task, attempt.attempt), None)
+            future = self._inflight.pop(ident, None)
+            if future is None and ident in self._mapping:
+                self._early[ident] = attempt  # client.map has not returned yet: _send delivers it
+                return
         if future is None:
             return  # a recomputation after a worker died, or an abandoned attempt
+        self._deliver(attempt, future)
+
+    def _deliver(self, attempt: Attempt, future: Future) -> None:
         if attempt.ok:
             attempt.value = future
         else:
