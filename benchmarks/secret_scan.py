@@ -8,9 +8,10 @@ reaches is scanned for every secret **in every form it may take**, computed here
 independently of bubbles' own masking (as it is, URL-encoded both ways, JSON-escaped, base64
 of the value and of the ``user:password`` pair):
 
-* the run history database file (and its write-ahead log), byte by byte;
+* every file in the bubbles home, byte by byte: the run store (and its write-ahead log), the
+  kept task outputs (checkpoints: ``bubbles run`` persists them), ``lineage.jsonl``;
 * ``bubbles run`` stdout/stderr, in text and in ``--log-format json`` mode;
-* ``bubbles show last``, ``show last --json``, ``show last --logs``, ``bubbles runs``;
+* ``bubbles show last``, ``show last --json``, ``--logs``, ``--lineage``, ``bubbles runs``, ``bubbles cache ls``;
 * the HTML report (``bubbles report last``);
 * in Python: the ``RunFailed`` message, every task's error and traceback, and the pickled errors.
 
@@ -126,9 +127,29 @@ def items():
     return _items()
 
 
+class Session:
+    def __init__(self, token):
+        self.token = token
+
+
+def holds_secrets():  # outputs a run keeps for resume: a dict, an object, a table that name a secret
+    token = resolve("${{SCAN_INNER}}")
+    return {{"headers": {{"Authorization": "Bearer " + token}}, "session": Session(token)}}
+
+
+def header_value():
+    return "Bearer " + resolve("${{SCAN_INNER}}")
+
+
+def clean_table():
+    import pyarrow as pa
+    return pa.table({{"id": [1, 2, 3]}})
+
+
 wf = Workflow("secret-scan")
-for fn in (bearer, api_key, basic, resolves_and_raises, everywhere):
+for fn in (bearer, api_key, basic, resolves_and_raises, everywhere, holds_secrets, header_value, clean_table):
     wf.add_task(fn)
+wf.add_task(lambda value, table: table.num_rows, requires=["header_value", "clean_table"], name="uses_them")
 wf.map(lambda x: x, wf.add_task(items, name="listing"), name="each")  # the runner lists the items: its own error text
 '''
 
@@ -155,21 +176,26 @@ def scan(executors: list[str], workdir: Path) -> dict[str, int]:
         texts[f"bubbles show last ({ex})"] = _run([*bubbles, "show", "last"], env, workdir)
         texts[f"bubbles show last --json ({ex})"] = _run([*bubbles, "show", "last", "--json"], env, workdir)
         texts[f"bubbles show last --logs ({ex})"] = _run([*bubbles, "show", "last", "--logs"], env, workdir)
+        texts[f"bubbles show last --lineage ({ex})"] = _run([*bubbles, "show", "last", "--lineage"], env, workdir)
         report = workdir / f"report-{ex}.html"
         _run([*bubbles, "report", "last", "-o", str(report)], env, workdir)
         texts[f"report ({ex})"] = report.read_text(encoding="utf-8", errors="replace") if report.exists() else ""
     texts["bubbles runs"] = _run([*bubbles, "runs"], env, workdir)
+    texts["bubbles cache ls"] = _run([*bubbles, "cache", "ls"], env, workdir)
     texts["in Python"] = _run([sys.executable, "-c", _IN_PYTHON.format(script=str(script), executors=executors)], env, workdir)
     server.shutdown()
     server.server_close()
-    for db in sorted(home.rglob("*.db*")):
-        texts[f"store file {db.name}"] = db.read_bytes().decode("utf-8", errors="replace")
+    for path in sorted(p for p in home.rglob("*") if p.is_file()):  # the store, kept outputs, lineage events
+        place = "store file" if ".db" in path.name else "home file"
+        texts[f"{place} {path.relative_to(home)}"] = path.read_bytes().decode("latin-1")
     found: dict[str, int] = {}
     for place, text in texts.items():
         n = sum(text.count(f) for value in SECRETS.values() for f in forms(value))
         found[place] = n
     if not any(texts[p] for p in texts if p.startswith("store file")):
         raise SystemExit("secret_scan: no run history was written; nothing was scanned")
+    if not any(p.endswith(".arrow") for p in texts):
+        raise SystemExit("secret_scan: no task output was kept (persist); the checkpoints were not scanned")
     return found
 
 
