@@ -161,6 +161,16 @@ def test_the_file_transport_writes_json_lines_in_the_home(tmp_path: Path) -> Non
     assert sorted(jobs) == ["orders", "orders.extract", "orders.load"] and len(events) == 6
 
 
+def test_kept_outputs_do_not_make_a_task_a_data_task(tmp_path: Path) -> None:
+    # persist (on for `bubbles run`) gives every task a checkpoint event; a resume, reuse events
+    for options in ({}, {"resume": "last"}):
+        home = Path(os.environ["BUBBLES_HOME"])
+        (home / "lineage.jsonl").unlink(missing_ok=True)
+        _pipeline(tmp_path).run(settings={"resources": False, "persist": True}, **options)  # type: ignore[arg-type]
+        jobs = _by_job([json.loads(line) for line in (home / "lineage.jsonl").read_text().splitlines()])
+        assert "orders.transform" not in jobs, options
+
+
 def test_lineage_tasks_all_sends_every_task(tmp_path: Path) -> None:
     _pipeline(tmp_path).run(settings={"resources": False, "lineage_tasks": "all"})
     lines = (Path(os.environ["BUBBLES_HOME"]) / "lineage.jsonl").read_text().splitlines()

@@ -139,6 +139,18 @@ class RunRecorder:
             self._runs[run_id] = writer
         writer.begin(row)
 
+    def sync(self, run_id: str, timeout: float = 5.0) -> None:
+        """Wait until what run ``run_id`` has finished so far is in the store (resume relies on it).
+
+        Called before a task whose inputs a resume would reuse starts: a crash after that point
+        never loses the record of the tasks it depends on. Returns at once when there is nothing
+        new, and after ``timeout`` seconds or a failed write at the latest (the run goes on).
+        """
+        with self._lock:
+            writer = self._runs.get(run_id)
+        if writer is not None:
+            writer.sync(timeout)
+
     def on_run_end(
         self, *, run_id: str, status: str, ended_at: float, duration: float, result: Any = None, **future_kwargs: Any
     ) -> None:
@@ -172,7 +184,10 @@ class _RunWriter:
         self.leftover: Batch = empty_batch()
         self.failed: BaseException | None = None
         self.stop = threading.Event()
+        self.wake = threading.Event()  # write now (a sync, or the run's end), not at the next tick
         self.written = threading.Event()  # set once the run is on disk (or parked)
+        self.synced = threading.Condition()
+        self.durable = 0  # journal entries written to the store
         self.thread: threading.Thread | None = None
         self.texts: tuple[str, str] = ("", "")
 
@@ -211,11 +226,24 @@ class _RunWriter:
             self.batch["resources"].extend((self.run_id, *s) for s in samples)
             self.batch["runs_end"].append(end_row)
         self.stop.set()
+        self.wake.set()
         if self.thread is not None:
             self.written.wait()  # the run is on disk (or parked) when wf.run() returns
         else:
             self.loop()
         self.live = None
+
+    def sync(self, timeout: float) -> None:
+        """Return once every attempt that ended so far is in the store (or ``timeout`` passed, or writing failed)."""
+        live = self.live
+        if live is None or self.thread is None or self.failed is not None:
+            return
+        target = len(live.attempts)
+        if target <= self.durable:
+            return
+        self.wake.set()
+        with self.synced:
+            self.synced.wait_for(lambda: self.durable >= target or self.failed is not None or self.stop.is_set(), timeout)
 
     # -- reading the run --------------------------------------------------------------------
     def read_run(self) -> None:
@@ -243,7 +271,9 @@ class _RunWriter:
         try:
             while True:
                 # True once the run has ended (every attempt is then in the journal): write what is left and stop.
-                last = self.stop.wait(self.flush_every) or not main.is_alive()
+                self.wake.wait(self.flush_every)
+                self.wake.clear()
+                last = self.stop.is_set() or not main.is_alive()
                 try:
                     self.read_run()
                 except Exception as exc:  # a bug here must not lose the run: what was read is kept
@@ -254,12 +284,18 @@ class _RunWriter:
                 if any(self.leftover.values()) and (self.failed is None or last):
                     # after a failure, try again only at the end: each try may wait the timeout
                     self.write_leftover()
+                with self.synced:
+                    if self.failed is None:
+                        self.durable = self.seen
+                    self.synced.notify_all()
                 if last:
                     break
             if any(self.leftover.values()):
                 self.park()
         finally:
             self.written.set()
+            with self.synced:
+                self.synced.notify_all()
 
     def write_leftover(self) -> None:
         """Write the rows not yet written; on failure keep them, in order, for the next try."""

@@ -80,6 +80,10 @@ def task_uuid(run_id: str, task: str, started_at: float) -> str:
     return str(generate_static_uuid(datetime.fromtimestamp(started_at, UTC), f"{run_id}/{task}".encode()))
 
 
+# events every task of a persisting or resumed run carries, which say nothing about data
+_BOOKKEEPING = frozenset({"checkpoint", "reuse"})
+
+
 def quality_facets(dataset: tuple[str, str], events: Iterable[Any]) -> dict[str, Any]:
     """The data-quality facets of ``dataset`` from a task's events: the place data-quality results plug in.
 
@@ -315,7 +319,8 @@ class _RunEmitter:
     def task_events(self, entry: Any) -> None:
         task = entry.task
         if entry.ran:
-            if not (self.every_task or entry.events or entry.status != "succeeded" or task in self.started):
+            touched = any(getattr(e, "kind", "") not in _BOOKKEEPING for e in entry.events or ())
+            if not (self.every_task or touched or entry.status != "succeeded" or task in self.started):
                 return  # succeeded without touching data: nothing for lineage (lineage_tasks = "data")
             self.last_ran[task] = entry
             if task not in self.started:

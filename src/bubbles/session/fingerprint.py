@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import os
 import sys
 import types
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import Any
 __all__ = ["combine", "fingerprint_code", "fingerprint_value"]
 
 _MAX_DEPTH = 8
+_BUBBLES_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _hasher() -> Any:
@@ -164,6 +166,27 @@ def _user_module(module: types.ModuleType | None) -> bool:
     return module is not None and (module.__name__ == "__main__" or _is_local_code(module))
 
 
+def _user_code(value: Any) -> bool:
+    """Whether a function or class is the user's own code, fingerprinted by its code (not its name).
+
+    A file run by ``bubbles run`` executes as a module that is not in ``sys.modules`` (so its
+    functions ship by value); its functions are known by the ``__file__`` of their globals.
+    """
+    module = sys.modules.get(getattr(value, "__module__", "") or "")
+    if module is not None:
+        return _user_module(module)
+    globs = getattr(value, "__globals__", None)
+    if globs is None and isinstance(value, type):
+        methods = (m for m in vars(value).values() if isinstance(m, types.FunctionType))
+        globs = next((m.__globals__ for m in methods), None)
+    file = (globs or {}).get("__file__")
+    if not isinstance(file, str):
+        return False
+    from ..engine.executors.dask import _is_local_file
+
+    return not os.path.abspath(file).startswith(_BUBBLES_DIR) and _is_local_file(file)
+
+
 def _feed_function(h: Any, fn: Any, seen: set[int], depth: int) -> bool:
     if id(fn) in seen:
         h.update(b"recursion;")
@@ -215,13 +238,13 @@ def _feed_used(h: Any, value: Any, seen: set[int], depth: int) -> bool:
         return _feed_module(h, value)
     if isinstance(value, (types.FunctionType, types.MethodType)) or hasattr(value, "__bubbles_spec__"):
         module = sys.modules.get(getattr(value, "__module__", "") or "")
-        if depth < _MAX_DEPTH and _user_module(module):
+        if depth < _MAX_DEPTH and _user_code(value):
             return _feed_function(h, value, seen, depth + 1)
         h.update(f"fn:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')};".encode())
         return _feed_module(h, module) if module is not None else True
     if isinstance(value, type):
         module = sys.modules.get(value.__module__)
-        if depth < _MAX_DEPTH and _user_module(module):
+        if depth < _MAX_DEPTH and _user_code(value):
             h.update(f"class:{value.__qualname__};".encode())
             for _, member in sorted(vars(value).items()):
                 if isinstance(member, types.FunctionType) and not _feed_function(h, member, seen, depth + 1):

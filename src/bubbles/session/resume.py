@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ class Planner:
         self.from_run: str | None = None
         self.previous: dict[str, dict[str, Any]] = {}  # task -> its checkpoint row in the resumed run
         self.states: dict[str, str] = {}  # task -> its final state in the resumed run
+        self.crashed = False  # the resumed run crashed: tasks it has no record of had not finished
+        self.sync: Callable[[], None] | None = None  # waits until the run's finished tasks are in the store
         if resume is not None:
             self._load_resumed(resume, workflow, graph)
 
@@ -88,6 +91,7 @@ class Planner:
     def _load_resumed(self, resume: str, workflow: str, graph: Graph) -> None:
         if self.store is None:
             raise ConfigError("Resume needs the run store, and the history setting is off for this run. Turn it on.")
+        self.store.reap()  # a run killed meanwhile is crashed, not running
         if resume in ("last", "latest"):
             runs = [r for r in self.store.runs(limit=5, workflow=workflow) if r["run_id"] != self.run_id]
             if not runs:
@@ -103,14 +107,18 @@ class Planner:
         self.from_run = run["run_id"]
         self.states = {t["task"]: t["state"] for t in self.store.tasks(self.from_run)}
         self.previous = {c["task"]: c for c in self.store.checkpoints(self.from_run)}
+        self.crashed = run["status"] in ("crashed", "running")  # (running: another host's run, lease not yet out)
         now = {key for key, node in graph.nodes.items() if node.kind == "task"}
         then = {task for task in self.states if "[" not in task}  # (map items appear as the run goes)
         added, gone = sorted(now - then), sorted(then - now)
         failed = sorted(t for t, s in self.states.items() if s not in _DONE)
         what = [f"resuming run {self.from_run} ({run['status']})"]
-        if failed:
+        if self.crashed:  # a crashed run recorded what finished; the rest had not, or never started
+            done = len(then) - len(failed)
+            what.append(f"{done} task(s) had finished there; {len(now) - done} run again")
+        elif failed:
             what.append(f"{len(failed)} task(s) to run again: {', '.join(failed[:8])}{' ...' if len(failed) > 8 else ''}")
-        if added:
+        if added and not self.crashed:
             what.append(f"new since then: {', '.join(added[:8])}")
         if gone:
             what.append(f"no longer in the workflow: {', '.join(gone[:8])}")
@@ -139,9 +147,13 @@ class Planner:
         cache = getattr(spec, "cache", None) if spec is not None else None
         persist = getattr(spec, "persist", None)
         keep = self.persist if persist is None else persist
+        if inputs and self.sync is not None and (self.persist or cache not in (None, False)):
+            # the tasks this one needs are on record before it starts: a crash from here on
+            # leaves a run whose resume reuses them (the record is written in the background)
+            self.sync()
         code, params = self._code_of(node), self._constants_of(node)
-        unknown = any(fp is None for fp in inputs.values())  # a key is never partial
-        key = None if unknown else combine(code, params, *(f"{name}={fp}" for name, fp in sorted(inputs.items())))
+        partial = any(fp is None for fp in inputs.values())  # a key is never partial
+        key = None if partial else combine(code, params, *(f"{name}={fp}" for name, fp in sorted(inputs.items())))
         if self.from_run is not None:
             decision = self._resumed(node.key, key, code, params, inputs)
             if decision.reuse is not None:
@@ -182,7 +194,8 @@ class Planner:
         state = self.states.get(task)
         row = self.previous.get(task)
         if state is None:
-            return Decision(event=Reuse(action="ran", reason=f"did not run in run {run}", from_run=run))
+            why = f"did not finish in run {run} (it crashed)" if self.crashed else f"did not run in run {run}"
+            return Decision(event=Reuse(action="ran", reason=why, from_run=run))
         if state not in _DONE:
             return Decision(event=Reuse(action="ran", reason=f"{state} in run {run}", from_run=run))
         unknown = [name for name, fp in sorted(inputs.items()) if fp is None]

@@ -9,6 +9,7 @@ is undone when the run ends.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,12 @@ def start_run(
         graph.validate()
         executor.check([n.spec for n in graph.nodes.values() if n.spec is not None])
         context.executor = executor
-        context.hooks = HookSet([*defaults.hooks_for_run(settings), *options.hooks], scoped_hooks)
+        run_hooks = [*defaults.hooks_for_run(settings), *options.hooks]
+        context.hooks = HookSet(run_hooks, scoped_hooks)
         probes = (*defaults.probes_for_run(settings), *options.probes)
         planner = _planner(graph, options, settings, run_id, dynamic)
+        if planner is not None:
+            planner.sync = _record_sync(run_hooks, run_id)
         with defaults.log_capture(settings):
             runner = Runner(
                 graph,
@@ -166,6 +170,14 @@ def _planner(graph: Graph, options: RunOptions, settings: Settings, run_id: str,
     return Planner(
         run_id=run_id, workflow=graph.name, settings=settings, store=store, persist=persist, resume=options.resume, graph=graph
     )
+
+
+def _record_sync(hooks: list[Any], run_id: str) -> Callable[[], None] | None:
+    """How the planner waits for the run's record to reach the store (the run's RunRecorder), if it has one."""
+    from ..observe.history import RunRecorder
+
+    recorder = next((h for h in hooks if isinstance(h, RunRecorder)), None)
+    return None if recorder is None else functools.partial(recorder.sync, run_id)
 
 
 def _settle_watermarks(result: RunResult, settings: Settings) -> None:

@@ -680,6 +680,11 @@ def _is_local_code(module: Any) -> bool:
     file = getattr(module, "__file__", None)
     if not file or top in ("bubbles", "pybubbles") or top in sys.stdlib_module_names:
         return False
+    return _is_local_file(file)
+
+
+def _is_local_file(file: str) -> bool:
+    """Whether the source file ``file`` is outside the installed packages and the standard library."""
     roots = {sysconfig.get_paths().get(k, "") for k in ("purelib", "platlib", "stdlib", "platstdlib")}
     roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
     roots.add(site.getusersitepackages() if hasattr(site, "getusersitepackages") else "")
