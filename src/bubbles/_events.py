@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["Checkpoint", "Dataset", "LineageEdge", "Reuse", "TaskEvent", "event_from_dict", "event_kinds"]
+__all__ = ["Checkpoint", "Dataset", "LineageEdge", "Reuse", "TaskEvent", "Watermark", "event_from_dict", "event_kinds"]
 
 _KINDS: dict[str, type[TaskEvent]] = {}
 
@@ -184,6 +184,19 @@ class Reuse(TaskEvent):
     action: str = "ran"
     reason: str = ""
     from_run: str | None = None
+
+
+@dataclass(frozen=True)
+class Watermark(TaskEvent):
+    """A watermark an incremental read proposed (``name``, its new ``value`` as JSON text).
+
+    The proposal itself waits in the store until the run settles; this event keeps it with the
+    task, so a resumed run that reuses the task proposes it again (see bubbles.session.resume).
+    """
+
+    kind = "watermark"
+    name: str = ""
+    value: str = ""
 
 
 @dataclass(frozen=True)

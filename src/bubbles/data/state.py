@@ -20,6 +20,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._context import record_event
+from .._events import Watermark
+
 __all__ = ["StateStore"]
 
 
@@ -72,7 +75,9 @@ class StateStore:
         if commit:
             self.set(name, value, run_id)
             return
-        self._store.propose_watermark(name, _encode(value), run_id or "")
+        text = _encode(value)
+        self._store.propose_watermark(name, text, run_id or "")
+        record_event(Watermark(name=name, value=text))  # with the task: a resume that reuses it proposes it again
 
     def commit_run(self, run_id: str | None) -> list[str]:
         """Commit every watermark proposed by ``run_id``; returns their names."""

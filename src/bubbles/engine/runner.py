@@ -546,7 +546,8 @@ class Runner:
             run_id=self.run_id,
             group=slot.group,
             ran=False,
-            events=[e for e in (decision.event, getattr(decision, "kept", None)) if e is not None] or None,
+            events=[e for e in (decision.event, getattr(decision, "kept", None), *getattr(decision, "carried", ()))
+                    if e is not None] or None,
             started_at=now,
             ended_at=now,
             duration=0.0,

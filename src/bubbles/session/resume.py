@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError
-from .._events import Checkpoint, Reuse
+from .._events import Checkpoint, Reuse, Watermark
 from .._settings import Settings
 from ..engine.graph import Graph, Node, Ref
 from ..engine.task import parse_ttl
@@ -56,6 +56,7 @@ class Decision:
     target: CheckpointTarget | None = None
     event: Reuse | None = None
     kept: Checkpoint | None = None  # a reused output is kept by this run too (a later resume finds it here)
+    carried: tuple[Watermark, ...] = ()  # watermarks the reused task proposed, proposed again by this run
 
 
 class Planner:
@@ -83,6 +84,8 @@ class Planner:
         self.previous: dict[str, dict[str, Any]] = {}  # task -> its checkpoint row in the resumed run
         self.states: dict[str, str] = {}  # task -> its final state in the resumed run
         self.crashed = False  # the resumed run crashed: tasks it has no record of had not finished
+        self.started_at = 0.0  # when the resumed run started
+        self.watermarks: dict[str, list[Watermark]] = {}  # task -> the watermarks it proposed in the resumed run
         self.sync: Callable[[], None] | None = None  # waits until the run's finished tasks are in the store
         if resume is not None:
             self._load_resumed(resume, workflow, graph)
@@ -105,7 +108,9 @@ class Planner:
                     f"one. `bubbles runs --workflow {workflow}` lists the runs that can."
                 )
         self.from_run = run["run_id"]
+        self.started_at = float(run["started_at"] or 0.0)
         self.states = {t["task"]: t["state"] for t in self.store.tasks(self.from_run)}
+        self.watermarks = _watermarks_by_task(self.store.events(self.from_run, "watermark"))
         self.previous = {c["task"]: c for c in self.store.checkpoints(self.from_run)}
         self.crashed = run["status"] in ("crashed", "running")  # (running: another host's run, lease not yet out)
         now = {key for key, node in graph.nodes.items() if node.kind == "task"}
@@ -209,7 +214,31 @@ class Planner:
         if ref is None:
             return Decision(event=Reuse(action="ran", reason=f"its checkpoint from run {run} cannot be read", from_run=run))
         event = Reuse(action="reused", reason=f"reused from run {run}", from_run=row["run_id"])
-        return Decision(reuse=ref, fingerprint=row["fingerprint"], event=event, kept=_kept_again(row))
+        carried = self._propose_again(task)
+        return Decision(reuse=ref, fingerprint=row["fingerprint"], event=event, kept=_kept_again(row), carried=carried)
+
+    def _propose_again(self, task: str) -> tuple[Watermark, ...]:
+        """The reused task read incrementally: its watermarks settle with this run, as if it had run here.
+
+        Not when another run committed the watermark after the resumed run started: that run read
+        past it, and going back would read its rows again.
+        """
+        carried = []
+        for mark in self.watermarks.get(task, ()):
+            now = self.store.watermark_record(mark.name)
+            if now is not None and (now["updated_at"] or 0) > self.started_at and now["run_id"] != self.from_run:
+                log.warning(
+                    "bubbles: watermark %r was advanced by run %s after run %s started; task %r is reused, but its "
+                    "watermark is not proposed again",
+                    mark.name,
+                    now["run_id"],
+                    self.from_run,
+                    task,
+                )
+                continue
+            self.store.propose_watermark(mark.name, mark.value, self.run_id)
+            carried.append(mark)
+        return tuple(carried)
 
     def _what_changed(
         self, row: dict[str, Any], code: str | None, params: str | None, inputs: dict[str, str | None], key: str | None
@@ -247,6 +276,19 @@ class Planner:
             log.warning("bubbles: %s It runs again.", exc)
             return None
         return ref
+
+
+def _watermarks_by_task(rows: list[dict[str, Any]]) -> dict[str, list[Watermark]]:
+    """The watermark events of each task's last attempt (``task_events`` rows)."""
+    last: dict[str, int] = {}
+    for row in rows:
+        last[row["task"]] = max(last.get(row["task"], 0), row["attempt"])
+    out: dict[str, list[Watermark]] = {}
+    for row in rows:
+        if row["attempt"] == last[row["task"]]:
+            payload = row["payload"] or {}
+            out.setdefault(row["task"], []).append(Watermark(name=payload.get("name", ""), value=payload.get("value", "")))
+    return out
 
 
 def _kept_again(row: dict[str, Any]) -> Checkpoint:

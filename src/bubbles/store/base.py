@@ -482,6 +482,11 @@ class RunStore(ABC):
         rows = self._query("SELECT value FROM watermarks WHERE name = ?", [name])
         return rows[0]["value"] if rows else None
 
+    def watermark_record(self, name: str) -> dict[str, Any] | None:
+        """The committed watermark ``name`` with when and by which run it was set, or ``None``."""
+        rows = self._query("SELECT name, value, updated_at, run_id FROM watermarks WHERE name = ?", [name])
+        return rows[0] if rows else None
+
     def propose_watermark(self, name: str, value: str, run_id: str) -> None:
         with self._transaction() as cur:
             cur.execute(
