@@ -156,6 +156,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("dask_tls_cert", _optional(_text), None, "client certificate for a tls:// Dask scheduler", path=True),
     Spec("dask_tls_key", _optional(_text), None, "client key for a tls:// Dask scheduler", path=True),
     Spec("cancel_grace", _number(float), 5.0, "seconds a cancelled run waits for its running tasks to stop"),
+    Spec("quarantine_dir", _optional(_text), None, "where quarantine sinks go by default (default quarantine/ in the home)",
+         path=True),
+    Spec("mask_key_secret", _text, "BUBBLES_MASK_KEY", "the secret holding the key of hash masks (HMAC-SHA256)"),
 )
 _BY_NAME = {s.name: s for s in SPECS}
 
@@ -192,6 +195,8 @@ class Settings:
     dask_tls_cert: str | None = None
     dask_tls_key: str | None = None
     cancel_grace: float = 5.0
+    quarantine_dir: str | None = None
+    mask_key_secret: str = "BUBBLES_MASK_KEY"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source(self, name: str) -> str:

@@ -44,6 +44,20 @@ tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
     incremental-load state: committed watermarks (``name``, ``value`` JSON, ``updated_at``,
     ``run_id``), and the proposals of runs not yet settled (``name``, ``run_id``, ``value``,
     ``proposed_at``), committed when the run succeeds and discarded when it fails or crashes.
+``quality_results``
+    one row per rule of a data contract checked over one batch (``bubbles.data.quality``):
+    ``run_id``, ``task``, ``attempt``, ``contract``, ``rule`` (``amount.range``,
+    ``table.row_count``), ``kind`` (``not_null``, ``unique``, ``range``, ``regex``, ``type``,
+    ``accepted_values``, ``foreign_key``, ``row_count``, ``freshness``, ``sql``, ``dedup``, ...),
+    ``columns`` (comma-separated), ``action`` (``warn``, ``quarantine``, ``fail``), ``rows_checked``, ``rows_failed``,
+    ``rows_quarantined``, ``outcome`` (``passed``, ``warned``, ``quarantined``, ``failed``),
+    ``observed`` (what a table rule saw), ``examples`` (JSON list of offending values, PII
+    masked), ``source``, ``at``.
+``quarantines``
+    every append to a quarantine sink (bad lines of a reader, rows a contract rejected):
+    ``run_id``, ``task``, ``attempt``, ``sink`` (a Parquet dataset folder, or ``URL#table``),
+    ``sink_kind`` (``parquet``, ``table``), ``part`` (the file or table appended to),
+    ``source``, ``contract``, ``rows``, ``at``.
 ``store_meta``
     ``key``/``value``: ``schema_version``.
 """
@@ -113,6 +127,25 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "logs": ("run_id", "task", "attempt", "seq", "time", "level", "logger", "message"),
     "resources": ("run_id", "time", "cpu_percent", "rss", "processes"),
     "profiles": ("run_id", "task", "attempt", "format", "data"),
+    "quality_results": (
+        "run_id",
+        "task",
+        "attempt",
+        "contract",
+        "rule",
+        "kind",
+        "columns",
+        "action",
+        "rows_checked",
+        "rows_failed",
+        "rows_quarantined",
+        "outcome",
+        "observed",
+        "examples",
+        "source",
+        "at",
+    ),
+    "quarantines": ("run_id", "task", "attempt", "sink", "sink_kind", "part", "source", "contract", "rows", "at"),
 }
 
 _T = "DOUBLE PRECISION"  # a time or a float: REAL in SQLite, float8 in PostgreSQL
@@ -167,7 +200,21 @@ _VERSION_1: tuple[str, ...] = (
         WHERE a.attempt = (SELECT MAX(b.attempt) FROM attempts b WHERE b.run_id = a.run_id AND b.task = a.task)""",
 )
 
+_VERSION_2: tuple[str, ...] = (  # data quality: contract results and quarantine appends
+    f"""CREATE TABLE IF NOT EXISTS quality_results (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, contract TEXT NOT NULL, rule TEXT NOT NULL,
+        kind TEXT, columns TEXT, action TEXT, rows_checked BIGINT, rows_failed BIGINT, rows_quarantined BIGINT,
+        outcome TEXT, observed TEXT, examples TEXT, source TEXT, at {_T})""",
+    "CREATE INDEX IF NOT EXISTS quality_results_run ON quality_results (run_id, task)",
+    "CREATE INDEX IF NOT EXISTS quality_results_rule ON quality_results (contract, rule, at)",
+    f"""CREATE TABLE IF NOT EXISTS quarantines (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, sink TEXT NOT NULL, sink_kind TEXT NOT NULL,
+        part TEXT, source TEXT, contract TEXT, rows BIGINT, at {_T})""",
+    "CREATE INDEX IF NOT EXISTS quarantines_run ON quarantines (run_id)",
+    "CREATE INDEX IF NOT EXISTS quarantines_sink ON quarantines (sink, at)",
+)
+
 # Each entry takes a store from version i to i + 1 (statements run in one transaction, in order).
 # Never edit a released entry: add one. A view is dropped and created again when redefined.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1, _VERSION_2)
 SCHEMA_VERSION = len(MIGRATIONS)
