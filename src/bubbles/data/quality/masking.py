@@ -92,7 +92,8 @@ def mask_sql(expr: str, kind: str, arg: Any, params: dict[str, Any], key: MaskKe
         keep = 4 if kind == "card" else 2
         if kind == "card":
             return f"CASE WHEN {expr} IS NULL THEN NULL ELSE '**** **** **** ' || right({digits}, {keep}) END"
-        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE repeat('*', greatest(length({digits}) - {keep}, 0)) || right({digits}, {keep}) END"
+        hidden = f"repeat('*', greatest(length({digits}) - {keep}, 0))"
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {hidden} || right({digits}, {keep}) END"
     if kind == "truncate":
         if isinstance(arg, int):
             return f"left({text}, {int(arg)})"

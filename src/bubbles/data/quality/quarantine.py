@@ -165,10 +165,9 @@ def append(sink: Sink, rows: pa.Table, *, source: str | None = None, contract: s
 def _append_parquet(sink: Sink, rows: pa.Table, storage_options: dict[str, Any] | None) -> str:
     import pyarrow.parquet as pq
 
+    from ..._context import current_task
     from ..files._atomic import atomic_file
     from ..files._fs import locate
-
-    from ..._context import current_task
 
     ctx = current_task()
     run = ctx.run_id if ctx else "norun"

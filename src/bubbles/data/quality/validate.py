@@ -15,7 +15,6 @@ nothing is lost either way.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -164,7 +163,9 @@ def _is_stream_source(data: Any) -> bool:
     module = type(data).__module__ or ""
     if module.startswith("duckdb"):
         return True  # a relation arrives as its result's stream
-    if isinstance(data, pa.Table | pa.RecordBatch | list | str) or hasattr(data, "to_arrow") or module.startswith(("pandas", "polars")):
+    if isinstance(data, pa.Table | pa.RecordBatch | list | str) or hasattr(data, "to_arrow"):
+        return False
+    if module.startswith(("pandas", "polars")):
         return False
     return hasattr(data, "__iter__") or hasattr(data, "__arrow_c_stream__")
 
@@ -323,10 +324,14 @@ def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Si
                 outcome = "failed"
             elif rule.action == "fail":
                 outcome = "warned"  # under its threshold: tolerated, counted
+        if rule.table_level:
+            set_aside = failed if rule.action == "quarantine" and broke else 0
+        else:
+            set_aside = out.quarantined_by_rule[i]
         result = QualityResult(
             contract=contract.name, rule=rule.name, check=rule.kind, column=", ".join(rule.columns) or None,
             action=rule.action, rows_checked=out.rows, rows_failed=failed,
-            rows_quarantined=out.quarantined_by_rule[i] if not rule.table_level else (failed if rule.action == "quarantine" and broke else 0),
+            rows_quarantined=set_aside,
             outcome=outcome, observed=observed, examples=list(out.examples[i]), source=source,
         )
         results.append(result)
@@ -364,7 +369,8 @@ def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Si
     if messages and raise_on_fail:
         rule, r, _ = failures[0]
         ctx = current_task()
-        more = f" ({len(messages) - 1} more rule(s) failed too: {', '.join(x[1].rule for x in failures[1:])}.)" if len(messages) > 1 else ""
+        others = ", ".join(x[1].rule for x in failures[1:])
+        more = f" ({len(messages) - 1} more rule(s) failed too: {others}.)" if others else ""
         raise QualityError(messages[0] + more, contract=contract.name, rule=rule.name, failed=r.rows_failed,
                            checked=r.rows_checked, examples=list(r.examples), task=ctx.task if ctx else None, source=source)
     return validation
@@ -406,7 +412,8 @@ def _failure_message(contract: Contract, rule: Rule, r: QualityResult, limit_tex
                 f"{r.rows_checked:,} rows{pct}{seen}, more than {limit_text}")
         fix = ("Fix the data at its source, or change the rule: action 'quarantine' sets such rows aside, "
                "fail_above ('1%', 100) tolerates some.")
-    return f"Contract {contract.name!r} failed{where}{src}: {what}.{_examples_text(r).replace('; examples', ' Examples')}{kept} {fix}"
+    shown = f" Examples: {', '.join(r.examples)}." if r.examples else ""
+    return f"Contract {contract.name!r} failed{where}{src}: {what}.{shown}{kept} {fix}"
 
 
 def check(

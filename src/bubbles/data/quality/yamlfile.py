@@ -117,7 +117,7 @@ def contract_from_yaml(text: str, source: str = "<contract>") -> Contract:
     if "contract" not in top:
         raise doc.error(root, "the contract has no name: add `contract: NAME` at the top.", key="contract")
     columns = []
-    cols_key, cols_node = _child(root, "columns")
+    _, cols_node = _child(root, "columns")
     raw_columns = top.get("columns") or {}
     if not isinstance(raw_columns, dict):
         raise doc.error(cols_node, "columns must be a mapping of column name to its rules, e.g. `order_id: {type: bigint}`.",
