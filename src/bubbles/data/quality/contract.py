@@ -201,9 +201,9 @@ class Rule:
         if self.kind == "foreign_key":
             return f"{self.name}: must exist in {p['table']}.{p['column']}"
         if self.kind == "row_count":
-            lo, hi = p.get("min"), p.get("max")
-            return f"{self.name}: the batch must have {'' if lo is None else f'at least {lo} '}" + \
-                ("" if hi is None else f"{'and ' if lo is not None else ''}at most {hi} ") + "rows"
+            least, most = p.get("min"), p.get("max")
+            bounds = [f"at least {least:,}" if least is not None else "", f"at most {most:,}" if most is not None else ""]
+            return f"{self.name}: the batch must have {' and '.join(b for b in bounds if b)} rows"
         if self.kind == "freshness":
             return f"{self.name}: the latest {self.columns[0]} must be newer than {p['max_age']}"
         if self.kind == "sql":
@@ -466,13 +466,18 @@ class Contract:
         return next((c for c in self.columns if c.name == name), None)
 
     @property
+    def unique_sets(self) -> tuple[Unique, ...]:
+        """The multi-column uniqueness rules (``unique`` as given, made :class:`Unique`)."""
+        return tuple(u for u in self.unique if isinstance(u, Unique))
+
+    @property
     def pii_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.pii)
 
     def referenced_columns(self) -> set[str]:
         """Every input column a rule names (what an upstream step must produce)."""
         names = {c.name for c in self.columns if c.required}
-        for u in self.unique:
+        for u in self.unique_sets:
             names.update(u.columns)
         if self.freshness:
             names.add(self.freshness.column)
@@ -524,7 +529,7 @@ class Contract:
             if c.foreign_key is not None:
                 table, _, column = c.foreign_key.rpartition(".")
                 add("foreign_key", {"table": table, "column": column})
-        for u in self.unique:
+        for u in self.unique_sets:
             name = u.name or "_".join(u.columns)
             rules.append(Rule(f"table.unique_{name}" if u.name is None else f"table.{u.name}", "unique", tuple(u.columns),
                               u.action or default, Threshold.parse(u.fail_above, "unique")))

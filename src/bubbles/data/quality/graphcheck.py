@@ -98,7 +98,7 @@ def check_graph(graph: Any) -> list[str]:
                     hint = f" Did you mean {close[0]!r}?" if close else ""
                     problems.append(f"{where}: a rule names column {col!r}, which the step upstream, {upstream!r}, does not "
                                     f"produce (it produces: {', '.join(have)}).{hint} Fix the contract or the step.")
-        given = dict(getattr(_unwrap(spec.fn), "__bubbles_references__", {}) or {})
+        given = dict(getattr(_unwrap(spec.fn), "__bubbles_references__", {}) or {}) if spec is not None else {}
         for name, value in node.kwargs.items():
             given.setdefault(name, value)
         for table, cols in sorted(c.references().items()):
