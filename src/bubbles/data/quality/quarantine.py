@@ -171,7 +171,9 @@ def _append_parquet(sink: Sink, rows: pa.Table, storage_options: dict[str, Any] 
 
     ctx = current_task()
     run = ctx.run_id if ctx else "norun"
-    name = f"part-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{run}-{uuid.uuid4().hex[:8]}.parquet"
+    now = time.time_ns()  # part names sort in the order they were appended
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000)) + f"{now % 1_000_000_000:09d}"
+    name = f"part-{stamp}-{run}-{uuid.uuid4().hex[:8]}.parquet"
     target = sink.location.rstrip("/") + "/" + name
     with atomic_file(locate(target, storage_options)) as tmp:
         pq.write_table(rows, tmp, compression="zstd")
