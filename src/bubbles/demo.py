@@ -192,7 +192,6 @@ FINANCE_CSV = {
 def deliver_finance(clean: Any, workdir: str) -> str:
     from .data.deliver import deliver
     from .data.files import CsvFormat, write_csv
-
     from .data.quality import mask
 
     staging = Path(workdir) / "staging"

@@ -95,7 +95,7 @@ def test_a_fail_rule_fails_the_task_naming_rule_count_examples_and_fix(tmp_path)
     with open_store() as store:
         (row,) = store.quality_results(result.run_id)
         assert row["outcome"] == "failed" and "bob@evil.org" not in row["examples"]
-        attempt = [a for a in store.attempts(result.run_id) if a["task"] == "check_people"][0]
+        attempt = next(a for a in store.attempts(result.run_id) if a["task"] == "check_people")
         assert "bob@evil.org" not in (attempt["error"] or "") + (attempt["traceback"] or "")
 
 

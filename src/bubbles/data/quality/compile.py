@@ -50,6 +50,7 @@ class Compiled:
     needs_rescan: bool  # a rule reads the input more than once (a stream must be loaded first)
     skipped: list[str] = field(default_factory=list)  # rules of absent optional columns
     types: dict[str, str] = field(default_factory=dict)  # the input's DuckDB type of each column
+    narrow: bool = False  # the query returns only the rows that broke a rule, by their row index
 
 
 def _param(params: dict[str, Any], value: Any) -> str:
@@ -72,10 +73,15 @@ def compile_contract(
     references: Mapping[str, tuple[str, Sequence[str]]] | None = None,
     key: MaskKey | None = None,
     now: datetime | None = None,
+    row_index: str | None = None,
 ) -> Compiled:
     """Compile ``contract`` for an input with ``columns`` (``(name, DuckDB type)``).
 
-    ``references`` maps a foreign key's table to ``(registered name, its columns)``.
+    ``references`` maps a foreign key's table to ``(registered name, its columns)``. With
+    ``row_index`` (a column of the registered input numbering its rows) and a contract that
+    changes no value (no cast, no output mask), the query is *narrow*: it returns only the rows
+    that broke a rule — their index, flags and reasons — and the valid output is the input
+    filtered in Arrow, never copied through DuckDB.
     """
     key = key or MaskKey()
     refs = dict(references or {})
@@ -147,15 +153,16 @@ def compile_contract(
     # -- layer 3: verdict, and what a broken row keeps --------------------------------------
     pii = {c.name: c for c in contract.columns if c.pii}
     output = [n for n in names if not (contract.extra_columns == "drop" and n not in wanted)]
-    select = []
+    narrow = row_index is not None and not casts and not (contract.mask_output and pii)
+    select = [quote(row_index)] if narrow and row_index is not None else []
     originals: dict[str, str] = {}
-    for n in output:
+    for n in [] if narrow else output:
         expr = quote(n)
         if contract.mask_output and n in pii:
             kind, arg = pii[n].masking
             expr = mask_sql(quote(n), kind, arg, params, key)
         select.append(f"{expr} AS {quote(n)}")
-    for n in names:
+    for n in [] if narrow else names:
         if n in casts or (contract.mask_output and n in pii):
             o = f"{INTERNAL}o{index[n]}"
             originals[n] = o
@@ -190,7 +197,7 @@ def compile_contract(
         qcol,
     ]
     latest = "NULL"
-    if contract.freshness is not None and contract.freshness.column in types:
+    if contract.freshness is not None and contract.freshness.column in types and not narrow:
         latest = f"(SELECT max({quote(contract.freshness.column)}) FROM __bq_conformed)"
     select.append(f"{latest} AS {quote(INTERNAL + 'latest')}")
     sql = (
@@ -198,9 +205,11 @@ def compile_contract(
         f"SELECT {', '.join(select)} FROM ("
         f"SELECT *, ({q}) AS {qcol}, ({d}) AND NOT ({q}) AS {quote(INTERNAL + 'd')} FROM ("
         f"SELECT *{', ' + layer2 if layer2 else ''} FROM __bq_conformed) AS __bq_flags) AS __bq_verdict"
+        + (f" WHERE {any_flag}" if narrow else "")
     )
     return Compiled(sql=sql, params=params, rules=rules, sql_flag=sql_flag, output=output, originals=originals,
-                    source_columns=names, needs_rescan=needs_rescan(contract), skipped=skipped, types=types)
+                    source_columns=names, needs_rescan=needs_rescan(contract), skipped=skipped, types=types,
+                    narrow=narrow)
 
 
 def _flag(rule: Rule, raw: Any, params: dict[str, Any], refs: Mapping[str, tuple[str, Sequence[str]]],

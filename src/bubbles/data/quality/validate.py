@@ -131,28 +131,60 @@ def validate(
     try:
         con.execute("SET enable_progress_bar = false")
         attributed = _Sink(current_task())
-        _register(con, "__bq_data", data, attributed)
+        table = _as_table(data)
+        if table is not None:  # numbered, so the query can return only the rows that broke a rule
+            table = table.append_column("__bq_row", _row_numbers(table.num_rows))
+            con.register("__bq_data", table)
+        else:
+            _register(con, "__bq_data", data, attributed)
         relation = con.table("__bq_data")
-        is_stream = _is_stream_source(data)
         from .compile import needs_rescan
 
-        if is_stream and needs_rescan(c):
+        if table is None and _is_stream_source(data) and needs_rescan(c):
             with native_work(con.interrupt):
                 con.execute("CREATE TEMP TABLE __bq_input AS SELECT * FROM __bq_data")
         else:
             con.execute("CREATE VIEW __bq_input AS SELECT * FROM __bq_data")
-        columns = [(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)]
+        columns = [(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True) if n != "__bq_row"]
         refs = _register_references(con, c, references or {}, attributed)
-        compiled = compile_contract(c, columns, references=refs, key=key)
+        compiled = compile_contract(c, columns, references=refs, key=key,
+                                    row_index="__bq_row" if table is not None else None)
         with native_work(con.interrupt):
             try:
                 reader = con.sql(compiled.sql, params=compiled.params).to_arrow_reader(batch_size)
             except duckdb.Error as exc:
                 raise _query_error(exc, c) from None
-            outcome = _split(reader, compiled, c, line_column)
+            if compiled.narrow and table is not None:
+                outcome = _split_narrow(reader, compiled, c, table, line_column)
+            else:
+                outcome = _split(reader, compiled, c, line_column)
     finally:
         con.close()
     return _conclude(outcome, compiled, c, sink=sink, source=source or c.source, raise_on_fail=raise_on_fail)
+
+
+def _as_table(data: Any) -> pa.Table | None:
+    """``data`` as an Arrow table when it is one (or a frame, a batch, a list of records); else ``None``."""
+    import os
+
+    import pyarrow as pa
+
+    from ..files._common import to_arrow
+
+    if isinstance(data, str | os.PathLike) or _is_stream_source(data):
+        return None
+    arrow = to_arrow(data, what="validate() data")
+    return arrow if isinstance(arrow, pa.Table) else None
+
+
+def _row_numbers(n: int) -> pa.Array:
+    """0, 1, ..., n - 1 as int64 (without numpy)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not n:
+        return pa.array([], pa.int64())
+    return pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), n)), 1)
 
 
 def _is_stream_source(data: Any) -> bool:
@@ -206,18 +238,46 @@ class _Outcome:
     dropped: int = 0
 
 
+def _tally(batch: pa.RecordBatch, names: list[str], compiled: Compiled, out: _Outcome) -> tuple[int, int]:
+    """Count each rule's failures (and quarantined rows) in ``batch``, keep a few examples; returns (set aside, dropped)."""
+    import pyarrow.compute as pc
+
+    q, d = batch.column(names.index("__bq_q")), batch.column(names.index("__bq_d"))
+    values = batch.column(names.index("__bq_values"))
+    n_q = pc.sum(q).as_py() or 0
+    n_d = pc.sum(d).as_py() or 0
+    for i, rule in enumerate(compiled.rules):
+        if not compiled.sql_flag[i]:
+            continue
+        flag = batch.column(names.index(f"__bq_f{i}"))
+        failed = pc.sum(flag).as_py() or 0
+        if not failed:
+            continue
+        out.failed[i] += failed
+        if rule.action == "quarantine":
+            out.quarantined_by_rule[i] += failed
+        elif n_q:
+            out.quarantined_by_rule[i] += pc.sum(pc.and_(flag, q)).as_py() or 0
+        if len(out.examples[i]) < _EXAMPLES:
+            shown = pc.filter(values, flag).slice(0, _EXAMPLES - len(out.examples[i])).to_pylist()
+            out.examples[i].extend(s for s in shown if s)
+    return n_q, n_d
+
+
+def _outcome(compiled: Compiled, valid_schema: Any) -> _Outcome:
+    n = len(compiled.rules)
+    return _Outcome([], valid_schema, [], failed=[0] * n, quarantined_by_rule=[0] * n, examples=[[] for _ in range(n)])
+
+
 def _split(reader: pa.RecordBatchReader, compiled: Compiled, contract: Contract, line_column: str | None) -> _Outcome:
+    """Every row came back (conformed): split each batch into valid and set-aside rows."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     names = reader.schema.names
     output_idx = [names.index(n) for n in compiled.output]
-    valid_schema = pa.schema([reader.schema.field(i) for i in output_idx])
-    n_rules = len(compiled.rules)
-    out = _Outcome([], valid_schema, [], failed=[0] * n_rules, quarantined_by_rule=[0] * n_rules,
-                   examples=[[] for _ in range(n_rules)])
-    flags = [names.index(f"__bq_f{i}") for i in range(n_rules)]
-    qi, di, vi = names.index("__bq_q"), names.index("__bq_d"), names.index("__bq_values")
+    out = _outcome(compiled, pa.schema([reader.schema.field(i) for i in output_idx]))
+    qi, di = names.index("__bq_q"), names.index("__bq_d")
     first = True
     for batch in reader:
         if not batch.num_rows:
@@ -226,51 +286,72 @@ def _split(reader: pa.RecordBatchReader, compiled: Compiled, contract: Contract,
         if first and contract.freshness is not None:
             out.latest = batch.column(names.index("__bq_latest"))[0].as_py()
             first = False
-        q, d = batch.column(qi), batch.column(di)
-        n_q = pc.sum(q).as_py() or 0
-        n_d = pc.sum(d).as_py() or 0
-        for i, fi in enumerate(flags):
-            if not compiled.sql_flag[i]:
-                continue
-            flag = batch.column(fi)
-            failed = pc.sum(flag).as_py() or 0
-            if not failed:
-                continue
-            out.failed[i] += failed
-            rule = compiled.rules[i]
-            if rule.action == "quarantine":
-                out.quarantined_by_rule[i] += failed
-            elif n_q:
-                out.quarantined_by_rule[i] += pc.sum(pc.and_(flag, q)).as_py() or 0
-            if len(out.examples[i]) < _EXAMPLES:
-                shown = pc.filter(batch.column(vi), flag).slice(0, _EXAMPLES - len(out.examples[i])).to_pylist()
-                out.examples[i].extend(s for s in shown if s)
+        n_q, n_d = _tally(batch, names, compiled, out)
         if not n_q and not n_d:
             out.valid.append(batch.select(output_idx))
             continue
         out.dropped += n_d
-        keep = pc.invert(pc.or_(q, d))
-        out.valid.append(batch.select(output_idx).filter(keep))
+        q, d = batch.column(qi), batch.column(di)
+        out.valid.append(batch.select(output_idx).filter(pc.invert(pc.or_(q, d))))
         if n_q:
-            out.quarantined.append(_quarantined_rows(batch.filter(q), names, compiled, line_column))
+            source = batch.filter(q)
+            columns = {n: source.column(names.index(compiled.originals.get(n, n))) for n in compiled.source_columns}
+            out.quarantined.append(_quarantined_rows(columns, source, names, line_column))
     return out
 
 
-def _quarantined_rows(batch: pa.RecordBatch, names: list[str], compiled: Compiled, line_column: str | None) -> pa.Table:
+def _split_narrow(reader: pa.RecordBatchReader, compiled: Compiled, contract: Contract, table: pa.Table,
+                  line_column: str | None) -> _Outcome:
+    """Only the rows that broke a rule came back, with their row index: filter the input in Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = reader.schema.names
+    valid = table.select(compiled.output)
+    out = _outcome(compiled, valid.schema)
+    out.rows = table.num_rows
+    hits = []
+    for batch in reader:
+        if batch.num_rows:
+            _tally(batch, names, compiled, out)
+            hits.append(batch)
+    if contract.freshness is not None and out.rows:
+        out.latest = pc.max(table.column(contract.freshness.column)).as_py()
+    if not hits:
+        out.valid.append(valid)
+        return out
+    found = pa.Table.from_batches(hits).combine_chunks()
+    found = found.take(pc.sort_indices(found.column("__bq_row")))
+    q, d = found.column("__bq_q"), found.column("__bq_d")
+    out.dropped = pc.sum(d).as_py() or 0
+    removed = found.filter(pc.or_(q, d)).column("__bq_row")
+    if len(removed):
+        keep = pc.invert(pc.is_in(table.column("__bq_row"), value_set=removed.combine_chunks()))
+        out.valid.append(valid.filter(keep))
+    else:
+        out.valid.append(valid)
+    set_aside = found.filter(q)
+    if set_aside.num_rows:
+        source = table.take(set_aside.column("__bq_row"))
+        columns = {n: source.column(n) for n in compiled.source_columns}
+        out.quarantined.append(_quarantined_rows(columns, set_aside, set_aside.schema.names, line_column))
+    return out
+
+
+def _quarantined_rows(columns: dict[str, Any], verdict: Any, names: list[str], line_column: str | None) -> pa.Table:
     """The source columns (raw values) and the verdict columns of the rows set aside."""
     import pyarrow as pa
 
     arrays, fields = [], []
-    for n in compiled.source_columns:
-        col = batch.column(names.index(compiled.originals.get(n, n)))
+    for n, col in columns.items():
         arrays.append(col)
         fields.append(pa.field(n, col.type))
     meta = {"_rules": "__bq_rules", "_reason": "__bq_reason", "_column": "__bq_columns", "_values": "__bq_values"}
     for m, n in meta.items():
-        arrays.append(batch.column(names.index(n)).cast(pa.string()))
+        arrays.append(verdict.column(names.index(n)).cast(pa.string()))
         fields.append(pa.field(m, pa.string()))
-    if line_column is not None and line_column in compiled.source_columns:
-        arrays.append(batch.column(names.index(compiled.originals.get(line_column, line_column))).cast(pa.int64()))
+    if line_column is not None and line_column in columns:
+        arrays.append(columns[line_column].cast(pa.int64()))
         fields.append(pa.field("_line", pa.int64()))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
@@ -299,7 +380,13 @@ def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Si
     from ..._context import current_task, log_metric, record_event
     from ..._events import QualityResult
 
-    valid = pa.Table.from_batches([b for b in out.valid if b.num_rows], schema=out.valid_schema)
+    parts = [b if isinstance(b, pa.Table) else pa.Table.from_batches([b]) for b in out.valid if b.num_rows]
+    if not parts:
+        valid = out.valid_schema.empty_table()
+    elif len(parts) == 1:
+        valid = parts[0]  # the input itself when nothing was set aside
+    else:
+        valid = pa.concat_tables(parts)
     if out.quarantined:
         quarantined = pa.concat_tables(out.quarantined, promote_options="permissive")
     else:
