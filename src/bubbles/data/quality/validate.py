@@ -321,21 +321,46 @@ def _split_narrow(reader: pa.RecordBatchReader, compiled: Compiled, contract: Co
         out.valid.append(valid)
         return out
     found = pa.Table.from_batches(hits).combine_chunks()
-    found = found.take(pc.sort_indices(found.column("__bq_row")))
+    found = found.take(pc.sort_indices(found.column("__bq_row")))  # the input's order
     q, d = found.column("__bq_q"), found.column("__bq_d")
     out.dropped = pc.sum(d).as_py() or 0
-    removed = found.filter(pc.or_(q, d)).column("__bq_row")
-    if len(removed):
-        keep = pc.invert(pc.is_in(table.column("__bq_row"), value_set=removed.combine_chunks()))
-        out.valid.append(valid.filter(keep))
-    else:
-        out.valid.append(valid)
+    removed = found.filter(pc.or_(q, d)).column("__bq_row").combine_chunks()
+    out.valid.append(_filter(valid, _mask(table.num_rows, removed, marked=False)) if len(removed) else valid)
     set_aside = found.filter(q)
     if set_aside.num_rows:
-        source = table.take(set_aside.column("__bq_row"))
+        source = table.select(compiled.source_columns).take(set_aside.column("__bq_row").combine_chunks())
         columns = {n: source.column(n) for n in compiled.source_columns}
         out.quarantined.append(_quarantined_rows(columns, set_aside, set_aside.schema.names, line_column))
     return out
+
+
+def _mask(n: int, rows: pa.Array, *, marked: bool) -> pa.Array:
+    """A boolean array of ``n``: ``marked`` at ``rows`` (sorted row numbers), the opposite elsewhere."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if hasattr(pc, "scatter"):  # Arrow >= 20: a linear pass, no hashing
+        placed = pc.scatter(pa.repeat(pa.scalar(marked), len(rows)), rows, max_index=n - 1)
+        return pc.fill_null(placed, not marked)
+    hit = pc.is_in(pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), n)), 1), value_set=rows)
+    return hit if marked else pc.invert(hit)
+
+
+def _filter(table: pa.Table, mask: pa.Array) -> pa.Table:
+    """``table.filter(mask)``, a column per thread (Arrow's kernels release the GIL; Table.filter runs
+    them one after the other)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    workers = min(table.num_columns, os.cpu_count() or 1)
+    if workers < 2:
+        return table.filter(mask)
+    with ThreadPoolExecutor(workers, thread_name_prefix="bubbles-filter") as pool:
+        columns = list(pool.map(lambda c: pc.filter(c, mask), table.columns))
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def _quarantined_rows(columns: dict[str, Any], verdict: Any, names: list[str], line_column: str | None) -> pa.Table:
