@@ -295,10 +295,12 @@ def main() -> None:
             continue
         s = float(r["seconds"])  # type: ignore[arg-type]
         size = int(r["input_bytes"])  # type: ignore[call-overload]
-        peak, before = int(r["peak_rss"]), int(r["rss_before_input"])  # type: ignore[call-overload]
+        peak, before, loaded = int(r["peak_rss"]), int(r["rss_before_input"]), int(r["rss_loaded"])  # type: ignore[call-overload]
         extra = {k: r[k] for k in ("valid", "quarantined", "rows_out", "success") if k in r}
-        print(f"  {job:14} {s:7.2f} s  {s / ref:5.2f}x hand-written  peak RSS {peak / 2**20:6.0f} MB = "
-              f"{peak / size:4.2f}x input ({(peak - before) / size:4.2f}x over the interpreter)  {extra}")
+        print(f"  {job:14} {s:7.2f} s  {s / ref:5.2f}x hand-written  peak RSS {peak / 2**20:5.0f} MB "
+              f"(interpreter {before / 2**20:.0f}, input loaded {loaded / 2**20:.0f}): "
+              f"{(peak - before) / size:4.2f}x input over the interpreter, {(peak - loaded) / size:4.2f}x over the "
+              f"loaded input  {extra}")
     if "bubbles" in best and "bubbles_warn" in best and "error" not in best["bubbles"]:
         q, w = float(best["bubbles"]["seconds"]), float(best["bubbles_warn"]["seconds"])  # type: ignore[arg-type]
         print(f"quarantining {best['bubbles'].get('quarantined'):,} rows costs {q / w - 1:+.1%} over validating only")

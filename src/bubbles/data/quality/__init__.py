@@ -14,6 +14,7 @@ Nothing heavy is imported here: DuckDB and Arrow load when a check runs.
 
 from __future__ import annotations
 
+from ..._events import QualityResult, QuarantineWrite
 from .contract import Check, Column, Contract, Dedup, Freshness, RowCount, Rule, Threshold, Unique
 from .errors import ContractError, QualityError
 from .graphcheck import check_graph, produces
@@ -32,6 +33,8 @@ __all__ = [
     "Dedup",
     "Freshness",
     "QualityError",
+    "QualityResult",
+    "QuarantineWrite",
     "RowCount",
     "Rule",
     "Sink",

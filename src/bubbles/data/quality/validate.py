@@ -160,7 +160,7 @@ def validate(
                 outcome = _split(reader, compiled, c, line_column)
     finally:
         con.close()
-    return _conclude(outcome, compiled, c, sink=sink, source=source or c.source, raise_on_fail=raise_on_fail)
+    return _conclude(outcome, compiled, c, sink=sink, source=source, raise_on_fail=raise_on_fail)
 
 
 def _as_table(data: Any) -> pa.Table | None:
