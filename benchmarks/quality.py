@@ -129,6 +129,23 @@ def _rss() -> int:
     return 0
 
 
+def _reset_peak() -> None:
+    """Reset the process's peak RSS (Linux: VmHWM), so the job's own peak is measured."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _peak() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def run_job(job: str, orders: str, customers: str) -> dict[str, object]:
     """One job, in this (child) process; returns seconds, rows, peak RSS and the input's size."""
     import pyarrow.parquet as pq
@@ -142,9 +159,8 @@ def run_job(job: str, orders: str, customers: str) -> dict[str, object]:
         nbytes = table.nbytes
         del table
     else:
-        table = pq.read_table(orders)
+        table = pq.read_table(orders)  # chunked by row group, as a reader hands it on
         ref_table = pq.read_table(customers)
-        table = table.combine_chunks()
         nbytes = table.nbytes
     imported = time.perf_counter()
     if job in ("pandera", "gx"):
@@ -159,6 +175,7 @@ def run_job(job: str, orders: str, customers: str) -> dict[str, object]:
         import bubbles
     imported = time.perf_counter() - imported
     loaded = _rss()
+    _reset_peak()  # the peak of the job itself, not of reading the file
     t0 = time.perf_counter()
     out: dict[str, object] = {"import_seconds": imported}
     if job.startswith("duckdb"):
@@ -185,7 +202,7 @@ def run_job(job: str, orders: str, customers: str) -> dict[str, object]:
     elif job == "gx":
         out.update(_gx(frame, ref))
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"job": job, "seconds": seconds, "input_bytes": nbytes, "rss_before_input": base, "rss_loaded": loaded,
             "peak_rss": peak, **out}
 
@@ -297,7 +314,7 @@ def main() -> None:
         size = int(r["input_bytes"])  # type: ignore[call-overload]
         peak, before, loaded = int(r["peak_rss"]), int(r["rss_before_input"]), int(r["rss_loaded"])  # type: ignore[call-overload]
         extra = {k: r[k] for k in ("valid", "quarantined", "rows_out", "success") if k in r}
-        print(f"  {job:14} {s:7.2f} s  {s / ref:5.2f}x hand-written  peak RSS {peak / 2**20:5.0f} MB "
+        print(f"  {job:14} {s:7.2f} s  {s / ref:5.2f}x hand-written  peak RSS {peak / 2**20:5.0f} MB = {peak / size:4.2f}x input "
               f"(interpreter {before / 2**20:.0f}, input loaded {loaded / 2**20:.0f}): "
               f"{(peak - before) / size:4.2f}x input over the interpreter, {(peak - loaded) / size:4.2f}x over the "
               f"loaded input  {extra}")

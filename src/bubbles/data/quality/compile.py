@@ -51,6 +51,7 @@ class Compiled:
     skipped: list[str] = field(default_factory=list)  # rules of absent optional columns
     types: dict[str, str] = field(default_factory=dict)  # the input's DuckDB type of each column
     narrow: bool = False  # the query returns only the rows that broke a rule, by their row index
+    setup: list[str] = field(default_factory=list)  # statements to run before the query (its views)
 
 
 def _param(params: dict[str, Any], value: Any) -> str:
@@ -200,8 +201,10 @@ def compile_contract(
     if contract.freshness is not None and contract.freshness.column in types and not narrow:
         latest = f"(SELECT max({quote(contract.freshness.column)}) FROM __bq_conformed)"
     select.append(f"{latest} AS {quote(INTERNAL + 'latest')}")
+    # a view, not a CTE: DuckDB inlines a view wherever it is named (a CTE named several times costs
+    # it a copy of the input's columns, even NOT MATERIALIZED)
+    setup = [f"CREATE OR REPLACE TEMP VIEW __bq_conformed AS {conformed}"]
     sql = (
-        f"WITH __bq_conformed AS NOT MATERIALIZED ({conformed}) "
         f"SELECT {', '.join(select)} FROM ("
         f"SELECT *, ({q}) AS {qcol}, ({d}) AND NOT ({q}) AS {quote(INTERNAL + 'd')} FROM ("
         f"SELECT *{', ' + layer2 if layer2 else ''} FROM __bq_conformed) AS __bq_flags) AS __bq_verdict"
@@ -209,7 +212,7 @@ def compile_contract(
     )
     return Compiled(sql=sql, params=params, rules=rules, sql_flag=sql_flag, output=output, originals=originals,
                     source_columns=names, needs_rescan=needs_rescan(contract), skipped=skipped, types=types,
-                    narrow=narrow)
+                    narrow=narrow, setup=setup)
 
 
 def _flag(rule: Rule, raw: Any, params: dict[str, Any], refs: Mapping[str, tuple[str, Sequence[str]]],

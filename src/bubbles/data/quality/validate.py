@@ -151,6 +151,8 @@ def validate(
                                     row_index="__bq_row" if table is not None else None)
         with native_work(con.interrupt):
             try:
+                for statement in compiled.setup:
+                    con.execute(statement)
                 reader = con.sql(compiled.sql, params=compiled.params).to_arrow_reader(batch_size)
             except duckdb.Error as exc:
                 raise _query_error(exc, c) from None
