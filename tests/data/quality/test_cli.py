@@ -102,3 +102,29 @@ def test_quarantine_ls_show_and_replay(tmp_path: Path) -> None:
     assert pq.read_table(out).column("email").to_pylist() == ["bob@example.com"]
     missing = runner.invoke(cli, ["quarantine", "show", str(tmp_path / "nothing-here")])
     assert missing.exit_code == 2 and "No quarantine at" in missing.output
+
+
+def test_check_graph_names_reference_columns_and_accepts_undeclared_steps() -> None:
+    import bubbles
+    from bubbles import Column, Contract
+    from bubbles.data.quality import check_graph
+
+    c = Contract("orders", columns=[Column("customer_id", foreign_key="customers.id")])
+
+    @bubbles.produces("customer_id")
+    def orders() -> None: ...
+
+    @bubbles.produces("customer_no")
+    def customers() -> None: ...
+
+    def unknown() -> None: ...
+
+    wf = bubbles.Workflow("g")
+    o, k = wf.add_task(orders), wf.add_task(customers)
+    wf.add_task(bubbles.check(c), requires={"data": o, "customers": k})
+    (problem,) = check_graph(wf.validate())
+    assert "the foreign key to customers.id names a column that 'customers' does not produce" in problem
+    free = bubbles.Workflow("free")  # steps that declare nothing: only the contract itself is checked
+    u = free.add_task(unknown)
+    free.add_task(bubbles.check(c, references={"customers": "customers.parquet"}), requires=[u])
+    assert check_graph(free.validate()) == []

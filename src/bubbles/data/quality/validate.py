@@ -330,7 +330,9 @@ def _split_narrow(reader: pa.RecordBatchReader, compiled: Compiled, contract: Co
     out.valid.append(_filter(valid, _mask(table.num_rows, removed, marked=False)) if len(removed) else valid)
     set_aside = found.filter(q)
     if set_aside.num_rows:
-        source = table.select(compiled.source_columns).take(set_aside.column("__bq_row").combine_chunks())
+        # a mask, not take(): take() on chunked columns concatenates every chunk first
+        rows = set_aside.column("__bq_row").combine_chunks()
+        source = _filter(table.select(compiled.source_columns), _mask(table.num_rows, rows, marked=True))
         columns = {n: source.column(n) for n in compiled.source_columns}
         out.quarantined.append(_quarantined_rows(columns, set_aside, set_aside.schema.names, line_column))
     return out
