@@ -243,3 +243,14 @@ def test_a_table_and_a_stream_give_the_same_split_in_the_input_order() -> None:
     assert from_table.valid.num_rows + from_table.quarantined.num_rows + from_table.dropped == n
     clean = pa.table({"id": [1, 2], "v": [1, 2], "s": ["a", "b"], "k": [1, 2]})
     assert validate(clean, c, quarantine=False).valid.equals(clean)
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["narrow", "wide"])
+def test_stream_output_gives_the_same_valid_rows(typed: bool) -> None:
+    c = Contract("t", columns=[Column("id", "bigint" if typed else None, unique=True), Column("v", min=0)])
+    data = pa.Table.from_batches(pa.table({"id": [1, 2, 2, 3, 4], "v": [1, 1, 1, -1, 5]}).to_batches(max_chunksize=2))
+    table = validate(data, c, quarantine=False)
+    streamed = validate(data, c, quarantine=False, stream=True)
+    assert isinstance(streamed.valid, pa.RecordBatchReader)
+    assert streamed.valid.read_all().to_pylist() == table.valid.to_pylist() == [{"id": 1, "v": 1}, {"id": 4, "v": 5}]
+    assert streamed.quarantined.num_rows == 3

@@ -4,9 +4,9 @@ The query reads the input once (``__bq_input``: an Arrow table, a stream loaded 
 or a relation's result) in three layers that DuckDB's optimizer folds into one pipeline:
 
 1. **conform** (the temporary view ``__bq_conformed``, which DuckDB inlines wherever the query
-   names it; a CTE named several times made it copy the input's columns): each column with a contract type is replaced by ``TRY_CAST(column AS type)``;
-   its raw value stays beside it (``__bq_r<i>``), so a value that does not cast fails the
-   ``type`` rule (raw not null, cast null) instead of becoming a null;
+   names it; a CTE named several times made it copy the input's columns): each column with a
+   contract type is replaced by ``TRY_CAST(column AS type)``; its raw value stays beside it
+   (``__bq_r<i>``), so a value that does not cast fails the ``type`` rule (raw not null, cast null) instead of becoming a null;
 2. **rules**: one boolean per rule (``__bq_f<i>``, never null) over the conformed values.
    Rules over the whole batch are uncorrelated subqueries DuckDB computes once: the repeated
    values of a unique column (a ``GROUP BY ... HAVING count(*) > 1`` semi-join, which keeps

@@ -43,7 +43,8 @@ class Validation:
     """What :func:`validate` found.
 
     Attributes:
-        valid: the rows that passed, conformed to the contract's types (an Arrow table).
+        valid: the rows that passed, conformed to the contract's types (an Arrow table; a
+            ``RecordBatchReader`` with ``validate(stream=True)``).
         quarantined: the rows set aside: source columns + ``_rules``, ``_reason``, ``_values``... .
         results: one :class:`~bubbles._events.QualityResult` per rule.
         written: the quarantine append (``None`` when nothing was set aside or no sink).
@@ -90,6 +91,7 @@ def validate(
     raise_on_fail: bool = True,
     mask_key: str | bytes | None = None,
     batch_size: int = 122_880,
+    stream: bool = False,
 ) -> Validation:
     """Check ``data`` against ``contract`` in one DuckDB pass; split valid and quarantined rows.
 
@@ -108,6 +110,9 @@ def validate(
             passed (else the failures are in ``Validation.failures``).
         mask_key: the key of ``hash`` masks, instead of the ``mask_key_secret`` secret.
         batch_size: rows per batch the result is split in.
+        stream: return the valid rows as a ``RecordBatchReader`` (every rule is checked and the
+            quarantine written before ``validate`` returns; for an Arrow table the valid rows are
+            then filtered batch by batch as they are read, never copied whole).
 
     Example:
         >>> import bubbles, pyarrow as pa
@@ -157,12 +162,12 @@ def validate(
             except duckdb.Error as exc:
                 raise _query_error(exc, c) from None
             if compiled.narrow and table is not None:
-                outcome = _split_narrow(reader, compiled, c, table, line_column)
+                outcome = _split_narrow(reader, compiled, c, table, line_column, lazy=stream)
             else:
                 outcome = _split(reader, compiled, c, line_column)
     finally:
         con.close()
-    return _conclude(outcome, compiled, c, sink=sink, source=source, raise_on_fail=raise_on_fail)
+    return _conclude(outcome, compiled, c, sink=sink, source=source, raise_on_fail=raise_on_fail, stream=stream)
 
 
 def _as_table(data: Any) -> pa.Table | None:
@@ -238,6 +243,7 @@ class _Outcome:
     examples: list[list[str]] = field(default_factory=list)
     latest: Any = None
     dropped: int = 0
+    lazy: Any = None  # (table, keep mask): the valid rows, filtered as they are read
 
 
 def _tally(batch: pa.RecordBatch, names: list[str], compiled: Compiled, out: _Outcome) -> tuple[int, int]:
@@ -303,7 +309,7 @@ def _split(reader: pa.RecordBatchReader, compiled: Compiled, contract: Contract,
 
 
 def _split_narrow(reader: pa.RecordBatchReader, compiled: Compiled, contract: Contract, table: pa.Table,
-                  line_column: str | None) -> _Outcome:
+                  line_column: str | None, *, lazy: bool = False) -> _Outcome:
     """Only the rows that broke a rule came back, with their row index: filter the input in Arrow."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -327,7 +333,12 @@ def _split_narrow(reader: pa.RecordBatchReader, compiled: Compiled, contract: Co
     q, d = found.column("__bq_q"), found.column("__bq_d")
     out.dropped = pc.sum(d).as_py() or 0
     removed = found.filter(pc.or_(q, d)).column("__bq_row").combine_chunks()
-    out.valid.append(_filter(valid, _mask(table.num_rows, removed, marked=False)) if len(removed) else valid)
+    if not len(removed):
+        out.valid.append(valid)
+    elif lazy:
+        out.lazy = (valid, _mask(table.num_rows, removed, marked=False))
+    else:
+        out.valid.append(_filter(valid, _mask(table.num_rows, removed, marked=False)))
     set_aside = found.filter(q)
     if set_aside.num_rows:
         # a mask, not take(): take() on chunked columns concatenates every chunk first
@@ -402,8 +413,20 @@ def _table_rule(rule: Rule, out: _Outcome, types: Mapping[str, str]) -> tuple[bo
     return broke, f"latest {latest}"
 
 
+def _lazy_filter(table: pa.Table, keep: pa.Array) -> pa.RecordBatchReader:
+    import pyarrow as pa
+
+    def batches() -> Any:
+        offset = 0
+        for batch in table.to_batches():
+            yield batch.filter(keep.slice(offset, batch.num_rows))
+            offset += batch.num_rows
+
+    return pa.RecordBatchReader.from_batches(table.schema, batches())
+
+
 def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Sink | None, source: str | None,
-              raise_on_fail: bool) -> Validation:
+              raise_on_fail: bool, stream: bool = False) -> Validation:
     import pyarrow as pa
 
     from ..._context import current_task, log_metric, record_event
@@ -416,6 +439,10 @@ def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Si
         valid = parts[0]  # the input itself when nothing was set aside
     else:
         valid = pa.concat_tables(parts)
+    if out.lazy is not None:
+        valid = _lazy_filter(*out.lazy)
+    elif stream:
+        valid = pa.RecordBatchReader.from_batches(valid.schema, valid.to_batches())
     if out.quarantined:
         quarantined = pa.concat_tables(out.quarantined, promote_options="permissive")
     else:
