@@ -272,7 +272,7 @@ def run_demo(*, rows: int, workdir: str, executor: str) -> int:
     if broken:
         rules = ", ".join(f"{e.rule} {e.rows_failed}" for e in broken)
         console.print(f"quality:    contract 'orders' checked {broken[0].rows_checked:,} rows; broken: {rules} "
-                      "(`bubbles quarantine show` lists them)")
+                      "(`bubbles quarantine show orders` lists them)")
     console.print(f"warehouse:  {base / 'warehouse.duckdb'} (table orders_clean, merged "
                   f"{result.tasks['load_warehouse'].result:,} rows)")
     console.print(f"reporting:  {base / 'reporting.sqlite'} (table revenue_by_country)")

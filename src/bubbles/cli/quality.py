@@ -33,13 +33,26 @@ def _root() -> str:
 
 
 def _sink(spec: str) -> Any:
+    """A sink by path or URL#table; a bare name is the sink of that name in the quarantine folder,
+    else the newest sink of that name (its last path part or table) the run store knows."""
     from ..data.quality.quarantine import Sink, default_sink
 
     if "#" in spec and "://" in spec:
         return Sink(spec)
     if os.path.isdir(os.path.expanduser(spec)) or "://" in spec or os.sep in spec:
         return Sink(os.path.expanduser(spec))
-    return default_sink(spec)
+    default = default_sink(spec)
+    if os.path.isdir(default.location):
+        return default
+    from ..store import open_store, store_location
+
+    location = store_location()
+    if os.path.exists(location) or "://" in location:
+        with open_store(location) as store:
+            for q in store.quarantines():  # newest first
+                if q["sink"].rstrip("/").replace("#", "/").rsplit("/", 1)[-1] == spec:
+                    return Sink(q["sink"])
+    return default
 
 
 @click.group("quarantine")
@@ -101,7 +114,8 @@ def show_command(sink: str, run_id: str | None, limit: int, as_json: bool) -> No
     from ..data.quality.quarantine import META_COLUMNS, read_quarantine
 
     try:
-        table = read_quarantine(_sink(sink), run_id=run_id)
+        where = _sink(sink)
+        table = read_quarantine(where, run_id=run_id)
     except BubblesError as exc:
         _fail(exc)
     rows = _masked(table.slice(max(table.num_rows - limit, 0)).to_pylist())
@@ -109,7 +123,7 @@ def show_command(sink: str, run_id: str | None, limit: int, as_json: bool) -> No
         for r in rows:
             click.echo(json.dumps(r, default=str, ensure_ascii=False))
         return
-    click.echo(f"{table.num_rows:,} rows in {sink}" + (f" (run {run_id})" if run_id else "") +
+    click.echo(f"{table.num_rows:,} rows in {where}" + (f" (run {run_id})" if run_id else "") +
                (f"; the last {len(rows)}:" if rows else ""))
     for r in rows:
         where = f"{r.get('_source') or '?'}" + (f", line {r['_line']}" if r.get("_line") is not None else "")

@@ -128,3 +128,19 @@ def test_check_graph_names_reference_columns_and_accepts_undeclared_steps() -> N
     u = free.add_task(unknown)
     free.add_task(bubbles.check(c, references={"customers": "customers.parquet"}), requires=[u])
     assert check_graph(free.validate()) == []
+
+
+def test_a_sink_is_found_by_its_name_in_the_run_store(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    import bubbles
+    from bubbles import Column, Contract
+
+    wf = bubbles.Workflow("named")
+    raw = wf.add_task(lambda: pa.table({"v": [1, -1]}), name="extract")
+    levels = Contract("levels", columns=[Column("v", min=0)])
+    wf.add_task(bubbles.check(levels, quarantine=str(tmp_path / "elsewhere" / "levels")), requires=[raw])
+    wf.run()
+    show = CliRunner().invoke(cli, ["quarantine", "show", "levels"])
+    assert show.exit_code == 0, show.output
+    assert show.output.startswith(f"1 rows in {tmp_path / 'elsewhere' / 'levels'}") and "[v.range]" in show.output
