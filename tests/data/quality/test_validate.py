@@ -254,3 +254,12 @@ def test_stream_output_gives_the_same_valid_rows(typed: bool) -> None:
     assert isinstance(streamed.valid, pa.RecordBatchReader)
     assert streamed.valid.read_all().to_pylist() == table.valid.to_pylist() == [{"id": 1, "v": 1}, {"id": 4, "v": 5}]
     assert streamed.quarantined.num_rows == 3
+
+
+def test_an_empty_batch_fails_a_row_count_minimum_with_zero_rows_counted() -> None:
+    empty = pa.table({"v": pa.array([], pa.int64())})
+    with pytest.raises(QualityError) as info:
+        validate(empty, Contract("t", row_count=RowCount(min=1)), quarantine=False)
+    assert info.value.failed == 0 and "rows 0" in str(info.value)
+    v = validate(empty, Contract("t", row_count=RowCount(min=1, action="warn")), quarantine=False)
+    assert (v.results[0].outcome, v.results[0].rows_failed, v.results[0].observed) == ("warned", 0, "rows 0")

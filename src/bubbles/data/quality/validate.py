@@ -455,7 +455,7 @@ def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Si
         failed, observed = out.failed[i], None
         if rule.table_level:
             broke, observed = _table_rule(rule, out, types)
-            failed = out.rows if broke and out.rows else (1 if broke else 0)
+            failed = out.rows if broke else 0  # the batch as a whole (none, for an empty one)
         else:
             broke = failed > 0
         limit = rule.fail_above
@@ -463,7 +463,9 @@ def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Si
         if broke:
             outcome = {"warn": "warned", "quarantine": "quarantined", "fail": "failed", "drop": "dropped"}[rule.action]
             tolerated = limit if limit is not None else (Threshold(rows=0) if rule.action == "fail" else None)
-            if tolerated is not None and tolerated.exceeded(failed, out.rows):
+            if rule.table_level:
+                pass  # a table rule has no share of rows to tolerate: its action decides
+            elif tolerated is not None and tolerated.exceeded(failed, out.rows):
                 outcome = "failed"
             elif rule.action == "fail":
                 outcome = "warned"  # under its threshold: tolerated, counted
@@ -545,14 +547,17 @@ def _failure_message(contract: Contract, rule: Rule, r: QualityResult, limit_tex
     where = f" in task {ctx.task!r}" if ctx else ""
     src = f" (source {source})" if source else ""
     pct = f" ({r.rows_failed / r.rows_checked:.2%})" if r.rows_checked else ""
-    seen = f", {r.observed}" if r.observed and rule.table_level else ""
     kept = f" The rows set aside are in {written.sink}." if written is not None else ""
-    if rule.kind == "threshold":
+    if rule.table_level:
+        what = f"rule {rule.name!r} ({rule.describe()}, action {rule.action}) broke: {r.observed}"
+        fix = ("Check that the source delivered what it should (a stale or short batch is not a row problem), "
+               "or change the rule: action 'warn' only reports it.")
+    elif rule.kind == "threshold":
         what = f"{r.rows_quarantined:,} of {r.rows_checked:,} rows were quarantined{pct}, more than {limit_text}"
         fix = ("Look at them (`bubbles quarantine show`), fix the source or the rules, or raise the contract's fail_above.")
     else:
         what = (f"rule {rule.name!r} ({rule.describe()}, action {rule.action}) broke on {r.rows_failed:,} of "
-                f"{r.rows_checked:,} rows{pct}{seen}, more than {limit_text}")
+                f"{r.rows_checked:,} rows{pct}, more than {limit_text}")
         fix = ("Fix the data at its source, or change the rule: action 'quarantine' sets such rows aside, "
                "fail_above ('1%', 100) tolerates some.")
     shown = f" Examples: {', '.join(r.examples)}." if r.examples else ""
