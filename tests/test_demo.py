@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
+
+from bubbles.data.quality import read_quarantine
 
 
 def run_demo(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -29,8 +30,13 @@ def test_demo_runs_and_reruns_without_duplicates(tmp_path: Path) -> None:
     assert "succeeded" in first.stdout
     rows = warehouse_rows(tmp_path)
     assert 0 < rows < 3000  # cancelled orders are filtered out
-    bad = (tmp_path / "quarantine" / "orders.bad.jsonl").read_text().splitlines()
-    assert len(bad) == 2 and all("line" in json.loads(b) for b in bad)
+    bad = read_quarantine(tmp_path / "quarantine" / "orders.csv").to_pylist()
+    assert [b["_line"] for b in bad] == [3002, 3003] and all(b["_rules"] == "bad_line" for b in bad)
+    broken = read_quarantine(tmp_path / "quarantine" / "orders").to_pylist()
+    assert sorted(b["_rules"] for b in broken) == ["amount.range", "customer_id.foreign_key", "status.accepted_values"]
+    assert "quarantine: 3 rows that broke contract 'orders'" in " ".join(first.stdout.split())
+    delivered = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "outbox").rglob("*.csv"))
+    assert "@example.com" in delivered and "customer1@" not in delivered and "c***@example.com" in delivered
     with sqlite3.connect(tmp_path / "reporting.sqlite") as db:
         (orders,) = db.execute("SELECT sum(orders) FROM revenue_by_country").fetchone()
     assert orders == rows

@@ -28,7 +28,18 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["Checkpoint", "Dataset", "LineageEdge", "Reuse", "TaskEvent", "Watermark", "event_from_dict", "event_kinds"]
+__all__ = [
+    "Checkpoint",
+    "Dataset",
+    "LineageEdge",
+    "QualityResult",
+    "QuarantineWrite",
+    "Reuse",
+    "TaskEvent",
+    "Watermark",
+    "event_from_dict",
+    "event_kinds",
+]
 
 _KINDS: dict[str, type[TaskEvent]] = {}
 
@@ -241,5 +252,109 @@ class LineageEdge(TaskEvent):
             self.input_column,
             self.transformation,
             mask(self.note) if self.note else None,
+            self.at,
+        )
+
+
+@dataclass(frozen=True)
+class QualityResult(TaskEvent):
+    """One rule of a data contract, checked once over one batch (:mod:`bubbles.data.quality`).
+
+    Attributes:
+        contract: the contract's name.
+        rule: the rule's name, ``column.check`` or ``table.check`` (``amount.range``, ``table.row_count``).
+        check: what kind of check (``not_null``, ``unique``, ``range``, ``regex``, ``type``, ...).
+        column: the column(s) it is about (comma-separated), if any.
+        action: ``warn``, ``quarantine`` or ``fail``.
+        rows_checked, rows_failed, rows_quarantined: rows seen, rows breaking the rule, and of
+            those the rows set aside in quarantine.
+        outcome: ``passed``, ``warned``, ``quarantined`` or ``failed`` (the task failed because of it).
+        observed: what a table rule saw (``rows 0``, ``latest 2024-06-01 10:00:00``), else ``None``.
+        examples: a few offending values as JSON text, PII columns masked.
+        source: the file or table the rows came from, when known.
+        at: epoch seconds.
+    """
+
+    kind = "quality_result"
+    store_table = "quality_results"
+    contract: str = ""
+    rule: str = ""
+    check: str = ""
+    column: str | None = None
+    action: str = "quarantine"
+    rows_checked: int = 0
+    rows_failed: int = 0
+    rows_quarantined: int = 0
+    outcome: str = "passed"
+    observed: str | None = None
+    examples: list[str] = field(default_factory=list)
+    source: str | None = None
+    at: float = field(default_factory=time.time)
+
+    def store_row(self, run_id: str, task: str, attempt: int, mask: Any) -> tuple[Any, ...]:
+        import json
+
+        return (
+            run_id,
+            task,
+            attempt,
+            self.contract,
+            self.rule,
+            self.check,
+            self.column,
+            self.action,
+            self.rows_checked,
+            self.rows_failed,
+            self.rows_quarantined,
+            self.outcome,
+            mask(self.observed) if self.observed else self.observed,
+            mask(json.dumps(self.examples)),
+            mask(self.source) if self.source else self.source,
+            self.at,
+        )
+
+    def masked(self, mask: Any) -> TaskEvent:
+        copy = super().masked(mask)
+        examples = [mask(e) for e in self.examples]
+        if examples == self.examples:
+            return copy
+        return type(self)(**{**copy.to_dict(), "examples": examples})
+
+
+@dataclass(frozen=True)
+class QuarantineWrite(TaskEvent):
+    """Rows a task set aside in a quarantine sink: bad lines of a reader, or rows a contract rejected.
+
+    Attributes:
+        sink: where (a Parquet dataset folder, or ``URL#table`` for a database table).
+        sink_kind: ``parquet`` or ``table``.
+        part: the file (or table) appended to.
+        source: the file or table the rows came from.
+        contract: the contract that rejected them (``None`` for bad lines).
+        rows: how many rows were appended.
+        at: epoch seconds.
+    """
+
+    kind = "quarantine_write"
+    store_table = "quarantines"
+    sink: str = ""
+    sink_kind: str = "parquet"
+    part: str = ""
+    source: str | None = None
+    contract: str | None = None
+    rows: int = 0
+    at: float = field(default_factory=time.time)
+
+    def store_row(self, run_id: str, task: str, attempt: int, mask: Any) -> tuple[Any, ...]:
+        return (
+            run_id,
+            task,
+            attempt,
+            mask(self.sink),
+            self.sink_kind,
+            mask(self.part),
+            mask(self.source) if self.source else self.source,
+            self.contract,
+            self.rows,
             self.at,
         )

@@ -169,6 +169,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("lineage_timeout", _number(float), 5.0, "seconds to wait for the lineage backend per request"),
     Spec("lineage_tasks", _choice("data", "all"), "data",
          "OpenLineage events for the tasks that touched data or failed (data), or for every task (all)"),
+    Spec("quarantine_dir", _optional(_text), None, "where quarantine sinks go by default (default quarantine/ in the home)",
+         path=True),
+    Spec("mask_key_secret", _text, "BUBBLES_MASK_KEY", "the secret holding the key of hash masks (HMAC-SHA256)"),
 )
 _BY_NAME = {s.name: s for s in SPECS}
 
@@ -213,6 +216,8 @@ class Settings:
     lineage_namespace: str = "bubbles"
     lineage_timeout: float = 5.0
     lineage_tasks: str = "data"
+    quarantine_dir: str | None = None
+    mask_key_secret: str = "BUBBLES_MASK_KEY"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source(self, name: str) -> str:

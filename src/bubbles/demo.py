@@ -3,13 +3,16 @@
 1. *generate* source data the first time: an orders CSV (with two malformed lines, as real
    deliveries have), a customers NDJSON file, FX rates;
 2. *extract* the three sources in parallel (a ``ParallelTask``, retried on failure); bad CSV
-   lines go to a quarantine file with their line number and reason instead of stopping the run;
-3. *transform* with ``bubbles.sql`` (DuckDB): join, drop cancelled orders, convert to EUR;
-4. *load*, side by side: merge into a DuckDB warehouse (re-runs do not duplicate), replace a
+   lines go to a quarantine sink with their line number and reason instead of stopping the run;
+3. *check* the orders against a data contract (:data:`ORDERS`: a primary key, a range, accepted
+   values, a pattern, a foreign key to the customers, a row count) in one DuckDB pass: the rows
+   that break it go to the same kind of quarantine sink with the rules they broke;
+4. *transform* with ``bubbles.sql`` (DuckDB): join, drop cancelled orders, convert to EUR;
+5. *load*, side by side: merge into a DuckDB warehouse (re-runs do not duplicate), replace a
    per-country summary in SQLite, write a Parquet lake partitioned by month;
-5. *deliver* per-country CSV files in the finance team's format (``CsvFormat``) to an outbox, with
-   a manifest written last;
-6. print each task's time, rows, memory and attempts; the run is in the history
+6. *deliver* per-country CSV files in the finance team's format (``CsvFormat``) to an outbox, with
+   a manifest written last; the customers' e-mail addresses (personal data) are masked in them;
+7. print each task's time, rows, memory and attempts; the run is in the history
    (``bubbles show RUN_ID``, ``bubbles report RUN_ID -o report.html``).
 
 Everything lands under ``--workdir`` (default ``.bubbles/demo``); no server is needed.
@@ -23,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_workflow", "generate_sources", "run_demo"]
+__all__ = ["build_workflow", "generate_sources", "orders_contract", "run_demo"]
 
 COUNTRIES = ["DE", "FR", "NL", "PL", "ES", "IT", "SE", "US", "GB", "CH"]
 CURRENCIES = {
@@ -72,6 +75,10 @@ def generate_sources(source: Path, rows: int, seed: int = 7) -> None:
     with open(source / "orders.csv", "a", encoding="utf-8") as fh:  # what real deliveries contain
         fh.write(f'{rows + 1},{customer_ids[0]},2024-13-45 25:00:00,12.50,"EUR",paid\n')
         fh.write(f"{rows + 2},{customer_ids[0]},2024-06-01 10:00:00\n")
+        # rows that parse but break the contract: a negative amount, an unknown status, an unknown customer
+        fh.write(f'{rows + 3},{customer_ids[1]},2024-06-02 09:30:00,-12.50,"EUR",paid\n')
+        fh.write(f'{rows + 4},{customer_ids[2]},2024-06-03 11:00:00,40.00,"EUR",lost\n')
+        fh.write(f'{rows + 5},{customers + 7},2024-06-04 15:45:00,99.90,"EUR",paid\n')
     with open(source / "customers.json", "w", encoding="utf-8") as fh:
         for cid in range(customers):
             fh.write(json.dumps({"customer_id": cid, "country": country_of[cid], "email": f"customer{cid}@example.com"}) + "\n")
@@ -85,7 +92,36 @@ def extract_orders(source: str) -> Any:
 
     return read_csv(Path(source) / "orders.csv", on_bad_lines="quarantine",
                     schema={"ordered_at": "timestamp[s]", "amount": "decimal(12,2)"},
-                    quarantine=str(Path(source).parent / "quarantine" / "orders.bad.jsonl"))
+                    quarantine=str(Path(source).parent / "quarantine" / "orders.csv"))
+
+
+def orders_contract() -> Any:
+    """The demo's data contract for orders (the same could be a YAML file: see docs/quality.md)."""
+    from .data.quality import Column, Contract, RowCount
+
+    return Contract(
+        "orders",
+        columns=[
+            Column("order_id", "bigint", primary_key=True),
+            Column("customer_id", "bigint", nullable=False, foreign_key="customers.customer_id"),
+            Column("ordered_at", "timestamp", nullable=False),
+            Column("amount", "decimal(12,2)", min=0, max=100_000),
+            Column("currency", regex="^[A-Z]{3}$"),
+            Column("status", accepted_values=sorted(set(STATUSES))),
+        ],
+        row_count=RowCount(min=1),
+        fail_above="5%",
+    )
+
+
+def check_orders(sources: list[Any], quarantine: str) -> list[Any]:
+    """Validate the orders against the contract; pass the valid ones on with the other sources."""
+    from .data.quality import validate
+
+    orders, customers, rates = sources
+    checked = validate(orders, orders_contract(), references={"customers": customers}, quarantine=quarantine,
+                       source="orders.csv")
+    return [checked.valid, customers, rates]
 
 
 def extract_customers(source: str) -> Any:
@@ -106,7 +142,7 @@ def transform(sources: list[Any]) -> Any:
     orders, customers, rates = sources
     return sql(
         """
-        SELECT o.order_id, o.customer_id, c.country, o.ordered_at,
+        SELECT o.order_id, o.customer_id, c.country, c.email, o.ordered_at,
                strftime(o.ordered_at, '%Y-%m') AS order_month, o.status,
                o.amount, o.currency, round(o.amount * r.rate_to_eur, 2) AS amount_eur
         FROM orders o
@@ -148,15 +184,18 @@ def write_lake(clean: Any, lake: str) -> int:
 
 FINANCE_CSV = {
     "delimiter": ";", "decimal_separator": ",", "timestamp_format": "%d.%m.%Y %H:%M",
-    "columns": {"order_id": "Auftrag", "country": "Land", "ordered_at": "Datum", "status": "Status", "amount_eur": "Betrag_EUR"},
+    "columns": {"order_id": "Auftrag", "country": "Land", "email": "E-Mail", "ordered_at": "Datum", "status": "Status",
+                "amount_eur": "Betrag_EUR"},
 }
 
 
 def deliver_finance(clean: Any, workdir: str) -> str:
     from .data.deliver import deliver
     from .data.files import CsvFormat, write_csv
+    from .data.quality import mask
 
     staging = Path(workdir) / "staging"
+    clean = mask(clean, {"email": "email"})  # personal data leaves masked: j***@example.com
     files = write_csv(clean, staging / "orders_{key}.csv", CsvFormat(**FINANCE_CSV), split_by="country")  # type: ignore[arg-type]
     receipt = deliver(files, to=Path(workdir) / "outbox")
     again = ", already delivered: nothing sent" if receipt.already_delivered else ""
@@ -178,7 +217,8 @@ def build_workflow(workdir: Path) -> Any:
         retries=2,
         retry_delay=0.2,
     )
-    clean = wf.add_task(transform, requires=[extract])
+    checked = wf.add_task(check_orders, requires=[extract], kwargs={"quarantine": str(workdir / "quarantine" / "orders")})
+    clean = wf.add_task(transform, requires=[checked])
     wf.add_task(load_warehouse, requires=[clean], kwargs={"warehouse": str(workdir / "warehouse.duckdb")})
     wf.add_task(load_reporting, requires=[clean], kwargs={"database": str(workdir / "reporting.sqlite")})
     wf.add_task(write_lake, requires=[clean], kwargs={"lake": str(workdir / "lake" / "orders")})
@@ -224,9 +264,15 @@ def run_demo(*, rows: int, workdir: str, executor: str) -> int:
     if not result.ok:
         console.print(f"[red]{result.describe_failure()}[/]")
         return 1
-    quarantine = base / "quarantine" / "orders.bad.jsonl"
-    bad = quarantine.read_text(encoding="utf-8").count("\n") if quarantine.exists() else 0
-    console.print(f"quarantine: {bad} malformed order lines kept with line number and reason in {quarantine}")
+    for event in (e for run in result.tasks.values() for e in run.events):
+        if event.kind == "quarantine_write":
+            what = f"rows that broke contract {event.contract!r}" if event.contract else "malformed order lines"
+            console.print(f"quarantine: {event.rows} {what} kept with their reasons in {event.sink}")
+    broken = [e for e in result.tasks["check_orders"].events if e.kind == "quality_result" and e.rows_failed]
+    if broken:
+        rules = ", ".join(f"{e.rule} {e.rows_failed}" for e in broken)
+        console.print(f"quality:    contract 'orders' checked {broken[0].rows_checked:,} rows; broken: {rules} "
+                      "(`bubbles quarantine show orders` lists them)")
     console.print(f"warehouse:  {base / 'warehouse.duckdb'} (table orders_clean, merged "
                   f"{result.tasks['load_warehouse'].result:,} rows)")
     console.print(f"reporting:  {base / 'reporting.sqlite'} (table revenue_by_country)")

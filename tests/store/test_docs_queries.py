@@ -11,7 +11,7 @@ import pytest
 import bubbles
 from bubbles import Workflow
 from bubbles._context import record_event
-from bubbles._events import Dataset
+from bubbles._events import Dataset, QualityResult
 from bubbles.observe.history import history_path
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "store.md"
@@ -26,11 +26,14 @@ EXPECT_ROWS = {  # the queries that must find something in the store written bel
     "SELECT task, direction",
     "SELECT d.run_id, d.task",
     "SELECT task, attempt, level",
+    "SELECT task, contract, rule",
 }
 
 
 def _extract() -> list[int]:
     record_event(Dataset(direction="read", namespace="file://host", name="/in/orders.csv", rows=3, format="csv"))
+    record_event(QualityResult(contract="orders", rule="amount.range", check="range", column="amount", rows_checked=3,
+                               rows_failed=1, rows_quarantined=1, outcome="quarantined", examples=['{"amount": "-1"}']))
     return [1, 2, 3]
 
 

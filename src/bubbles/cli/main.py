@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "bubbles.cli.http",
     "bubbles.cli.keep",
     "bubbles.cli.lineage",
+    "bubbles.cli.quality",
 )
 
 
@@ -258,12 +259,18 @@ def _print_result(result: Any) -> None:
     help="Also check that every task can run on this executor (e.g. can be pickled for processes).",
 )
 def validate(target: str, executor: str | None) -> None:
-    """Check TARGET's graph without running it: cycles, unknown or duplicate tasks, signatures.
+    """Check TARGET's graph without running it: cycles, unknown or duplicate tasks, signatures, contracts.
 
-    Without :NAME every Workflow, Pipeline and @bubbles function in the file is checked.
+    Without :NAME every Workflow, Pipeline and @bubbles function in the file is checked. The
+    contracts of its check steps are checked too (types, regexes, columns the steps upstream
+    produce, foreign keys' tables), before any data is read. TARGET may also be a YAML contract.
     """
     from ..api.decorators import FlowFunction
+    from ..data.quality.graphcheck import check_graph
 
+    if target.endswith((".yaml", ".yml")):
+        _validate_contract(target)
+        return
     try:
         targets = load_targets(target, "validate")
     except BubblesError as exc:
@@ -284,10 +291,32 @@ def validate(target: str, executor: str | None) -> None:
             click.secho(f"error: {name}: {exc}", fg="red", err=True)
             failed = True
             continue
+        problems = check_graph(graph)
+        for problem in problems:
+            click.secho(f"error: {name}: {problem}", fg="red", err=True)
+        if problems:
+            failed = True
+            continue
         edges = sum(len(n.deps) for n in graph.nodes.values())
         click.echo(f"ok: {name} ({graph.name}): {len(graph)} tasks, {edges} dependencies")
     if failed:
         sys.exit(1)
+
+
+def _validate_contract(path: str) -> None:
+    from ..data.quality.compile import check_contract
+    from ..data.quality.yamlfile import load_contract
+
+    try:
+        contract = load_contract(path)
+    except BubblesError as exc:
+        _fail(exc, 1)
+    problems = check_contract(contract)
+    for problem in problems:
+        click.secho(f"error: {problem}", fg="red", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"ok: contract {contract.name} ({path}): {len(contract.rules())} rules")
 
 
 @cli.command()

@@ -23,7 +23,14 @@ metric                                          type      labels
 ``bubbles_run_start_timestamp_seconds``         gauge     workflow
 ``bubbles_run_last_success_timestamp_seconds``  gauge     workflow
 ``bubbles_run_last_failure_timestamp_seconds``  gauge     workflow
+``bubbles_quality_rows_total``                  counter   workflow, task, contract, rule,
+                                                          outcome (checked/failed/quarantined)
 =============================================== ========= ===================================
+
+``bubbles_quality_rows_total`` counts, per data-contract rule, the rows checked, those that broke
+it (``failed``) and those of them set aside (``quarantined``): checked ⊇ failed ⊇ quarantined. It
+comes from the attempts' ``QualityResult`` events (:mod:`bubbles.data.quality`), also those of
+attempts that were retried.
 
 The ``task`` label of a ``map`` item or ``ParallelTask`` member is its group's name, to keep the
 number of series bounded.
@@ -120,6 +127,12 @@ class PrometheusExporter:
         self.run_start = pc.Gauge(
             "bubbles_run_start_timestamp_seconds", "Start time of the last run (Unix time).", ["workflow"], registry=r
         )
+        self.quality = pc.Counter(
+            "bubbles_quality_rows_total",
+            "Rows checked by data-contract rules, rows that broke them (failed) and rows set aside (quarantined).",
+            ["workflow", "task", "contract", "rule", "outcome"],
+            registry=r,
+        )
         self.last_success: Any = None
         self.last_failure: Any = None
         self._pc = pc
@@ -146,6 +159,7 @@ class PrometheusExporter:
         group: str | None = None,
         duration: float | None = None,
         metrics: dict[str, float] | None = None,
+        events: list[Any] | None = None,
         **future_kwargs: Any,
     ) -> None:
         name = group or task
@@ -153,6 +167,7 @@ class PrometheusExporter:
         self.retries.labels(workflow, name).inc()
         self.runs.labels(workflow, name, "retried").inc()
         self._observe(workflow, name, duration, metrics)
+        self._quality(workflow, name, events)
 
     def on_task_end(
         self,
@@ -164,13 +179,23 @@ class PrometheusExporter:
         group: str | None = None,
         duration: float | None = None,
         metrics: dict[str, float] | None = None,
+        events: list[Any] | None = None,
         **future_kwargs: Any,
     ) -> None:
         name = group or task
         if attempt and status in ("succeeded", "failed"):
             self.running.labels(workflow).dec()
             self._observe(workflow, name, duration, metrics)
+            self._quality(workflow, name, events)
         self.runs.labels(workflow, name, status).inc()
+
+    def _quality(self, workflow: str, name: str, events: list[Any] | None) -> None:
+        for event in events or ():
+            if getattr(event, "kind", None) != "quality_result":
+                continue
+            for outcome, value in (("checked", event.rows_checked), ("failed", event.rows_failed),
+                                   ("quarantined", event.rows_quarantined)):
+                self.quality.labels(workflow, name, event.contract, event.rule, outcome).inc(max(value, 0))
 
     def _observe(self, workflow: str, name: str, duration: float | None, metrics: dict[str, float] | None) -> None:
         if duration is not None:

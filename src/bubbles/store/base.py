@@ -472,6 +472,15 @@ class RunStore(ABC):
                     total += max(0, cur.rowcount)
                 counts[table] = total
         return counts
+    def quality_results(self, run_id: str) -> list[dict[str, Any]]:
+        """The data-quality results of a run (one row per rule checked), in the order recorded."""
+        return self._query("SELECT * FROM quality_results WHERE run_id = ? ORDER BY at, task, contract", [run_id])
+
+    def quarantines(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Appends to quarantine sinks: of one run, or of every run (newest first)."""
+        if run_id is not None:
+            return self._query("SELECT * FROM quarantines WHERE run_id = ? ORDER BY at", [run_id])
+        return self._query("SELECT * FROM quarantines ORDER BY at DESC")
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """Run a read-only query of your own (``?`` placeholders) and return dict rows."""

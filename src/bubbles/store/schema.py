@@ -57,6 +57,20 @@ tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
     ``inputs`` (JSON: upstream task → fingerprint of its output), ``fingerprint`` (of the output),
     ``format`` (``arrow``, ``pickle``, ``json``, ``none``), ``location`` (the file), ``value`` (a
     small output's JSON), ``bytes``, ``expires_at`` (a cached task's), ``at``.
+``quality_results``
+    one row per rule of a data contract checked over one batch (``bubbles.data.quality``):
+    ``run_id``, ``task``, ``attempt``, ``contract``, ``rule`` (``amount.range``,
+    ``table.row_count``), ``kind`` (``not_null``, ``unique``, ``range``, ``regex``, ``type``,
+    ``accepted_values``, ``foreign_key``, ``row_count``, ``freshness``, ``sql``, ``dedup``, ...),
+    ``columns`` (comma-separated), ``action`` (``warn``, ``quarantine``, ``fail``), ``rows_checked``, ``rows_failed``,
+    ``rows_quarantined``, ``outcome`` (``passed``, ``warned``, ``quarantined``, ``failed``),
+    ``observed`` (what a table rule saw), ``examples`` (JSON list of offending values, PII
+    masked), ``source``, ``at``.
+``quarantines``
+    every append to a quarantine sink (bad lines of a reader, rows a contract rejected):
+    ``run_id``, ``task``, ``attempt``, ``sink`` (a Parquet dataset folder, or ``URL#table``),
+    ``sink_kind`` (``parquet``, ``table``), ``part`` (the file or table appended to),
+    ``source``, ``contract``, ``rows``, ``at``.
 ``store_meta``
     ``key``/``value``: ``schema_version``.
 """
@@ -156,6 +170,25 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "expires_at",
         "at",
     ),
+    "quality_results": (
+        "run_id",
+        "task",
+        "attempt",
+        "contract",
+        "rule",
+        "kind",
+        "columns",
+        "action",
+        "rows_checked",
+        "rows_failed",
+        "rows_quarantined",
+        "outcome",
+        "observed",
+        "examples",
+        "source",
+        "at",
+    ),
+    "quarantines": ("run_id", "task", "attempt", "sink", "sink_kind", "part", "source", "contract", "rows", "at"),
 }
 
 _T = "DOUBLE PRECISION"  # a time or a float: REAL in SQLite, float8 in PostgreSQL
@@ -210,7 +243,17 @@ _VERSION_1: tuple[str, ...] = (
         WHERE a.attempt = (SELECT MAX(b.attempt) FROM attempts b WHERE b.run_id = a.run_id AND b.task = a.task)""",
 )
 
-_VERSION_3: tuple[str, ...] = (
+# Each entry takes a store from version i to i + 1 (statements run in one transaction, in order).
+# Never edit a released entry: add one. A view is dropped and created again when redefined.
+_VERSION_2: tuple[str, ...] = (  # resume and the cache: kept task outputs
+    f"""CREATE TABLE IF NOT EXISTS checkpoints (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, key TEXT NOT NULL, code TEXT, params TEXT,
+        inputs TEXT, fingerprint TEXT, format TEXT NOT NULL, location TEXT, value TEXT, bytes BIGINT, expires_at {_T},
+        at {_T}, PRIMARY KEY (run_id, task))""",
+    "CREATE INDEX IF NOT EXISTS checkpoints_key ON checkpoints (key)",
+)
+
+_VERSION_3: tuple[str, ...] = (  # lineage: where what tasks wrote came from
     f"""CREATE TABLE IF NOT EXISTS lineage (
         run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
         field TEXT, input_namespace TEXT NOT NULL, input_name TEXT NOT NULL, input_field TEXT, transformation TEXT,
@@ -220,15 +263,19 @@ _VERSION_3: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS lineage_input ON lineage (input_namespace, input_name)",
 )
 
-# Each entry takes a store from version i to i + 1 (statements run in one transaction, in order).
-# Never edit a released entry: add one. A view is dropped and created again when redefined.
-_VERSION_2: tuple[str, ...] = (
-    f"""CREATE TABLE IF NOT EXISTS checkpoints (
-        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, key TEXT NOT NULL, code TEXT, params TEXT,
-        inputs TEXT, fingerprint TEXT, format TEXT NOT NULL, location TEXT, value TEXT, bytes BIGINT, expires_at {_T},
-        at {_T}, PRIMARY KEY (run_id, task))""",
-    "CREATE INDEX IF NOT EXISTS checkpoints_key ON checkpoints (key)",
+_VERSION_4: tuple[str, ...] = (  # data quality: contract results and quarantine appends
+    f"""CREATE TABLE IF NOT EXISTS quality_results (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, contract TEXT NOT NULL, rule TEXT NOT NULL,
+        kind TEXT, columns TEXT, action TEXT, rows_checked BIGINT, rows_failed BIGINT, rows_quarantined BIGINT,
+        outcome TEXT, observed TEXT, examples TEXT, source TEXT, at {_T})""",
+    "CREATE INDEX IF NOT EXISTS quality_results_run ON quality_results (run_id, task)",
+    "CREATE INDEX IF NOT EXISTS quality_results_rule ON quality_results (contract, rule, at)",
+    f"""CREATE TABLE IF NOT EXISTS quarantines (
+        run_id TEXT NOT NULL, task TEXT NOT NULL, attempt BIGINT NOT NULL, sink TEXT NOT NULL, sink_kind TEXT NOT NULL,
+        part TEXT, source TEXT, contract TEXT, rows BIGINT, at {_T})""",
+    "CREATE INDEX IF NOT EXISTS quarantines_run ON quarantines (run_id)",
+    "CREATE INDEX IF NOT EXISTS quarantines_sink ON quarantines (sink, at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1, _VERSION_2, _VERSION_3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1, _VERSION_2, _VERSION_3, _VERSION_4)
 SCHEMA_VERSION = len(MIGRATIONS)

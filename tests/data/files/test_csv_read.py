@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import json
 import pickle
 
 import pyarrow as pa
@@ -12,6 +11,15 @@ import bubbles
 from bubbles._errors import DataError
 from bubbles.data.files import BadLineError, read_csv
 
+
+def bad_lines(sink) -> list[dict]:
+    """The bad lines a reader set aside in a quarantine sink, as {source, line, column, reason, raw}."""
+    from bubbles.data.quality import read_quarantine
+
+    rows = read_quarantine(str(sink)).to_pylist()
+    assert all(r["_rules"] == "bad_line" for r in rows)
+    return [{"source": r["_source"], "line": r["_line"], "column": r["_column"], "reason": r["_reason"], "raw": r["_raw"]}
+            for r in rows]
 
 def _write(path, text: str | bytes) -> str:
     data = text.encode() if isinstance(text, str) else text
@@ -87,10 +95,10 @@ def test_wrong_column_count_error(tmp_path) -> None:
 
 def test_quarantine_keeps_going(tmp_path) -> None:
     p = _write(tmp_path / "bad.csv", BAD)
-    q = tmp_path / "q.jsonl"
+    q = tmp_path / "quarantine"
     t = read_csv(p, schema={"amount": "float64"}, on_bad_lines="quarantine", quarantine=str(q))
     assert t.column("id").to_pylist() == [1, 6]
-    bad = [json.loads(line) for line in q.read_text().splitlines()]
+    bad = bad_lines(q)
     assert [b["line"] for b in bad] == [3, 4, 6]
     assert bad[0]["column"] == "amount" and bad[0]["raw"] == "2,x,b" and "x" in bad[0]["reason"]
     assert "expected 3 columns" in bad[1]["reason"]
@@ -98,11 +106,11 @@ def test_quarantine_keeps_going(tmp_path) -> None:
 
 def test_quarantine_streaming_and_undecodable_bytes(tmp_path) -> None:
     p = _write(tmp_path / "enc.csv", b"id,name\n1,ok\n2,\xff\xfe\n3,fine\n")
-    q = tmp_path / "q.jsonl"
+    q = tmp_path / "quarantine"
     reader = read_csv(p, on_bad_lines="quarantine", quarantine=str(q), batch_size=10)
     t = reader.read_all()
     assert t.column("name").to_pylist() == ["ok", "fine"] and t.schema.field("name").type == pa.string()
-    (bad,) = [json.loads(line) for line in q.read_text().splitlines()]
+    (bad,) = bad_lines(q)
     assert bad["line"] == 3 and "undecodable" in bad["reason"]
 
 
@@ -131,28 +139,28 @@ def test_clear_errors_for_broken_files(tmp_path) -> None:
 
 def test_line_numbers_count_line_breaks_inside_quotes(tmp_path) -> None:
     p = _write(tmp_path / "m.csv", 'id,note\n1,"two\nlines"\n2\n3,x\n4,oops,extra\n')
-    q = tmp_path / "q.jsonl"
+    q = tmp_path / "quarantine"
     t = read_csv(p, newlines_in_values=True, on_bad_lines="quarantine", quarantine=str(q))
     assert t.column("id").to_pylist() == [1, 3]
-    assert [json.loads(line)["line"] for line in q.read_text().splitlines()] == [4, 6]
+    assert [b["line"] for b in bad_lines(q)] == [4, 6]
 
 
 def test_bad_first_record_does_not_shift_line_numbers(tmp_path) -> None:
     p = _write(tmp_path / "f.csv", "id,amount\n1\n2,3.5\n3,bad\n")
-    q = tmp_path / "q.jsonl"
+    q = tmp_path / "quarantine"
     t = read_csv(p, schema={"amount": "float64"}, on_bad_lines="quarantine", quarantine=str(q))
     assert t.column("id").to_pylist() == [2]
-    assert [(b["line"], b["column"]) for b in map(json.loads, q.read_text().splitlines())] == [(2, None), (4, "amount")]
+    assert [(b["line"], b["column"]) for b in bad_lines(q)] == [(2, None), (4, "amount")]
 
 
 def test_streaming_finds_bad_values_in_later_blocks(tmp_path) -> None:
     rows = [f"{i},{i}.5" for i in range(20_000)]
     rows[15_000] = "15000,oops"
     p = _write(tmp_path / "s.csv", "id,amount\n" + "\n".join(rows) + "\n")
-    q = tmp_path / "q.jsonl"
+    q = tmp_path / "quarantine"
     reader = read_csv(p, on_bad_lines="quarantine", quarantine=str(q), batch_size=4_000, block_size=32 << 10)
     assert sum(b.num_rows for b in reader) == 19_999
-    (bad,) = [json.loads(line) for line in q.read_text().splitlines()]
+    (bad,) = bad_lines(q)
     assert (bad["line"], bad["column"], bad["raw"]) == (15_002, "amount", "15000,oops")
     with pytest.raises(BadLineError) as info:
         read_csv(p, schema={"amount": "float64"}, batch_size=4_000, block_size=32 << 10).read_all()
@@ -188,10 +196,10 @@ def test_parallel_stream_with_names_skip_rows_and_latin1(tmp_path, monkeypatch) 
 
 @pytest.mark.parametrize("batch_size", [None, 2])
 def test_a_bad_decimal_is_a_bad_line_like_any_other_type(tmp_path, batch_size) -> None:  # type: ignore[no-untyped-def]
-    import json
     from decimal import Decimal
 
     import bubbles
+    from bubbles._settings import current_settings
 
     path = tmp_path / "amounts.csv"
     path.write_text("id,amount\n1,10.50\n2,abc\n3,7.25\n")
@@ -203,5 +211,5 @@ def test_a_bad_decimal_is_a_bad_line_like_any_other_type(tmp_path, batch_size) -
     assert (err.line, err.column, err.raw) == (3, "amount", "2,abc") and "decimal" in str(err)
     kept = bubbles.read_csv(path, schema={"amount": "decimal(12,2)"}, on_bad_lines="quarantine")
     assert kept.column("amount").to_pylist() == [Decimal("10.50"), Decimal("7.25")]
-    bad = [json.loads(line) for line in (tmp_path / "amounts.csv.bad.jsonl").read_text().splitlines()]
+    bad = bad_lines(current_settings().home_path() / "quarantine" / "amounts.csv")
     assert [(b["line"], b["column"]) for b in bad] == [(3, "amount")]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from ..._context import log_metric
-from ._atomic import atomic_file
 from ._common import NOT_RETRIED, BadLineError
-from ._fs import locate
 
 __all__ = ["Bad", "BadLines"]
 
@@ -31,7 +28,8 @@ class BadLines:
         kind: ``"CSV file"`` or ``"JSON file"``, for messages.
         source: the file, as shown.
         policy: the ``on_bad_lines`` value.
-        quarantine: where quarantined lines go (JSON lines: source, line, column, reason, raw).
+        quarantine: the quarantine sink of the lines (a Parquet dataset folder or ``URL#table``, see
+            :mod:`bubbles.data.quality.quarantine`); ``None``: ``<quarantine_dir>/<file name>``.
         hint: how to fix, for the error message.
     """
 
@@ -55,14 +53,32 @@ class BadLines:
         )
 
     def finish(self, storage_options: dict[str, Any] | None) -> None:
-        """Count the bad lines in the task's metrics and write the quarantine file (atomically)."""
+        """Count the bad lines in the task's metrics and append them to the quarantine sink.
+
+        The sink is the one contracts use (one format: :mod:`bubbles.data.quality.quarantine`);
+        a bad line is a row with ``_rules`` ``bad_line``, its ``_reason``, ``_column``, ``_line``
+        and ``_raw`` text.
+        """
         if not self.items:
             return
         self.items.sort(key=lambda b: b.line or 0)
         log_metric("bad_lines", len(self.items), add=True)
-        if self.policy != "quarantine" or not self.quarantine:
+        if self.policy != "quarantine":
             return
-        with atomic_file(locate(self.quarantine, storage_options)) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for b in self.items:
-                record = {"source": self.source, "line": b.line, "column": b.column, "reason": b.reason, "raw": b.raw}
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        import pyarrow as pa
+
+        from ..quality.quarantine import append, complete, sink_for
+
+        name = self.source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+        sink = sink_for(self.quarantine, name)
+        if sink is None:
+            return
+        rows = pa.table({
+            "_rules": pa.array(["bad_line"] * len(self.items), pa.string()),
+            "_reason": pa.array([b.reason for b in self.items], pa.string()),
+            "_column": pa.array([b.column for b in self.items], pa.string()),
+            "_raw": pa.array([b.raw for b in self.items], pa.string()),
+            "_line": pa.array([b.line for b in self.items], pa.int64()),
+        })
+        append(sink, complete(rows, source=self.source, contract=None), source=self.source,
+               storage_options=storage_options)

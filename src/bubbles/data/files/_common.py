@@ -132,6 +132,8 @@ def to_arrow(obj: Any, *, what: str = "data") -> pa.Table | pa.RecordBatchReader
         if hasattr(obj, "to_arrow"):
             return obj.to_arrow()
     if module.startswith("duckdb"):
+        if hasattr(obj, "to_arrow_reader"):  # DuckDB >= 1.4 (fetch_record_batch is deprecated there)
+            return obj.to_arrow_reader()
         if hasattr(obj, "fetch_record_batch"):
             return obj.fetch_record_batch()
         return obj.arrow()

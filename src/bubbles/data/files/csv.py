@@ -204,8 +204,9 @@ def read_csv(
             give formats for anything else instead of parsing strings later).
         newlines_in_values: allow line breaks inside quoted values (slower to parse).
         on_bad_lines: ``"error"`` raises :class:`BadLineError` naming file, line, column and the raw
-            text; ``"quarantine"`` writes each bad line, its line number and reason to a JSON-lines
-            file (``quarantine=``, default ``<path>.bad.jsonl``) and goes on; ``"skip"`` drops them,
+            text; ``"quarantine"`` appends each bad line, its line number, column and reason to the
+            quarantine sink (``quarantine=``: a Parquet dataset folder or ``URL#table``, default
+            ``<quarantine_dir>/<file name>``; the format contracts use too) and goes on; ``"skip"`` drops them,
             counted in the ``bad_lines`` metric. Bad lines: a wrong number of fields, a quote not
             closed on its line, bytes invalid in the encoding, a value that does not fit its
             declared or inferred type (inferred types never bend around a few bad values; see
@@ -243,7 +244,7 @@ def read_csv(
         raise ConfigError(f"batch_size must be a positive number of rows, got {batch_size}.")
     q = None
     if on_bad_lines == "quarantine":
-        q = os.fspath(quarantine) if quarantine is not None else f"{loc}.bad.jsonl"
+        q = os.fspath(quarantine) if quarantine is not None else None
     spec = _Spec(
         loc=loc, delimiter=delimiter, quotechar=quotechar, escapechar=escapechar, header=header, column_names=names,
         encoding=enc, null_values=list(null_values) if null_values is not None else None, skip_rows=skip_rows,

@@ -51,8 +51,9 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         batch_size: stream record batches (NDJSON only) instead of one table.
         on_bad_lines: for NDJSON, what to do with a line that is not a JSON object or does not fit
             the columns: ``"error"`` raises :class:`BadLineError` naming the line, ``"quarantine"``
-            writes it to ``quarantine=`` (default ``<path>.bad.jsonl``) with its line number and
-            reason, ``"skip"`` drops it (counted in ``bad_lines``).
+            appends it to the quarantine sink ``quarantine=`` (default ``<quarantine_dir>/<file name>``,
+            see :mod:`bubbles.data.quality.quarantine`) with its line number and reason, ``"skip"``
+            drops it (counted in ``bad_lines``).
         storage_options: passed to fsspec for URLs.
         output: ``"arrow"`` (default), ``"pandas"`` or ``"polars"`` for a frame; streams stay Arrow.
 
@@ -76,7 +77,7 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
         with loc.fs.open_input_stream(loc.path, compression=compression) as stream:
             table = _read_array(stream.read(), loc, sch)
         return lineage.read_file(as_output(table, output), loc, "json", table=table)
-    q = (os.fspath(quarantine) if quarantine is not None else f"{loc}.bad.jsonl") if on_bad_lines == "quarantine" else None
+    q = os.fspath(quarantine) if quarantine is not None and on_bad_lines == "quarantine" else None
     bad = BadLines("JSON file", str(loc), on_bad_lines, q, "Fix the line, or declare the field's type (schema=).")
 
     def open_stream() -> Any:
