@@ -290,6 +290,10 @@ class QualityResult(TaskEvent):
     examples: list[str] = field(default_factory=list)
     source: str | None = None
     at: float = field(default_factory=time.time)
+    # the dataset checked, named as lineage names it (from the data's origin, else ``source``):
+    # where OpenLineage's dataQualityAssertions facet goes; not a column of ``quality_results``
+    namespace: str | None = None
+    name: str | None = None
 
     def store_row(self, run_id: str, task: str, attempt: int, mask: Any) -> tuple[Any, ...]:
         import json

@@ -141,3 +141,36 @@ def test_gc_keeps_the_newest_runs_and_the_files_they_still_use(project: Path) ->
     out = bubbles(project, "gc", "--keep", "0").stdout
     assert out.startswith("deleted 2 run(s)") and not any(p.exists() for p in shared)
     assert "no runs recorded yet" in bubbles(project, "runs").stdout
+
+
+CHECKED = '''
+import pyarrow as pa
+from bubbles import Workflow, validate
+from bubbles.data.quality import Column, Contract
+
+wf = Workflow("checked")
+contract = Contract("orders", columns=[Column("amount", min=0)])
+
+
+def check():
+    rows = pa.table({"amount": [5.0, -1.0, 3.0]})
+    return validate(rows, contract, quarantine="quarantine/orders").valid.num_rows
+
+
+wf.add_task(check)
+'''
+
+
+def test_gc_deletes_the_quarantine_parts_of_the_runs_it_deletes(tmp_path: Path) -> None:
+    (tmp_path / "etl.py").write_text(CHECKED)
+    first = run_id_of(bubbles(tmp_path, "run", "etl.py", "--no-progress"))
+    second = run_id_of(bubbles(tmp_path, "run", "etl.py", "--no-progress"))
+    parts = sorted((tmp_path / "quarantine" / "orders").glob("part-*.parquet"))
+    assert len(parts) == 2 and first in parts[0].name and second in parts[1].name
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = bubbles(elsewhere, "gc", "--keep", "1").stdout  # (from another folder: parts are recorded absolute)
+    assert "1 quarantine part(s)" in out, out
+    assert sorted((tmp_path / "quarantine" / "orders").glob("part-*.parquet")) == [parts[1]]
+    with open_store() as store:
+        assert store.quarantines(first) == [] and len(store.quarantines(second)) == 1

@@ -243,3 +243,28 @@ def test_no_task_events_for_tasks_that_never_ran(tmp_path: Path, consumer: Consu
     wf.run(settings={"lineage_url": consumer.url, "resources": False}, raise_on_error=False)
     jobs = _by_job(consumer.events)
     assert jobs == {"chain": ["START", "FAIL"], "chain.boom": ["START", "FAIL"]}
+
+
+def test_contract_results_are_data_quality_assertions_on_the_dataset_checked(tmp_path: Path, consumer: Consumer) -> None:
+    from bubbles.data.quality import Column, Contract
+
+    csv = tmp_path / "orders.csv"
+    csv.write_text("id,amount\n1,10.5\n2,-3.0\n3,7.25\n")
+    contract = Contract("orders", columns=[Column("id", "bigint", primary_key=True), Column("amount", min=0)])
+    wf = Workflow("checked")
+
+    def extract() -> pa.Table:
+        return bubbles.read_csv(csv)
+
+    def check(orders: pa.Table) -> int:  # the rows came from another task: the CSV is still the dataset checked
+        return int(bubbles.validate(orders, contract, quarantine=False).valid.num_rows)
+
+    wf.add_task(check, requires=[wf.add_task(extract)])
+    result = wf.run(settings={"lineage_url": consumer.url, "resources": False})
+    assert result.tasks["check"].result == 2 and consumer.invalid == []
+    done = next(e for e in consumer.events if e["job"]["name"] == "checked.check" and e["eventType"] == "COMPLETE")
+    (checked,) = done["inputs"]
+    assert checked["name"] == str(csv)
+    assertions = {a["assertion"]: a for a in checked["facets"]["dataQualityAssertions"]["assertions"]}
+    assert assertions["orders.amount.range"]["success"] is False and assertions["orders.amount.range"]["column"] == "amount"
+    assert assertions["orders.id.primary_key"]["success"] is True and assertions["orders.id.type"]["success"] is True

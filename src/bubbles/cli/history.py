@@ -17,6 +17,7 @@ import click
 from .._errors import BubblesError
 from ..observe.format import describe_datasets, human_bytes, human_count, human_seconds, last_attempt_datasets, metric
 from ..observe.lineage_graph import show_lineage as lineage_lines
+from ..observe.quality_results import show_quality
 
 __all__ = ["commands"]
 
@@ -146,6 +147,9 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, sho
             datasets = store.datasets(rid)
             events = store.events(rid)
             lineage = lineage_lines(store, rid) if show_lineage and not as_json else []
+            quality = show_quality(store, rid) if not as_json else []
+            checks = store.quality_results(rid) if as_json else []
+            quarantined = store.quarantines(rid) if as_json else []
     except BubblesError as exc:
         _fail(exc)
     if only_task is not None:
@@ -166,6 +170,8 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, sho
             "logs": logs,
             "datasets": datasets,
             "events": events,
+            "quality_results": [c for c in checks if only_task is None or c["task"] == only_task],
+            "quarantines": [q for q in quarantined if only_task is None or q["task"] == only_task],
         }
         click.echo(json.dumps(body, default=str))
         return
@@ -201,6 +207,10 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, sho
     if len(tasks) > 500:
         table.add_row(f"... {len(tasks) - 500} more", *[""] * 9)
     console.print(table)
+    if quality:
+        console.print("[bold]data quality[/]")
+        for line in quality:
+            console.print(line, markup=False, highlight=False)
     reuse = _reuse_lines(events)
     if reuse:
         console.print("[bold]resumed or cached[/]: why each task ran or was reused")

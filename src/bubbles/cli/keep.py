@@ -2,7 +2,9 @@
 
 Kept outputs (checkpoints) serve resume and the cache. ``bubbles gc --keep N`` keeps the ``N``
 most recent runs of each workflow (``--older-than 30d`` keeps younger ones too) and deletes the
-rest: their rows in every table, and their checkpoint files unless a kept run still uses them.
+rest: their rows in every table, their checkpoint files unless a kept run still uses them, and
+the quarantine parts they appended to Parquet sinks (rows quarantined to database tables are
+named, not deleted).
 Nothing is deleted from a run that is still going.
 """
 
@@ -126,7 +128,7 @@ def _seconds(text: str) -> float:
 @click.option("--older-than", default=None, metavar="AGE", help="Only delete runs older than this (e.g. 30d, 12h).")
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
 def gc_command(keep: int, older_than: str | None, dry_run: bool) -> None:
-    """Keep the run store bounded: delete old runs, their records and their kept outputs."""
+    """Keep the run store bounded: delete old runs, their records, kept outputs and quarantine parts."""
     from ..store import open_store
 
     before = time.time() - _seconds(older_than) if older_than else None
@@ -141,14 +143,40 @@ def gc_command(keep: int, older_than: str | None, dry_run: bool) -> None:
             kept_files = {r["location"] for r in store.all_checkpoints() if r["run_id"] not in set(doomed) and r["location"]}
             rows = [r for run_id in doomed for r in store.checkpoints(run_id)]
             files, size = _remove(rows, kept_files)
+            appends = [q for run_id in doomed for q in store.quarantines(run_id)]
+            parts, part_bytes = _remove_parts(appends)
             counts = store.delete_runs(doomed)
     except BubblesError as exc:
         _fail(exc)
     detail = ", ".join(f"{human_count(n)} {table}" for table, n in counts.items() if n and table != "runs")
     click.echo(
-        f"deleted {human_count(len(doomed))} run(s) ({detail or 'no other rows'}) and {files} kept output file(s) "
-        f"({human_bytes(size)}); kept the {keep} most recent run(s) of each workflow"
+        f"deleted {human_count(len(doomed))} run(s) ({detail or 'no other rows'}), {files} kept output file(s) "
+        f"({human_bytes(size)}) and {parts} quarantine part(s) ({human_bytes(part_bytes)}); kept the {keep} most "
+        "recent run(s) of each workflow"
     )
+    tables = sorted({q["sink"] for q in appends if q["sink_kind"] == "table"})
+    if tables:
+        click.echo(
+            f"left the rows those runs quarantined in database table(s) {', '.join(tables)}: delete them with "
+            "`DELETE FROM <table> WHERE _run_id IN (...)` if they are no longer needed"
+        )
+
+
+def _remove_parts(appends: list[dict[str, Any]]) -> tuple[int, int]:
+    """Delete the Parquet part files these quarantine appends wrote (local ones); returns (files, bytes)."""
+    files = size = 0
+    for q in appends:
+        part = q.get("part")
+        if q.get("sink_kind") != "parquet" or not part or "://" in part:
+            continue
+        path = Path(part)
+        try:
+            size += path.stat().st_size
+            path.unlink()
+            files += 1
+        except OSError:
+            continue
+    return files, size
 
 
 commands: list[click.Command] = [cache_group, gc_command]

@@ -87,17 +87,16 @@ _BOOKKEEPING = frozenset({"checkpoint", "reuse"})
 def quality_facets(dataset: tuple[str, str], events: Iterable[Any]) -> dict[str, Any]:
     """The data-quality facets of ``dataset`` from a task's events: the place data-quality results plug in.
 
-    An event counts as a quality result when it has ``namespace`` and ``name`` (the dataset
-    checked), ``check`` (what was asserted) and ``passed`` (bool), optionally ``column``; they become
-    one ``dataQualityAssertions`` facet per dataset. Until the data-quality checks record such
-    events, datasets carry none.
+    Each ``quality_result`` event (one rule of a data contract, :mod:`bubbles.data.quality`) whose
+    checked dataset is ``dataset`` becomes one assertion: the rule's name (``amount.range``), passed
+    when no row broke it, and its column; together one ``dataQualityAssertions`` facet.
     """
     from openlineage.client.generated.data_quality_assertions_dataset import Assertion, DataQualityAssertionsDatasetFacet
 
     assertions = [
-        Assertion(assertion=str(e.check), success=bool(e.passed), column=getattr(e, "column", None))
+        Assertion(assertion=f"{e.contract}.{e.rule}", success=not e.rows_failed, column=e.column)
         for e in events
-        if hasattr(e, "check") and hasattr(e, "passed") and (getattr(e, "namespace", None), getattr(e, "name", None)) == dataset
+        if getattr(e, "kind", "") == "quality_result" and (e.namespace, e.name) == dataset
     ]
     if not assertions:
         return {}
@@ -397,6 +396,11 @@ class _RunEmitter:
                 source = (e.input_namespace, self.mask(e.input_name))
                 if source not in reads and source not in writes:
                     reads[source] = None
+        for e in events:  # so does a dataset a task checked against a data contract
+            if getattr(e, "kind", "") == "quality_result" and e.namespace and e.name:
+                checked = (e.namespace, self.mask(e.name))
+                if checked not in reads and checked not in writes:
+                    reads[checked] = None
         inputs = [self.input_dataset(key, e, events) for key, e in reads.items()]
         outputs = [self.output_dataset(key, e, edges.get(key, []), events) for key, e in writes.items()]
         return inputs, outputs

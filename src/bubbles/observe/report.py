@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 from .format import describe_datasets, human_bytes, human_count, human_seconds, last_attempt_datasets
 from .lineage_graph import report_datasets
+from .quality_results import report_quality
 
 __all__ = ["build_report", "write_report"]
 
@@ -58,6 +59,8 @@ class RunReader(Protocol):
     def logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]: ...
     def datasets(self, run_id: str) -> list[dict[str, Any]]: ...
     def lineage(self, run_id: str | None = None) -> list[dict[str, Any]]: ...
+    def quality_results(self, run_id: str) -> list[dict[str, Any]]: ...
+    def quarantines(self, run_id: str | None = None) -> list[dict[str, Any]]: ...
 
 
 _COLOURS = {
@@ -520,6 +523,7 @@ def build_report(store: RunReader, run_id: str, *, compare: int = 0, interactive
     if compare:
         parts.append("<h2>Compared with earlier runs</h2>" + _comparison(charts, store, run, compare))
     parts.append(_tasks_table(tasks, datasets))
+    parts.append(report_quality(store, rid))
     parts.append(report_datasets(store, rid))
     title = f"bubbles run {rid}"
     return (

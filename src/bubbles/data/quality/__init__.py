@@ -15,13 +15,13 @@ Nothing heavy is imported here: DuckDB and Arrow load when a check runs.
 from __future__ import annotations
 
 from ..._events import QualityResult, QuarantineWrite
+from ...observe.quality_results import report_quality, show_quality
 from .contract import Check, Column, Contract, Dedup, Freshness, RowCount, Rule, Threshold, Unique
 from .errors import ContractError, QualityError
 from .graphcheck import check_graph, produces
 from .masking import mask
 from .quarantine import Sink, read_quarantine
 from .replay import replay
-from .results import report_quality, show_quality
 from .validate import Validation, check, validate
 from .yamlfile import contract_from_yaml, load_contract
 

@@ -174,10 +174,10 @@ def _append_parquet(sink: Sink, rows: pa.Table, storage_options: dict[str, Any] 
     now = time.time_ns()  # part names sort in the order they were appended
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000)) + f"{now % 1_000_000_000:09d}"
     name = f"part-{stamp}-{run}-{uuid.uuid4().hex[:8]}.parquet"
-    target = sink.location.rstrip("/") + "/" + name
-    with atomic_file(locate(target, storage_options)) as tmp:
+    target = locate(sink.location.rstrip("/") + "/" + name, storage_options)
+    with atomic_file(target) as tmp:
         pq.write_table(rows, tmp, compression="zstd")
-    return target
+    return target.path if target.is_local else target.url  # absolute: `bubbles gc` may run from another folder
 
 
 def _append_table(sink: Sink, rows: pa.Table) -> str:

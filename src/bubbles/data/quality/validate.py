@@ -16,6 +16,7 @@ nothing is lost either way.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -128,6 +129,7 @@ def validate(
     from ..transform import _register, _Sink
 
     c = _contract(contract)
+    checked = _checked_dataset(data, source)
     if line_column is not None and not isinstance(line_column, str):
         raise ConfigError(f"validate(line_column={line_column!r}): give the name of a column.")
     sink = sink_for(quarantine, c.name)
@@ -167,7 +169,22 @@ def validate(
                 outcome = _split(reader, compiled, c, line_column)
     finally:
         con.close()
-    return _conclude(outcome, compiled, c, sink=sink, source=source, raise_on_fail=raise_on_fail, stream=stream)
+    return _conclude(outcome, compiled, c, sink=sink, source=source, raise_on_fail=raise_on_fail, stream=stream,
+                     checked=checked)
+
+
+def _checked_dataset(data: Any, source: str | None) -> tuple[str | None, str | None]:
+    """The dataset ``data`` is (lineage naming): the one its reader read, else the file ``source`` names."""
+    from ... import _naming
+    from .. import lineage
+
+    origin = lineage.origin_of(data)
+    if origin is not None and len(origin.tables) == 1:
+        return origin.tables[0]
+    target = data if isinstance(data, str | os.PathLike) else source
+    if target is not None and os.path.exists(os.fspath(target)):
+        return _naming.file_dataset(os.fspath(target))
+    return None, None
 
 
 def _as_table(data: Any) -> pa.Table | None:
@@ -426,7 +443,8 @@ def _lazy_filter(table: pa.Table, keep: pa.Array) -> pa.RecordBatchReader:
 
 
 def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Sink | None, source: str | None,
-              raise_on_fail: bool, stream: bool = False) -> Validation:
+              raise_on_fail: bool, stream: bool = False,
+              checked: tuple[str | None, str | None] = (None, None)) -> Validation:
     import pyarrow as pa
 
     from ..._context import current_task, log_metric, record_event
@@ -478,6 +496,7 @@ def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Si
             action=rule.action, rows_checked=out.rows, rows_failed=failed,
             rows_quarantined=set_aside,
             outcome=outcome, observed=observed, examples=list(out.examples[i]), source=source,
+            namespace=checked[0], name=checked[1],
         )
         results.append(result)
         if outcome == "failed":
@@ -493,7 +512,7 @@ def _conclude(out: _Outcome, compiled: Compiled, contract: Contract, *, sink: Si
         summary = QualityResult(contract=contract.name, rule="table.quarantine_limit", check="threshold", action="fail",
                                 rows_checked=out.rows, rows_failed=total if passed_limit else 0, rows_quarantined=total,
                                 outcome="failed" if passed_limit else "passed", observed=f"quarantined {total:,}",
-                                source=source)
+                                source=source, namespace=checked[0], name=checked[1])
         results.append(summary)
         if passed_limit:
             rule = Rule("table.quarantine_limit", "threshold", (), "fail", limit)
