@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from bubbles.data.quality import read_quarantine
 def run_demo(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bubbles", "demo", "--rows", "3000", "--workdir", str(workdir), *args],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
     )
 
 
@@ -47,3 +48,22 @@ def test_demo_runs_and_reruns_without_duplicates(tmp_path: Path) -> None:
     second = run_demo(tmp_path, "--executor", "processes")
     assert second.returncode == 0, second.stdout + second.stderr
     assert warehouse_rows(tmp_path) == rows  # merged by order_id, not appended again
+
+
+def test_demo_fails_at_a_load_and_resumes_only_it(tmp_path: Path) -> None:
+    failed = run_demo(tmp_path, "--fail-at", "load_reporting")
+    assert failed.returncode == 1
+    out = " ".join(failed.stdout.split())
+    assert "refused the connection (bubbles demo --fail-at)" in out and "`bubbles demo --resume` runs load_reporting" in out
+    assert not (tmp_path / "reporting.sqlite").exists()
+    rows = warehouse_rows(tmp_path)
+    resumed = run_demo(tmp_path, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    lines = {line.split("│")[1].strip(): line for line in resumed.stdout.splitlines() if line.count("│") > 3}
+    assert "succeeded" in lines["load_reporting"]
+    assert all("reused" in lines[t] for t in ("extract_orders", "check_orders", "transform", "load_warehouse",
+                                              "write_lake", "deliver_finance"))
+    assert "8 task(s) reused from run" in " ".join(resumed.stdout.split())
+    with sqlite3.connect(tmp_path / "reporting.sqlite") as db:
+        (orders,) = db.execute("SELECT sum(orders) FROM revenue_by_country").fetchone()
+    assert orders == rows == warehouse_rows(tmp_path)  # loaded once, from the kept transform output

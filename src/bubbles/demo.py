@@ -13,7 +13,12 @@
 6. *deliver* per-country CSV files in the finance team's format (``CsvFormat``) to an outbox, with
    a manifest written last; the customers' e-mail addresses (personal data) are masked in them;
 7. print each task's time, rows, memory and attempts; the run is in the history
-   (``bubbles show RUN_ID``, ``bubbles report RUN_ID -o report.html``).
+   (``bubbles show RUN_ID``, ``bubbles report RUN_ID -o report.html``), with the lineage of
+   every file and table it wrote (``bubbles lineage ...``).
+
+Every task's output is kept (as with ``bubbles run``), so a failed run resumes where it stopped:
+``bubbles demo --fail-at load_reporting`` makes the reporting database refuse the load, and
+``bubbles demo --resume`` then runs only that task, reusing the eight that succeeded.
 
 Everything lands under ``--workdir`` (default ``.bubbles/demo``); no server is needed.
 """
@@ -26,7 +31,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_workflow", "generate_sources", "orders_contract", "run_demo"]
+__all__ = ["FAILABLE", "build_workflow", "generate_sources", "orders_contract", "run_demo"]
+
+# the tasks `bubbles demo --fail-at` can make fail (the loads: what an outage hits)
+FAILABLE = ("load_warehouse", "load_reporting", "write_lake", "deliver_finance")
 
 COUNTRIES = ["DE", "FR", "NL", "PL", "ES", "IT", "SE", "US", "GB", "CH"]
 CURRENCIES = {
@@ -202,8 +210,8 @@ def deliver_finance(clean: Any, workdir: str) -> str:
     return f"{receipt.destination} (batch {receipt.batch}, {len(receipt.files)} files{again})"
 
 
-def build_workflow(workdir: Path) -> Any:
-    """The demo workflow over the files in ``workdir/source``."""
+def build_workflow(workdir: Path, *, fail_at: str | None = None) -> Any:
+    """The demo workflow over the files in ``workdir/source`` (``fail_at``: a load that fails, as in an outage)."""
     from .api.workflow import ParallelTask, Workflow
 
     source = str(workdir / "source")
@@ -219,11 +227,20 @@ def build_workflow(workdir: Path) -> Any:
     )
     checked = wf.add_task(check_orders, requires=[extract], kwargs={"quarantine": str(workdir / "quarantine" / "orders")})
     clean = wf.add_task(transform, requires=[checked])
-    wf.add_task(load_warehouse, requires=[clean], kwargs={"warehouse": str(workdir / "warehouse.duckdb")})
-    wf.add_task(load_reporting, requires=[clean], kwargs={"database": str(workdir / "reporting.sqlite")})
-    wf.add_task(write_lake, requires=[clean], kwargs={"lake": str(workdir / "lake" / "orders")})
-    wf.add_task(deliver_finance, requires=[clean], kwargs={"workdir": str(workdir)})
+    loads = {
+        load_warehouse: {"warehouse": str(workdir / "warehouse.duckdb")},
+        load_reporting: {"database": str(workdir / "reporting.sqlite")},
+        write_lake: {"lake": str(workdir / "lake" / "orders")},
+        deliver_finance: {"workdir": str(workdir)},
+    }
+    for fn, kwargs in loads.items():
+        wf.add_task(_outage if fn.__name__ == fail_at else fn, requires=[clean], kwargs=kwargs, name=fn.__name__)
     return wf
+
+
+def _outage(clean: Any, **target: str) -> Any:
+    """What a load does when its target is down (``bubbles demo --fail-at TASK``)."""
+    raise ConnectionError(f"{next(iter(target.values()))} refused the connection (bubbles demo --fail-at)")
 
 
 def _bind(fn: Any, source: str) -> Any:
@@ -234,8 +251,11 @@ def _bind(fn: Any, source: str) -> Any:
     return bound
 
 
-def run_demo(*, rows: int, workdir: str, executor: str) -> int:
-    """Generate data if needed, run the demo workflow, print what happened. Returns an exit code."""
+def run_demo(*, rows: int, workdir: str, executor: str, fail_at: str | None = None, resume: bool = False) -> int:
+    """Generate data if needed, run the demo workflow, print what happened. Returns an exit code.
+
+    ``fail_at`` makes that load fail; ``resume`` continues the last demo run (reusing what it finished).
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -245,24 +265,35 @@ def run_demo(*, rows: int, workdir: str, executor: str) -> int:
     base = Path(workdir)
     with console.status(f"generating {rows:,} demo orders in {base / 'source'} ..."):
         generate_sources(base / "source", rows)
-    wf = build_workflow(base)
+    wf = build_workflow(base, fail_at=fail_at)
     mc = MetricsCollector()
     wf.attach(mc)
-    console.print(f"[bold]bubbles demo[/]: running workflow {wf.name!r} ({len(wf.tasks)} tasks) on the {executor} executor")
-    result = wf.run(executor=executor, raise_on_error=False)
+    how = "resuming the last run of" if resume else "running"
+    console.print(f"[bold]bubbles demo[/]: {how} workflow {wf.name!r} ({len(wf.tasks)} tasks) on the {executor} executor")
+    result = wf.run(executor=executor, raise_on_error=False, settings={"persist": True},
+                    resume="last" if resume else None)
     table = Table(title=f"run {result.run_id}: {result.status} in {result.duration:.2f} s", title_justify="left")
     for column in ("task", "state", "attempts", "seconds", "rows in", "rows out", "peak MB"):
         table.add_column(column, justify="left" if column in ("task", "state") else "right")
     for name, run in result.tasks.items():
         m = run.metrics
         table.add_row(
-            name, run.state, str(run.attempts), f"{run.duration:.3f}" if run.duration is not None else "",
+            name, "reused" if run.reused_from else run.state, str(run.attempts),
+            f"{run.duration:.3f}" if run.duration is not None else "",
             f"{int(m['rows_in']):,}" if "rows_in" in m else "", f"{int(m['rows_out']):,}" if "rows_out" in m else "",
             f"{m['peak_memory'] / 2**20:,.0f}" if "peak_memory" in m else "",
         )
     console.print(table)
+    reused = [name for name, run in result.tasks.items() if run.reused_from]
+    if reused:
+        console.print(f"resume:     {len(reused)} task(s) reused from run {result.tasks[reused[0]].reused_from}, "
+                      f"{sum(1 for r in result.tasks.values() if r.record is not None and r.record.ran)} ran "
+                      f"(why, per task: bubbles show {result.run_id})")
     if not result.ok:
         console.print(f"[red]{result.describe_failure()}[/]")
+        if fail_at:
+            console.print(f"resume:     the other tasks' outputs are kept: `bubbles demo --resume` runs {fail_at} "
+                          "again and reuses the rest")
         return 1
     for event in (e for run in result.tasks.values() for e in run.events):
         if event.kind == "quarantine_write":
@@ -278,5 +309,6 @@ def run_demo(*, rows: int, workdir: str, executor: str) -> int:
     console.print(f"reporting:  {base / 'reporting.sqlite'} (table revenue_by_country)")
     console.print(f"lake:       {base / 'lake' / 'orders'} (Parquet, partitioned by order_month)")
     console.print(f"delivery:   {result.tasks['deliver_finance'].result}")
+    console.print(f"lineage:    bubbles lineage {base / 'lake' / 'orders'} --column amount_eur")
     console.print(f"history:    bubbles show {result.run_id}   ·   bubbles report {result.run_id} -o report.html")
     return 0

@@ -431,3 +431,40 @@ def test_a_task_fed_by_a_stream_reruns_on_resume_and_says_why(tmp_path: Path) ->
     assert ran(tmp_path) == ["stream", "count"]  # a stream is not kept, and what reads it cannot be compared
     why = "'stream_of' cannot be fingerprinted (a stream, or an object of unknown kind)"
     assert reasons(second)["count_stream"] == ("ran", why)
+
+
+def double(x: int, log: str) -> int:
+    _mark(log, f"double:{x}")
+    return 2 * x
+
+
+def summarise(groups: list[Any], doubled: list[int], log: str) -> int:
+    _mark(log, "summarise")
+    return len(groups) + sum(doubled)
+
+
+def publish(total: int, log: str, fail: str) -> int:
+    _mark(log, "publish")
+    if os.path.exists(fail):
+        raise RuntimeError("the summary table is locked")
+    return total
+
+
+def test_a_task_after_a_parallel_group_and_a_map_is_reused(tmp_path: Path) -> None:
+    import functools
+
+    from bubbles import ParallelTask
+
+    log, fail = str(tmp_path / "calls.log"), str(tmp_path / "fail")
+    wf = Workflow("groups")
+    group = wf.add_task(ParallelTask([functools.partial(extract, log), functools.partial(lookup, log)]), name="sources")
+    mapped = wf.map(double, [1, 2, 3], name="doubled", kwargs={"log": log})
+    total = wf.add_task(summarise, requires=[group, mapped], kwargs={"log": log})
+    wf.add_task(publish, requires=[total], kwargs={"log": log, "fail": fail})
+    (tmp_path / "fail").touch()
+    run(wf)
+    ran(tmp_path)
+    (tmp_path / "fail").unlink()
+    second = run(wf, resume="last")
+    assert second.ok and second.tasks["publish"].result == 2 + 12
+    assert ran(tmp_path) == ["publish"]  # the group's and the map's outputs are known (their children's): summarise is reused

@@ -19,11 +19,19 @@ __all__ = ["commands"]
     help="Where the demo writes its source files, warehouse and deliveries.",
 )
 @click.option("-e", "--executor", type=click.Choice(list(EXECUTORS)), default="threads")
-def demo(rows: int, workdir: str, executor: str) -> None:
-    """Run the demo ETL: extract in parallel, transform in DuckDB, load DuckDB + SQLite, report metrics."""
+@click.option(
+    "--fail-at",
+    type=click.Choice(["load_warehouse", "load_reporting", "write_lake", "deliver_finance"]),
+    default=None,
+    help="Make this load fail, as if its target were down (then try --resume).",
+)
+@click.option("--resume", is_flag=True, help="Continue the last demo run: rerun what failed, reuse the rest.")
+def demo(rows: int, workdir: str, executor: str, fail_at: str | None, resume: bool) -> None:
+    """Run the demo ETL: extract in parallel, check a contract, transform in DuckDB, load DuckDB + SQLite + Parquet,
+    deliver CSV files; every output kept so a failed run resumes."""
     from ..demo import run_demo
 
-    raise SystemExit(run_demo(rows=rows, workdir=workdir, executor=executor))
+    raise SystemExit(run_demo(rows=rows, workdir=workdir, executor=executor, fail_at=fail_at, resume=resume))
 
 
 commands = [demo]

@@ -82,6 +82,15 @@ _TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.UPSTREAM_FAILED, S.SKIPPED, S.CA
 _LIVENESS_EVERY = 1.0  # seconds without news, with calls in flight, before asking which are lost
 
 
+def _group_fingerprint(children: list[str | None]) -> str | None:
+    """The fingerprint of a group's or map's output (its children's, in order); ``None`` if one is unknown."""
+    if any(fp is None for fp in children):
+        return None
+    import hashlib
+
+    return "group:" + hashlib.blake2b("\0".join(children).encode(), digest_size=16).hexdigest()  # type: ignore[arg-type]
+
+
 def new_run_id() -> str:
     """A sortable, readable run id: ``20261122-031502-4f9a2c81`` (32 random bits: no two runs of one second share one)."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
@@ -422,6 +431,8 @@ class Runner:
             starts = [s for s in (self._slots[k].started_at for k in keys) if s is not None]
             if starts:  # a group spans from its first child's start to its last child's end
                 slot.started_at = min(starts) if slot.started_at is None else min(slot.started_at, *starts)
+            if self.planner is not None:  # a group's output is its children's: so is its fingerprint
+                slot.fingerprint = _group_fingerprint([self._slots[k].fingerprint for k in keys])
             self._succeed(slot, [self._slots[k].output for k in keys])
             if slot.started_at is not None and slot.ended_at is not None:
                 slot.duration = slot.ended_at - slot.started_at
