@@ -59,9 +59,13 @@ class Node:
     nested_refs: bool = False  # Refs may sit inside lists/dicts of args (decorator API)
     map_extra: tuple[Any, ...] = ()  # for kind == "map": args after the item
     deps: tuple[str, ...] = ()  # filled by Graph.add: every key this node waits for
+    _inputs: tuple[str, ...] | None = field(default=None, repr=False)  # input_keys(), once known
 
-    def input_keys(self) -> list[str]:
-        return [ref.key for ref in iter_refs(self.args, self.kwargs, nested=self.nested_refs)]
+    def input_keys(self) -> tuple[str, ...]:
+        """The keys of the tasks whose outputs this node receives, in argument order (args are not changed once added)."""
+        if self._inputs is None:
+            self._inputs = tuple(ref.key for ref in iter_refs(self.args, self.kwargs, nested=self.nested_refs))
+        return self._inputs
 
 
 def iter_refs(args: Iterable[Any], kwargs: dict[str, Any], *, nested: bool = False) -> Iterator[Ref]:
@@ -204,7 +208,8 @@ class Graph:
 
 
 _SIGNATURE_CACHE: dict[Any, inspect.Signature | None] = {}
-_BINDS_OK: set[tuple[Any, ...]] = set()
+# (id of a cached signature, positional count, keywords) -> the signature (held, so the id stays its own)
+_BINDS_OK: dict[tuple[Any, ...], inspect.Signature] = {}
 
 
 def _signature(fn: Any) -> inspect.Signature | None:
@@ -234,14 +239,15 @@ def check_signature(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any
         return
     # binding depends only on how many positional arguments and which keywords: a fan-out of
     # 10,000 tasks of one function binds once
-    shape = (sig, len(args), tuple(kwargs))
-    if shape in _BINDS_OK:
+    # (by the signature's identity: hashing a Signature walks its parameters every time)
+    shape = (id(sig), len(args), tuple(kwargs))
+    if _BINDS_OK.get(shape) is sig:
         return
     try:
         sig.bind(*args, **kwargs)
         if len(_BINDS_OK) > 4096:
             _BINDS_OK.clear()
-        _BINDS_OK.add(shape)
+        _BINDS_OK[shape] = sig
     except TypeError as exc:
         given = [a.key if isinstance(a, Ref) else type(a).__name__ for a in args]
         params = ", ".join(_param_text(p) for p in sig.parameters.values())

@@ -167,6 +167,10 @@ class RunRecorder:
         writer.finish(samples, (status, ended_at, duration, total, error_text, ended_at, params, argv, run_id))
 
 
+_TICK = 0.1  # seconds between looks at the journal
+_BACKLOG = 1000  # attempts waiting that are written without waiting for the next flush
+
+
 class _RunWriter:
     """The record of one run: reads its journal into batches and writes them, on its own thread."""
 
@@ -268,12 +272,20 @@ class _RunWriter:
 
     def loop(self) -> None:
         main = threading.main_thread()
+        tick = min(self.flush_every, _TICK)
+        due = time.monotonic() + self.flush_every
         try:
             while True:
-                # True once the run has ended (every attempt is then in the journal): write what is left and stop.
-                self.wake.wait(self.flush_every)
+                # a write every flush_every (with a heartbeat), at once when woken (a sync, the run's end), and
+                # in between when many attempts are waiting: a big run's record is not all written at its end
+                woken = self.wake.wait(tick)
                 self.wake.clear()
                 last = self.stop.is_set() or not main.is_alive()
+                live = self.live
+                backlog = live is not None and len(live.attempts) - self.seen >= _BACKLOG
+                if not (woken or last or backlog or time.monotonic() >= due):
+                    continue
+                due = time.monotonic() + self.flush_every
                 try:
                     self.read_run()
                 except Exception as exc:  # a bug here must not lose the run: what was read is kept

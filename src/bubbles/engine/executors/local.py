@@ -203,10 +203,12 @@ class ThreadExecutor(Pool):
             self._route(call.run_id, attempt)
 
     def _submit(self, run: PoolRun, call: Call) -> None:
-        with self._lock:
-            # threads start lazily, one per call in flight, so short runs create few
-            if self._threads - self._stuck < self.max_workers:
-                self._spawn_locked()
+        # threads start lazily, one per call in flight, so short runs create few; once there are
+        # enough, the unlocked look is all a call costs (a thread that ends takes the lock to say so)
+        if self._threads - self._stuck < self.max_workers:
+            with self._lock:
+                if self._threads - self._stuck < self.max_workers:
+                    self._spawn_locked()
         self._inbox.put(call)
 
     def _abandon(self, run: PoolRun, call: Call) -> None:
