@@ -15,7 +15,15 @@ from typing import Any
 import click
 
 from .._errors import BubblesError
-from ..observe.format import describe_datasets, human_bytes, human_count, human_seconds, last_attempt_datasets, metric
+from ..observe.format import (
+    describe_datasets,
+    human_bytes,
+    human_count,
+    human_seconds,
+    last_attempt_datasets,
+    metric,
+    task_figures,
+)
 from ..observe.lineage_graph import show_lineage as lineage_lines
 from ..observe.quality_results import show_quality
 
@@ -192,18 +200,7 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, sho
     for column in ("state", "tries", "time", "cpu", "peak memory", "rows in", "rows out", "written", "worker"):
         table.add_column(column, justify="left" if column in ("state", "worker", "written") else "right")
     for t in tasks[:500]:
-        table.add_row(
-            t["task"],
-            _coloured(t["state"]),
-            str(t["attempts"]) if t["attempts"] else "",
-            human_seconds(t.get("duration")),
-            human_seconds(t.get("cpu_time")),
-            human_bytes(t.get("peak_memory")),
-            human_count(t.get("rows_in")),
-            human_count(t.get("rows_out")),
-            written.get(t["task"], ""),
-            t.get("worker") or "",
-        )
+        table.add_row(t["task"], _coloured(t["state"]), *task_figures(t), written.get(t["task"], ""), t.get("worker") or "")
     if len(tasks) > 500:
         table.add_row(f"... {len(tasks) - 500} more", *[""] * 9)
     console.print(table)

@@ -41,17 +41,25 @@ def _remove(rows: list[dict[str, Any]], still_used: set[str]) -> tuple[int, int]
         path = _path(row.get("location"))
         if path is None or row.get("location") in still_used:
             continue
-        try:
-            size += path.stat().st_size
-            path.unlink()
-            files += 1
-        except OSError:
+        removed = _unlink(path)
+        if removed is None:
             continue
+        files, size = files + 1, size + removed
         try:
             path.parent.rmdir()  # the run's folder, once empty
         except OSError:
             pass
     return files, size
+
+
+def _unlink(path: Path) -> int | None:
+    """Delete a file; its size, or ``None`` if it could not be (gone already, no permission)."""
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except OSError:
+        return None
+    return size
 
 
 def _age(at: float | None) -> str:
@@ -169,13 +177,9 @@ def _remove_parts(appends: list[dict[str, Any]]) -> tuple[int, int]:
         part = q.get("part")
         if q.get("sink_kind") != "parquet" or not part or "://" in part:
             continue
-        path = Path(part)
-        try:
-            size += path.stat().st_size
-            path.unlink()
-            files += 1
-        except OSError:
-            continue
+        removed = _unlink(Path(part))
+        if removed is not None:
+            files, size = files + 1, size + removed
     return files, size
 
 

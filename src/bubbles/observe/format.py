@@ -100,6 +100,18 @@ def _plural(n: int, word: str) -> str:
 _Record = TypeVar("_Record", bound=Mapping[str, Any])
 
 
+def task_figures(task: Mapping[str, Any]) -> list[str]:
+    """A ``tasks`` row's tries, time, cpu, peak memory, rows in and rows out, as the run table shows them."""
+    return [
+        str(task["attempts"]) if task.get("attempts") else "",
+        human_seconds(task.get("duration")),
+        human_seconds(task.get("cpu_time")),
+        human_bytes(task.get("peak_memory")),
+        human_count(task.get("rows_in")),
+        human_count(task.get("rows_out")),
+    ]
+
+
 def last_attempt_datasets(datasets: Iterable[_Record], tasks: Iterable[Mapping[str, Any]]) -> list[_Record]:
     """The ``datasets`` records of each task's last attempt: what a retried task read or wrote counts once."""
     last = {t["task"]: t["attempts"] for t in tasks}

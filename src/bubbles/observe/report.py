@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .format import describe_datasets, human_bytes, human_count, human_seconds, last_attempt_datasets
+from .format import describe_datasets, human_bytes, human_count, human_seconds, last_attempt_datasets, task_figures
 from .lineage_graph import report_datasets
 from .quality_results import report_quality
 
@@ -454,12 +454,7 @@ def _tasks_table(tasks: list[dict[str, Any]], datasets: list[dict[str, Any]]) ->
             [
                 html.escape(t["task"]),
                 _state(t["state"]),
-                str(t["attempts"]) if t["attempts"] else "",
-                human_seconds(t.get("duration")),
-                human_seconds(t.get("cpu_time")),
-                human_bytes(t.get("peak_memory")),
-                human_count(t.get("rows_in")),
-                human_count(t.get("rows_out")),
+                *task_figures(t),
                 html.escape(describe_datasets(written.get(t["task"], []))),
                 html.escape(t.get("worker") or ""),
             ]
