@@ -152,6 +152,7 @@ class Checkpoint(TaskEvent):
         location: the file, or ``None`` when inline.
         bytes: size of the file.
         expires_at: for a cached task (``cache=``), when the entry stops being reused.
+        content_hash: the file's ``xxh3:`` hash; a file whose bytes differ is never reused.
     """
 
     kind = "checkpoint"
@@ -167,6 +168,7 @@ class Checkpoint(TaskEvent):
     bytes: int | None = None
     expires_at: float | None = None
     at: float = field(default_factory=time.time)
+    content_hash: str | None = None  # of the file (``xxh3:...``), checked before it is reused
 
     def store_row(self, run_id: str, task: str, attempt: int, mask: Any) -> tuple[Any, ...]:
         return (
@@ -184,6 +186,7 @@ class Checkpoint(TaskEvent):
             self.bytes,
             self.expires_at,
             self.at,
+            self.content_hash,
         )
 
 

@@ -174,3 +174,47 @@ def test_gc_deletes_the_quarantine_parts_of_the_runs_it_deletes(tmp_path: Path) 
     assert sorted((tmp_path / "quarantine" / "orders").glob("part-*.parquet")) == [parts[1]]
     with open_store() as store:
         assert store.quarantines(first) == [] and len(store.quarantines(second)) == 1
+
+
+DATACLASSES = '''
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from bubbles import Workflow
+
+
+@dataclass
+class Order:
+    id: int
+    amount: float
+
+
+def make():
+    with open("calls.log", "a") as fh:
+        fh.write("make\\n")
+    return [Order(1, 2.0), Order(2, 3.5)]
+
+
+def total(orders):
+    if os.path.exists("fail"):
+        raise RuntimeError("not today")
+    return sum(o.amount for o in orders)
+
+
+wf = Workflow("dataclasses")
+wf.add_task(total, requires=[wf.add_task(make)])
+'''
+
+
+def test_a_script_with_dataclasses_runs_on_processes_and_its_objects_resume(tmp_path: Path) -> None:
+    (tmp_path / "etl.py").write_text(DATACLASSES)  # (postponed annotations: @dataclass looks the module up)
+    (tmp_path / "fail").touch()
+    failed = bubbles(tmp_path, "run", "etl.py", "-e", "processes", "--no-progress", ok=False)
+    assert failed.returncode == 1 and "not today" in failed.stderr, failed.stderr
+    assert calls(tmp_path) == ["make"]
+    (tmp_path / "fail").unlink()
+    resumed = bubbles(tmp_path, "run", "etl.py", "-e", "processes", "--resume", "--no-progress")
+    assert calls(tmp_path) == []  # the Order objects were kept (by value: no process can import the script)
+    assert re.search(r"│ total\s+│ succeeded", resumed.stderr), resumed.stderr

@@ -214,7 +214,7 @@ def _checkpoint_file(run_id: str, task_name: str) -> Path:
     return Path(row["location"].split(":", 1)[1])
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage"])
+@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage", "one byte changed"])
 def test_a_damaged_checkpoint_is_never_trusted(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     first = run(etl(tmp_path))
     ran(tmp_path)
@@ -223,9 +223,16 @@ def test_a_damaged_checkpoint_is_never_trusted(tmp_path: Path, damage: str, capl
         path.unlink()
     elif damage == "truncated":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    else:
+    elif damage == "garbage":
         size = path.stat().st_size
         path.write_bytes(b"\x00" * size)  # same size, not Arrow
+    else:  # same size, still valid Arrow, other values: only the content hash sees it
+        data = bytearray(path.read_bytes())
+        values = pa.array([10.0, 20.0, 30.5]).buffers()[1].to_pybytes()  # the amounts, as they sit in the file
+        at = bytes(data).find(values)
+        assert at > 0
+        data[at] ^= 0x40
+        path.write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING, logger="bubbles"):
         second = run(etl(tmp_path), resume="last")
     assert second.ok

@@ -11,6 +11,7 @@ import builtins
 import json
 import os
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,29 @@ def load_targets(spec: str, command: str = "run") -> list[tuple[str, Any]]:
     if not file.exists():
         raise ConfigError(f"No such file: {path!r}. Pass the Python file that defines your workflow: bubbles {command} etl.py")
     sys.path.insert(0, str(file.resolve().parent))
-    # Executed in a module that is never in sys.modules, so cloudpickle ships its functions
-    # by value to worker processes (runpy would register it while the file runs).
-    namespace: dict[str, Any] = {"__name__": "__bubbles__", "__file__": str(file.resolve()), "__builtins__": builtins}
+    # Executed as module ``__bubbles__``, which is in sys.modules only while the file runs (what
+    # @dataclass and typing look up as it defines classes), not after: nothing can then import it,
+    # so cloudpickle ships its functions and classes by value to worker processes and Dask.
+    module = types.ModuleType("__bubbles__")
+    module.__file__ = str(file.resolve())
+    namespace: dict[str, Any] = module.__dict__
+    namespace["__builtins__"] = builtins
     try:
-        code = compile(file.read_bytes(), str(file), "exec")
+        # dont_inherit: the file gets its own __future__ imports, not this module's
+        code = compile(file.read_bytes(), str(file), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise ConfigError(f"{path}, line {exc.lineno}: syntax error: {exc.msg}", source=path, line=exc.lineno) from None
+    previous = sys.modules.get("__bubbles__")
+    sys.modules["__bubbles__"] = module
+    try:
         exec(code, namespace)
     except SyntaxError as exc:
         raise ConfigError(f"{path}, line {exc.lineno}: syntax error: {exc.msg}", source=path, line=exc.lineno) from None
+    finally:
+        if previous is None:
+            sys.modules.pop("__bubbles__", None)
+        else:
+            sys.modules["__bubbles__"] = previous
     kinds = _runnable_types()
     found = {k: v for k, v in namespace.items() if isinstance(v, kinds) and not k.startswith("_")}
     if name:

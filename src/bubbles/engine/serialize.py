@@ -6,7 +6,9 @@ batches above ``SPILL_BYTES`` are written once as an Arrow IPC file into a spill
 unlinks the file as soon as it is mapped: no per-row pickling, no second copy in RAM.
 
 Functions go through cloudpickle, so closures and functions defined in ``__main__`` or in a
-script run by ``bubbles run`` reach worker processes.
+script run by ``bubbles run`` reach worker processes; so do objects of classes defined there
+(a dataclass of the script), which plain pickle would send by a module name the other side
+cannot import.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ __all__ = ["SPILL_BYTES", "dumps_function", "recv", "send", "spill_dir"]
 
 SPILL_BYTES = 4 * 1024 * 1024
 _ARROW_SPILLABLE = ("Table", "RecordBatch")
+# modules of scripts (``python etl.py``, ``bubbles run etl.py``): no other process can import them
+_SCRIPTS = frozenset({"__main__", "__bubbles__"})
 
 
 def spill_dir(base: str | None = None) -> str:
@@ -78,6 +82,10 @@ class _Pickler(pickle.Pickler):
                 path = _spill(obj, self.spill)
                 self.spilled.append(path)
                 return _load_spilled, (path,)
+        elif kind.__module__ in _SCRIPTS:  # an object of a class the other side cannot import: by value
+            import cloudpickle
+
+            return cloudpickle.loads, (cloudpickle.dumps(obj, protocol=5),)
         return NotImplemented
 
 

@@ -87,13 +87,44 @@ def _inline(value: Any) -> str | None:
     return text
 
 
-def _secure_write(path: Path, write: Any) -> int:
-    """Write through ``write(binary file)`` to a ``0600`` file beside ``path``, then rename it into place."""
+class _Hashing:
+    """A binary file that hashes (xxh3-128) what is written through it."""
+
+    def __init__(self, fh: Any) -> None:
+        import xxhash
+
+        self.fh = fh
+        self.hash = xxhash.xxh3_128()
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self.hash.update(data)
+        return int(self.fh.write(data))
+
+    def tell(self) -> int:
+        return int(self.fh.tell())
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True  # (the real file is closed by its owner)
+
+
+def _secure_write(path: Path, write: Any) -> tuple[int, str]:
+    """Write through ``write(binary file)`` to a ``0600`` file beside ``path``, then rename it into place.
+
+    Returns the file's size and content hash (``xxh3:...``, checked before the file is reused).
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mkstemp creates 0600
     try:
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
+            hashing = _Hashing(fh)
+            write(hashing)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -101,7 +132,17 @@ def _secure_write(path: Path, write: Any) -> int:
         except OSError:
             pass
         raise
-    return path.stat().st_size
+    return path.stat().st_size, f"xxh3:{hashing.hash.hexdigest()}"
+
+
+def _file_hash(path: Path) -> str:
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return f"xxh3:{h.hexdigest()}"
 
 
 class CheckpointTarget:
@@ -142,7 +183,7 @@ class CheckpointTarget:
         if not self.keep:
             return self._record(attempt, ctx, fingerprint, kept=False)
         kind = _kind_of(value)
-        event: dict[str, Any] = {"format": "none", "location": None, "value": None, "bytes": None}
+        event: dict[str, Any] = {"format": "none", "location": None, "value": None, "bytes": None, "content_hash": None}
         if kind is None:
             log.info("bubbles: the output of task %r (a %s) is not kept for resume", attempt.task, type(value).__name__)
             return self._record(attempt, ctx, fingerprint, kept=False)
@@ -159,13 +200,13 @@ class CheckpointTarget:
                 / f"{_file_name(attempt.task)}.{'arrow' if kind.startswith('arrow') else 'pickle'}"
             )
             if kind == "pickle":
-                data = pickle.dumps(value, protocol=5)
+                data = _pickle(value)
                 if registry and registry.mask(data.decode("latin-1")) != data.decode("latin-1"):
                     return self._not_kept_secret(attempt, ctx, fingerprint)
-                size = _secure_write(path, lambda fh: fh.write(data))
+                size, digest = _secure_write(path, lambda fh: fh.write(data))
             else:
-                size = _secure_write(path, lambda fh: _write_arrow(fh, value, kind))
-            event.update(format=kind, location=f"{_HOST}:{path}", bytes=size)
+                size, digest = _secure_write(path, lambda fh: _write_arrow(fh, value, kind))
+            event.update(format=kind, location=f"{_HOST}:{path}", bytes=size, content_hash=digest)
         attempt.events = [
             *(attempt.events or ()),
             Checkpoint(
@@ -196,6 +237,16 @@ class CheckpointTarget:
         ]
 
 
+def _pickle(value: Any) -> bytes:
+    """``value`` pickled; with cloudpickle when it holds classes of a script (no later process could import them)."""
+    try:
+        return pickle.dumps(value, protocol=5)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        import cloudpickle
+
+        return bytes(cloudpickle.dumps(value, protocol=5))
+
+
 def _write_arrow(fh: Any, value: Any, kind: str) -> None:
     import pyarrow as pa
 
@@ -220,7 +271,7 @@ def _write_arrow(fh: Any, value: Any, kind: str) -> None:
 class CheckpointRef:
     """A reused task output: loaded where it is used (``__bubbles_load__``). Picklable and small."""
 
-    __slots__ = ("fingerprint", "format", "location", "run_id", "size", "task", "value")
+    __slots__ = ("content_hash", "fingerprint", "format", "location", "run_id", "size", "task", "value")
 
     def __init__(
         self,
@@ -231,6 +282,7 @@ class CheckpointRef:
         value: str | None,
         fingerprint: str | None,
         size: int | None = None,
+        content_hash: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.task = task
@@ -239,6 +291,7 @@ class CheckpointRef:
         self.value = value
         self.fingerprint = fingerprint
         self.size = size
+        self.content_hash = content_hash
 
     def __getstate__(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -277,6 +330,11 @@ class CheckpointRef:
             raise CheckpointError(
                 f"The checkpoint of {self.task!r} from run {self.run_id} is damaged ({path} has "
                 f"{path.stat().st_size:,} bytes, {self.size:,} were written)."
+            )
+        if self.content_hash and _file_hash(path) != self.content_hash:  # same size, other bytes: never trusted
+            raise CheckpointError(
+                f"The checkpoint of {self.task!r} from run {self.run_id} is damaged ({path} is not what was written: "
+                "its content hash differs)."
             )
         if self.format.startswith("arrow"):
             import pyarrow as pa

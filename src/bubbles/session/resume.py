@@ -107,6 +107,19 @@ class Planner:
                     f"Run {run['run_id']} is of workflow {run['workflow']!r}, not {workflow!r}: it cannot be resumed by this "
                     f"one. `bubbles runs --workflow {workflow}` lists the runs that can."
                 )
+        if run["status"] == "running":  # (after the reap: its process is alive, or its lease has not run out)
+            beat = time.strftime("%H:%M:%S", time.localtime(run["heartbeat_at"] or run["started_at"] or 0))
+            raise ConfigError(
+                f"Run {run['run_id']} is still running (pid {run['pid']} on {run['host']}, last heartbeat at {beat}): "
+                "resuming it now would do its work twice. Wait for it to end, or stop it; a run that was killed is "
+                "marked crashed at once on this host, after its lease from another, and can then be resumed."
+            )
+        other = self.store.claim_resume(run["run_id"], self.run_id, lease=self.settings.lease_seconds)
+        if other is not None:
+            raise ConfigError(
+                f"Run {run['run_id']} is being resumed by run {other}, which is still going: a second resume would do "
+                f"the same work twice. Wait for it (`bubbles show {other}`), or resume run {other} if it fails."
+            )
         self.from_run = run["run_id"]
         self.started_at = float(run["started_at"] or 0.0)
         self.states = {t["task"]: t["state"] for t in self.store.tasks(self.from_run)}
@@ -268,7 +281,8 @@ class Planner:
 
     def _ref(self, row: dict[str, Any]) -> CheckpointRef | None:
         ref = CheckpointRef(
-            row["run_id"], row["task"], row["format"], row["location"], row["value"], row["fingerprint"], row["bytes"]
+            row["run_id"], row["task"], row["format"], row["location"], row["value"], row["fingerprint"], row["bytes"],
+            row.get("content_hash"),
         )
         try:
             ref.check()
@@ -305,6 +319,7 @@ def _kept_again(row: dict[str, Any]) -> Checkpoint:
         bytes=row["bytes"],
         expires_at=row["expires_at"],
         at=row["at"],
+        content_hash=row.get("content_hash"),
     )
 
 

@@ -491,6 +491,34 @@ class RunStore(ABC):
         rows = self._query("SELECT value FROM watermarks WHERE name = ?", [name])
         return rows[0]["value"] if rows else None
 
+    # -- resume claims -----------------------------------------------------------------------------
+    def claim_resume(self, run_id: str, by_run: str, lease: float = 60.0) -> str | None:
+        """Record that ``by_run`` (this process) resumes ``run_id``; ``None`` if it may, else the run already doing so.
+
+        A claim holds while its process lives (this host) or, from another host, until ``lease``
+        seconds after its run's last heartbeat (its claim time before the run's first row).
+        """
+        now = time.time()
+        with self._transaction() as cur:
+            if self._sql("?") == "%s":  # PostgreSQL: one claimer at a time (SQLite: BEGIN IMMEDIATE already is)
+                cur.execute("LOCK TABLE resumes IN SHARE ROW EXCLUSIVE MODE")
+            cur.execute(self._sql("SELECT by_run, host, pid, pid_started_at, at FROM resumes WHERE run_id = ?"), (run_id,))
+            held = cur.fetchone()
+            if held is not None and held[0] != by_run:
+                cur.execute(self._sql("SELECT status, heartbeat_at FROM runs WHERE run_id = ?"), (held[0],))
+                claimer = cur.fetchone()
+                if _claim_alive(held, claimer, now, lease):
+                    return str(held[0])
+            cur.execute(
+                self._sql(
+                    "INSERT INTO resumes (run_id, by_run, host, pid, pid_started_at, at) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (run_id) DO UPDATE SET by_run = excluded.by_run, host = excluded.host, pid = excluded.pid, "
+                    "pid_started_at = excluded.pid_started_at, at = excluded.at"
+                ),
+                (run_id, by_run, _HOST, os.getpid(), _own_start(), now),
+            )
+        return None
+
     def watermark_record(self, name: str) -> dict[str, Any] | None:
         """The committed watermark ``name`` with when and by which run it was set, or ``None``."""
         rows = self._query("SELECT name, value, updated_at, run_id FROM watermarks WHERE name = ?", [name])
@@ -617,6 +645,26 @@ def _crash_reason(run: dict[str, Any], now: float) -> str | None:
             f"its process on {run['host']} was killed or lost."
         )
     return None
+
+
+def _claim_alive(held: tuple[Any, ...], claimer: tuple[Any, ...] | None, now: float, lease: float) -> bool:
+    """Whether a resume claim ``(by_run, host, pid, pid_started_at, at)`` still holds (see ``claim_resume``)."""
+    _by_run, host, pid, pid_started_at, at = held
+    if claimer is not None and claimer[0] != "running":
+        return False  # the resuming run ended
+    if host == _HOST and pid:
+        return _pid_alive(int(pid), pid_started_at) is not False
+    beat = (claimer[1] if claimer is not None else None) or at
+    return bool(now - beat <= lease)
+
+
+def _own_start() -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process(os.getpid()).create_time())
+    except Exception:
+        return None
 
 
 def _pid_alive(pid: int, started_at: float | None) -> bool | None:

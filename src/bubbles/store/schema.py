@@ -56,7 +56,8 @@ tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
     fingerprint of what the output depends on: code, parameters, inputs), ``code``, ``params``,
     ``inputs`` (JSON: upstream task → fingerprint of its output), ``fingerprint`` (of the output),
     ``format`` (``arrow``, ``pickle``, ``json``, ``none``), ``location`` (the file), ``value`` (a
-    small output's JSON), ``bytes``, ``expires_at`` (a cached task's), ``at``.
+    small output's JSON), ``bytes``, ``expires_at`` (a cached task's), ``at``, ``content_hash``
+    (``xxh3:`` of the file: a file whose bytes differ is never reused).
 ``quality_results``
     one row per rule of a data contract checked over one batch (``bubbles.data.quality``):
     ``run_id``, ``task``, ``attempt``, ``contract``, ``rule`` (``amount.range``,
@@ -71,6 +72,9 @@ tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
     ``run_id``, ``task``, ``attempt``, ``sink`` (a Parquet dataset folder, or ``URL#table``),
     ``sink_kind`` (``parquet``, ``table``), ``part`` (the file or table appended to),
     ``source``, ``contract``, ``rows``, ``at``.
+``resumes``
+    which run is resuming which (``run_id`` resumed, ``by_run``, the resuming process's ``host``,
+    ``pid``, ``pid_started_at``, ``at``): a run is resumed by one run at a time.
 ``store_meta``
     ``key``/``value``: ``schema_version``.
 """
@@ -169,6 +173,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "bytes",
         "expires_at",
         "at",
+        "content_hash",
     ),
     "quality_results": (
         "run_id",
@@ -189,6 +194,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "at",
     ),
     "quarantines": ("run_id", "task", "attempt", "sink", "sink_kind", "part", "source", "contract", "rows", "at"),
+    "resumes": ("run_id", "by_run", "host", "pid", "pid_started_at", "at"),
 }
 
 _T = "DOUBLE PRECISION"  # a time or a float: REAL in SQLite, float8 in PostgreSQL
@@ -277,5 +283,11 @@ _VERSION_4: tuple[str, ...] = (  # data quality: contract results and quarantine
     "CREATE INDEX IF NOT EXISTS quarantines_sink ON quarantines (sink, at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1, _VERSION_2, _VERSION_3, _VERSION_4)
+_VERSION_5: tuple[str, ...] = (  # kept outputs are checked against the hash of what was written; resume claims
+    "ALTER TABLE checkpoints ADD COLUMN content_hash TEXT",
+    f"""CREATE TABLE IF NOT EXISTS resumes (
+        run_id TEXT PRIMARY KEY, by_run TEXT NOT NULL, host TEXT, pid BIGINT, pid_started_at {_T}, at {_T} NOT NULL)""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_VERSION_1, _VERSION_2, _VERSION_3, _VERSION_4, _VERSION_5)
 SCHEMA_VERSION = len(MIGRATIONS)
