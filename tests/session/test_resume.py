@@ -475,3 +475,37 @@ def test_a_task_after_a_parallel_group_and_a_map_is_reused(tmp_path: Path) -> No
     second = run(wf, resume="last")
     assert second.ok and second.tasks["publish"].result == 2 + 12
     assert ran(tmp_path) == ["publish"]  # the group's and the map's outputs are known (their children's): summarise is reused
+
+
+def test_lineage_goes_through_a_validation_and_across_a_resume(tmp_path: Path) -> None:
+    import bubbles
+    from bubbles.data.quality import Column, Contract
+    from bubbles.observe.lineage_graph import edges_of
+
+    csv, out, fail = tmp_path / "orders.csv", tmp_path / "clean.parquet", tmp_path / "fail"
+    csv.write_text("id,amount\n1,10.5\n2,-3.0\n3,7.25\n")
+    contract = Contract("orders", columns=[Column("amount", min=0)])
+
+    def extract() -> pa.Table:
+        return bubbles.read_csv(csv)
+
+    def check(orders: pa.Table) -> pa.Table:
+        return bubbles.validate(orders, contract, quarantine=False).valid  # the valid rows keep their origin
+
+    def write(valid: pa.Table) -> None:
+        if fail.exists():
+            raise RuntimeError("the lake is read-only")
+        bubbles.write_parquet(bubbles.sql("SELECT id, amount * 2 AS doubled FROM v", v=valid), out)
+
+    wf = Workflow("lineage-resume")
+    wf.add_task(write, requires=[wf.add_task(check, requires=[wf.add_task(extract)])])
+    fail.touch()
+    run(wf)
+    fail.unlink()
+    second = run(wf, resume="last")  # extract and check are reused: their outputs come from checkpoints
+    assert second.tasks["check"].reused_from and second.tasks["write"].ok
+    with open_store() as store:
+        edges = edges_of(store.lineage(second.run_id))
+        columns = {(e["field"], e["input_field"]) for e in store.lineage(second.run_id) if e["field"]}
+    assert any(o.endswith("clean.parquet") and i.endswith("orders.csv") for o, i in edges), edges
+    assert ("doubled", "amount") in columns

@@ -26,12 +26,14 @@ Files on object storage are recorded without a content hash (it would mean readi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _kept
 from .. import _naming as naming
 from .._context import TaskContext, _current, record_event
 from .._events import Dataset, LineageEdge
@@ -120,8 +122,34 @@ def _forget(key: int, ref: weakref.ref[Any]) -> None:
 def origin_of(obj: Any) -> Origin | None:
     entry = _origins.get(id(obj))
     if entry is None or entry[0]() is not obj:
-        return None
+        kept = _kept.loaded(obj).get("origin")  # an output a resumed run reused: its origin was kept with it
+        return _origin_from_text(kept) if kept else None
     return entry[1]
+
+
+def _origin_text(obj: Any) -> dict[str, str]:
+    """``{"origin": JSON}`` of ``obj``'s origin, for a checkpoint to keep (see :mod:`bubbles._kept`)."""
+    origin = origin_of(obj)
+    if origin is None:
+        return {}
+    columns = None if origin.columns is None else {c: [list(r) for r in refs] for c, refs in origin.columns.items()}
+    return {"origin": json.dumps({"columns": columns, "tables": [list(t) for t in origin.tables], "note": origin.note})}
+
+
+def _origin_from_text(text: str) -> Origin | None:
+    try:
+        data = json.loads(text)
+        columns = data["columns"]
+        return Origin(
+            None if columns is None else {c: tuple(tuple(r) for r in refs) for c, refs in columns.items()},  # type: ignore[misc]
+            tuple(tuple(t) for t in data["tables"]),  # type: ignore[misc]
+            data.get("note"),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+_kept.register_saver(_origin_text)
 
 
 def copy_origin(dst: Any, src: Any) -> Any:

@@ -39,9 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from .._events import Checkpoint
+from .._kept import facts_of, remember_loaded
 from .fingerprint import fingerprint_value
 
 __all__ = ["CheckpointError", "CheckpointRef", "CheckpointTarget"]
+
+_FACT = b"bubbles.fact."  # metadata keys of what bubbles._kept savers knew about the value
 
 log = logging.getLogger("bubbles")
 _INLINE_BYTES = 4096
@@ -262,6 +265,7 @@ def _write_arrow(fh: Any, value: Any, kind: str) -> None:
         **(table.schema.metadata or {}),
         b"bubbles.kind": kind.encode(),
         b"bubbles.batch": b"1" if isinstance(value, pa.RecordBatch) else b"0",
+        **{_FACT + name.encode(): text.encode() for name, text in facts_of(value).items()},
     }
     table = table.replace_schema_metadata(meta)
     with pa.ipc.new_file(fh, table.schema) as writer:
@@ -368,6 +372,7 @@ def _read_arrow(path: Path, kind: str) -> Any:
     meta = dict(table.schema.metadata or {})
     batch = meta.pop(b"bubbles.batch", b"0") == b"1"
     meta.pop(b"bubbles.kind", None)
+    facts = {k[len(_FACT):].decode(): meta.pop(k).decode() for k in list(meta) if k.startswith(_FACT)}
     table = table.replace_schema_metadata(meta or None)
     if kind == "arrow-pandas":
         return table.to_pandas()
@@ -375,4 +380,6 @@ def _read_arrow(path: Path, kind: str) -> Any:
         import polars as pl
 
         return pl.from_arrow(table)
-    return table.combine_chunks().to_batches()[0] if batch else table
+    value = table.combine_chunks().to_batches()[0] if batch else table
+    remember_loaded(value, facts)  # e.g. where its rows came from (lineage)
+    return value

@@ -169,8 +169,12 @@ def validate(
                 outcome = _split(reader, compiled, c, line_column)
     finally:
         con.close()
-    return _conclude(outcome, compiled, c, sink=sink, source=source, raise_on_fail=raise_on_fail, stream=stream,
-                     checked=checked)
+    validation = _conclude(outcome, compiled, c, sink=sink, source=source, raise_on_fail=raise_on_fail, stream=stream,
+                           checked=checked)
+    from .. import lineage
+
+    lineage.copy_origin(validation.valid, data)  # the valid rows are the input's rows: the same origin
+    return validation
 
 
 def _checked_dataset(data: Any, source: str | None) -> tuple[str | None, str | None]:
