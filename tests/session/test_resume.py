@@ -509,3 +509,40 @@ def test_lineage_goes_through_a_validation_and_across_a_resume(tmp_path: Path) -
         columns = {(e["field"], e["input_field"]) for e in store.lineage(second.run_id) if e["field"]}
     assert any(o.endswith("clean.parquet") and i.endswith("orders.csv") for o, i in edges), edges
     assert ("doubled", "amount") in columns
+
+
+def test_a_task_whose_input_file_changed_is_not_reused(tmp_path: Path) -> None:
+    import bubbles
+
+    csv, fail = tmp_path / "orders.csv", tmp_path / "fail"
+    csv.write_text("id,amount\n1,10.5\n2,3.0\n")
+    log = str(tmp_path / "calls.log")
+
+    def read_orders() -> pa.Table:
+        _mark(log, "read")
+        return bubbles.read_csv(csv)
+
+    def publish(orders: pa.Table) -> int:
+        if fail.exists():
+            raise RuntimeError("the target is down")
+        return orders.num_rows
+
+    def workflow(cache: Any = None) -> Workflow:
+        wf = Workflow("file-input")
+        wf.add_task(publish, requires=[wf.add_task(read_orders, cache=cache)])
+        return wf
+
+    fail.touch()
+    first = run(workflow())
+    fail.unlink()
+    csv.write_text("id,amount\n1,10.5\n2,3.0\n3,4.5\n")  # a new delivery of the file
+    ran(tmp_path)
+    second = run(workflow(), resume="last")
+    assert ran(tmp_path) == ["read"] and second.tasks["publish"].result == 3
+    assert reasons(second)["read_orders"][1].startswith(f"its input {csv} changed since run {first.run_id}")
+    third = run(workflow(cache=True))  # cached: reused while the file is the same ...
+    fourth = run(workflow(cache=True))
+    assert reasons(fourth)["read_orders"][0] == "reused" and third.ok
+    csv.unlink()  # ... and not once it is gone
+    fifth = run(workflow(cache=True))
+    assert fifth.tasks["read_orders"].state == "failed"  # it ran (and found no file), rather than serve stale rows

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import _naming
 from .._errors import ConfigError
 from .._events import Checkpoint, Reuse, Watermark
 from .._settings import Settings
@@ -223,6 +225,9 @@ class Planner:
             return Decision(event=Reuse(action="ran", reason=f"its output was not kept in run {run}", from_run=run))
         if key is None or row["key"] != key:
             return Decision(event=Reuse(action="ran", reason=self._what_changed(row, code, params, inputs, key), from_run=run))
+        changed = self._files_changed(task, row["run_id"])
+        if changed is not None:
+            return Decision(event=Reuse(action="ran", reason=changed, from_run=run))
         ref = self._ref(row)
         if ref is None:
             return Decision(event=Reuse(action="ran", reason=f"its checkpoint from run {run} cannot be read", from_run=run))
@@ -271,13 +276,47 @@ class Planner:
         if self.store is None:
             return None
         for row in self.store.cached(key, since=time.time() - ttl if ttl is not None else 0.0):
-            ref = self._ref(row)
+            ref = None if self._files_changed(row["task"], row["run_id"]) else self._ref(row)
             if ref is not None:
                 age = time.time() - (row["at"] or time.time())
                 reason = f"cache hit from run {row['run_id']} (kept {_ago(age)} ago)"
                 event = Reuse(action="reused", reason=reason, from_run=row["run_id"])
                 return Decision(reuse=ref, fingerprint=row["fingerprint"], event=event, kept=_kept_again(row))
         return None
+
+    def _files_changed(self, task: str, run: str) -> str | None:
+        """Why ``task``'s output from ``run`` is stale because a local file it read changed size or is gone, else ``None``.
+
+        A task's key covers its code, arguments and inputs' outputs, not the files it reads
+        itself; their size (as its reader recorded it) is the cheap check. A file edited to the
+        same size is not noticed: a cache time-to-live, or a run without --resume, reads it again.
+        """
+        local = f"file://{_naming.host()}"
+        for d in self._reads(task, run):
+            if d["namespace"] != local or d["bytes"] is None or (d["kind"] or "file") != "file":
+                continue
+            path = d["name"]
+            try:
+                size = os.stat(path).st_size if not os.path.isdir(path) else None
+            except OSError:
+                return f"its input {path} is gone since run {run}"
+            if size is not None and size != d["bytes"]:
+                return f"its input {path} changed since run {run} ({d['bytes']:,} -> {size:,} bytes)"
+        return None
+
+    def _reads(self, task: str, run: str) -> list[dict[str, Any]]:
+        """What ``task`` read in ``run``, or in the run its output there was reused from (a resume of a resume)."""
+        for _ in range(20):
+            rows = [d for d in self.store.datasets(run) if d["task"] == task and d["direction"] == "read"]
+            if rows:
+                last = max(d["attempt"] for d in rows)
+                return [d for d in rows if d["attempt"] == last]
+            reuse = [e for e in self.store.events(run, "reuse") if e["task"] == task]
+            earlier = reuse[-1]["payload"].get("from_run") if reuse and reuse[-1]["payload"].get("action") == "reused" else None
+            if not earlier or earlier == run:
+                return []
+            run = earlier
+        return []
 
     def _ref(self, row: dict[str, Any]) -> CheckpointRef | None:
         ref = CheckpointRef(
