@@ -163,3 +163,18 @@ def test_validate_checks_every_workflow_in_a_file(tmp_path: Path) -> None:
     assert "ok: good" in out.stdout and "bad:" in out.stderr and "'nope'" in out.stderr
     graph = bubbles_cli("graph", str(path))
     assert graph.returncode == 2 and f"bubbles graph {path}:NAME" in graph.stderr
+
+
+def test_a_file_that_fails_to_load_is_a_usage_error_naming_its_line(tmp_path: Path) -> None:
+    (tmp_path / "etl.py").write_text("from bubbles import Workflow\n\nimport not_installed_anywhere_xyz\nwf = Workflow('x')\n")
+    proc = subprocess.run([sys.executable, "-m", "bubbles", "run", "etl.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "etl.py, line 3: running the file failed: ModuleNotFoundError" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_gc_rejects_an_age_it_cannot_read(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "bubbles", "gc", "--older-than", "banana"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "'banana' is not an age" in proc.stderr and "Traceback" not in proc.stderr

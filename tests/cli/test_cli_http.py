@@ -49,3 +49,11 @@ def test_api_command_reads_a_sample_and_writes_it(server: FaultServer, tmp_path)
 def test_api_command_bad_pagination_style(server: FaultServer) -> None:
     result = CliRunner().invoke(api_command, [server.url + "/pages", "-p", "pages"])
     assert result.exit_code == 2 and "cursor:PATH" in result.output
+
+
+def test_api_command_says_what_failed_without_a_traceback(server: FaultServer) -> None:
+    result = CliRunner().invoke(api_command, [server.url + "/no_such_route", "-r", "data"])
+    assert result.exit_code == 1
+    assert "error: " in result.output and "404" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .._errors import BubblesError
+
 if TYPE_CHECKING:
     from ..data.http import Paginator
 
@@ -89,10 +91,14 @@ def api(
     paginate = _paginator(pagination, page_size, size_param, page_param)
     source = ApiSource(auth=BearerToken(bearer) if bearer else None, rate_limit=rate_limit, concurrency=concurrency)
     started = time.perf_counter()
-    with source:
-        table = source.read(
-            url, params=params, paginate=paginate, records_path=records_path, flatten=flatten, max_pages=max_pages
-        )
+    try:
+        with source:
+            table = source.read(
+                url, params=params, paginate=paginate, records_path=records_path, flatten=flatten, max_pages=max_pages
+            )
+    except BubblesError as exc:  # an HTTP error, a body that is not JSON, no records where asked: said, not a traceback
+        click.secho(f"error: {exc}", fg="red", err=True)
+        raise SystemExit(1) from None
     click.echo(f"{table.num_rows} records, {table.num_columns} columns in {time.perf_counter() - started:.2f} s")
     click.echo(str(table.schema))
     for row in table.slice(0, rows).to_pylist():

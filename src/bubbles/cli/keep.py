@@ -125,9 +125,12 @@ def cache_clear(task: str | None, expired: bool) -> None:
 def _seconds(text: str) -> float:
     from ..engine.task import parse_ttl
 
-    value = parse_ttl(text)
+    try:
+        value = parse_ttl(text)
+    except BubblesError:
+        value = None
     if value is None:
-        raise click.BadParameter(f"{text!r}: give an age such as 30d or 12h")
+        raise click.BadParameter(f"{text!r} is not an age: give one such as 30d, 12h or 90min", param_hint="--older-than")
     return value
 
 

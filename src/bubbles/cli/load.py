@@ -28,6 +28,21 @@ def _runnable_types() -> tuple[type, ...]:
     return (Workflow, Pipeline, FlowFunction)
 
 
+def _load_error(path: str, file: Path, exc: Exception) -> ConfigError:
+    """What went wrong while running ``file`` to find its workflows, at the line of the file it went wrong."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(file)]
+    line = frames[-1].lineno if frames else None
+    where = f", line {line}" if line else ""
+    hint = (
+        " Install the package it imports in this environment." if isinstance(exc, ImportError) else ""
+    )
+    return ConfigError(
+        f"{path}{where}: running the file failed: {type(exc).__name__}: {exc}.{hint}", source=path, line=line
+    )
+
+
 def load_targets(spec: str, command: str = "run") -> list[tuple[str, Any]]:
     """Load ``FILE[:NAME]``: ``[(NAME, object)]``, or every runnable object when no NAME is given."""
     path, _, name = spec.partition(":") if not os.path.exists(spec) else (spec, "", "")
@@ -53,6 +68,8 @@ def load_targets(spec: str, command: str = "run") -> list[tuple[str, Any]]:
         exec(code, namespace)
     except SyntaxError as exc:
         raise ConfigError(f"{path}, line {exc.lineno}: syntax error: {exc.msg}", source=path, line=exc.lineno) from None
+    except Exception as exc:  # an import that fails, a typo at module level: where in the file, not our frames
+        raise _load_error(path, file, exc) from None
     finally:
         if previous is None:
             sys.modules.pop("__bubbles__", None)

@@ -196,7 +196,8 @@ class PageFetcher:
             page_no = request.index + 1
             raise ApiRequestError(
                 f"GET {shown} (page {page_no}) failed after {self.retry.attempts} attempt(s): {exc.reason}. "
-                "The server may be down or overloaded; the task can be retried later, or raise Retry(attempts=...).",
+                "The server may be down or overloaded; retry the task later (retries= on the task), or give the "
+                "source more attempts (retry=Retry(attempts=...)).",
                 source=shown,
                 page=page_no,
                 status=exc.status,
