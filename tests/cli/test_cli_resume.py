@@ -218,3 +218,38 @@ def test_a_script_with_dataclasses_runs_on_processes_and_its_objects_resume(tmp_
     resumed = bubbles(tmp_path, "run", "etl.py", "-e", "processes", "--resume", "--no-progress")
     assert calls(tmp_path) == []  # the Order objects were kept (by value: no process can import the script)
     assert re.search(r"│ total\s+│ succeeded", resumed.stderr), resumed.stderr
+
+
+BAD_LINES = '''
+import os
+from bubbles import Workflow, read_csv
+
+wf = Workflow("bad-lines")
+
+
+def extract():
+    return read_csv("orders.csv", on_bad_lines="quarantine", quarantine="quarantine/orders.csv")
+
+
+def publish(rows):
+    if os.path.exists("fail"):
+        raise RuntimeError("not today")
+    return rows.num_rows
+
+
+wf.add_task(publish, requires=[wf.add_task(extract)])
+'''
+
+
+def test_gc_keeps_the_quarantine_parts_of_a_task_a_kept_run_reused(tmp_path: Path) -> None:
+    (tmp_path / "etl.py").write_text(BAD_LINES)
+    (tmp_path / "orders.csv").write_text("id,amount\n1,2.5\n2,3.5,extra\n3,4.5\n")
+    (tmp_path / "fail").touch()
+    first = run_id_of(bubbles(tmp_path, "run", "etl.py", "--no-progress", ok=False))
+    (tmp_path / "fail").unlink()
+    bubbles(tmp_path, "run", "etl.py", "--no-progress", "--resume")  # extract (and its bad line) reused
+    parts = list((tmp_path / "quarantine" / "orders.csv").glob("part-*.parquet"))
+    assert len(parts) == 1 and first in parts[0].name
+    out = bubbles(tmp_path, "gc", "--keep", "1").stdout
+    assert "deleted 1 run(s)" in out and "0 quarantine part(s)" in out, out
+    assert parts[0].exists()  # the bad line belongs to the kept run's result too

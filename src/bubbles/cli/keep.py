@@ -154,7 +154,8 @@ def gc_command(keep: int, older_than: str | None, dry_run: bool) -> None:
             kept_files = {r["location"] for r in store.all_checkpoints() if r["run_id"] not in set(doomed) and r["location"]}
             rows = [r for run_id in doomed for r in store.checkpoints(run_id)]
             files, size = _remove(rows, kept_files)
-            appends = [q for run_id in doomed for q in store.quarantines(run_id)]
+            reused = _reused_by_kept_runs(store, set(doomed))
+            appends = [q for run_id in doomed for q in store.quarantines(run_id) if (q["run_id"], q["task"]) not in reused]
             parts, part_bytes = _remove_parts(appends)
             counts = store.delete_runs(doomed)
     except BubblesError as exc:
@@ -171,6 +172,22 @@ def gc_command(keep: int, older_than: str | None, dry_run: bool) -> None:
             f"left the rows those runs quarantined in database table(s) {', '.join(tables)}: delete them with "
             "`DELETE FROM <table> WHERE _run_id IN (...)` if they are no longer needed"
         )
+
+
+def _reused_by_kept_runs(store: Any, doomed: set[str]) -> set[tuple[str, str]]:
+    """``(run, task)`` of doomed runs whose task a kept run reused (through resumes of resumes): what it wrote
+    (its quarantine parts) is part of the kept run's result."""
+    reuses = store.reuses()
+    origin = {(r["run_id"], r["task"]): r["from_run"] for r in reuses}
+    protected: set[tuple[str, str]] = set()
+    for r in reuses:
+        if r["run_id"] in doomed:
+            continue
+        source: str | None = r["from_run"]
+        while source in doomed and (source, r["task"]) not in protected:
+            protected.add((source, r["task"]))
+            source = origin.get((source, r["task"]))
+    return protected
 
 
 def _remove_parts(appends: list[dict[str, Any]]) -> tuple[int, int]:

@@ -415,6 +415,16 @@ class RunStore(ABC):
             row["payload"] = json.loads(row["payload"]) if row["payload"] else {}
         return rows
 
+    def reuses(self) -> list[dict[str, Any]]:
+        """Every task a run reused from another (resume, cache): ``run_id``, ``task``, ``from_run``."""
+        rows = self._query("SELECT run_id, task, payload FROM task_events WHERE kind = 'reuse'")
+        out = []
+        for row in rows:
+            payload = json.loads(row["payload"]) if row["payload"] else {}
+            if payload.get("action") == "reused" and payload.get("from_run"):
+                out.append({"run_id": row["run_id"], "task": row["task"], "from_run": payload["from_run"]})
+        return out
+
     def datasets(
         self, run_id: str | None = None, *, namespace: str | None = None, name: str | None = None
     ) -> list[dict[str, Any]]:
