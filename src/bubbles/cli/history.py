@@ -204,8 +204,7 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, sho
     if len(tasks) > 500:
         table.add_row(f"... {len(tasks) - 500} more", *[""] * 9)
     console.print(table)
-    if quality:
-        console.print("[bold]data quality[/]")
+    if quality:  # (its first line is the heading)
         for line in quality:
             console.print(line, markup=False, highlight=False)
     reuse = _reuse_lines(events)
