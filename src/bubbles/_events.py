@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["Checkpoint", "Dataset", "LineageEdge", "Reuse", "TaskEvent", "event_from_dict", "event_kinds"]
+__all__ = ["Checkpoint", "Dataset", "Fused", "LineageEdge", "Reuse", "TaskEvent", "event_from_dict", "event_kinds"]
 
 _KINDS: dict[str, type[TaskEvent]] = {}
 
@@ -230,3 +230,29 @@ class LineageEdge(TaskEvent):
             mask(self.note) if self.note else None,
             self.at,
         )
+
+
+@dataclass(frozen=True)
+class Fused(TaskEvent):
+    """Steps of several tasks that ran as one engine plan in this task (see :mod:`bubbles.data.lazy`).
+
+    A read planned by one task and a query planned by another run where their result is used,
+    in one DuckDB statement; the task that ran it records this event. ``bubbles show`` prints it.
+
+    Attributes:
+        engine: ``duckdb``.
+        tasks: the tasks whose steps ran, in plan order (comma-separated).
+        plan: the steps, one line: ``extract: read_csv /data/orders.csv (2,000,000 rows) -> transform: sql -> ...``.
+        steps: the same as JSON: ``[{"task", "step", "source", "rows", "parsed_by", "fallback"}, ...]``.
+        fallback: why files were read by the bubbles reader instead of DuckDB's, when they were.
+        rows_out: rows the plan produced.
+    """
+
+    kind = "fused"
+    engine: str = "duckdb"
+    tasks: str = ""
+    plan: str = ""
+    steps: str = "[]"
+    fallback: str | None = None
+    rows_out: int | None = None
+    at: float = field(default_factory=time.time)

@@ -169,6 +169,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("lineage_timeout", _number(float), 5.0, "seconds to wait for the lineage backend per request"),
     Spec("lineage_tasks", _choice("data", "all"), "data",
          "OpenLineage events for the tasks that touched data or failed (data), or for every task (all)"),
+    Spec("lazy", _choice("auto", "on", "off"), "auto",
+         "readers and sql() hand on plans, run where used: inside tasks (auto), everywhere (on), never (off)"),
+    Spec("engine_threads", _workers, None, "DuckDB threads for plans and sql() (default: all cores)"),
+    Spec("engine_memory_limit", _optional(_text), None,
+         "DuckDB memory limit for plans and sql(), e.g. 4GB; beyond it sorts and joins spill (default: half the RAM)"),
+    Spec("engine_preserve_order", _bool, True,
+         "keep rows in input order through plans and sql() (off: faster, a query without ORDER BY has no order)"),
 )
 _BY_NAME = {s.name: s for s in SPECS}
 
@@ -213,6 +220,10 @@ class Settings:
     lineage_namespace: str = "bubbles"
     lineage_timeout: float = 5.0
     lineage_tasks: str = "data"
+    lazy: str = "auto"
+    engine_threads: int | None = None
+    engine_memory_limit: str | None = None
+    engine_preserve_order: bool = True
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source(self, name: str) -> str:

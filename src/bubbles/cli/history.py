@@ -77,6 +77,19 @@ def _reuse_lines(events: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _fused_lines(events: list[dict[str, Any]]) -> list[str]:
+    """Which steps ran fused, in which task (its ``fused`` events: one engine plan each)."""
+    lines = []
+    for e in events:
+        if e.get("kind") != "fused":
+            continue
+        data = e.get("payload") or {}
+        lines.append(f"  {e['task']} ran, as one {data.get('engine') or 'engine'} plan: {data.get('plan') or ''}")
+        if data.get("fallback"):
+            lines.append(f"    (read by the bubbles reader instead of the engine's: {data['fallback']})")
+    return lines
+
+
 @click.command("runs")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs.")
 @click.option("--workflow", default=None, help="Only runs of this workflow.")
@@ -201,6 +214,11 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, sho
     if len(tasks) > 500:
         table.add_row(f"... {len(tasks) - 500} more", *[""] * 9)
     console.print(table)
+    fused = _fused_lines(events)
+    if fused:
+        console.print("[bold]fused[/]: steps of several tasks run together where their result was used")
+        for line in fused:
+            console.print(line, markup=False, highlight=False)
     reuse = _reuse_lines(events)
     if reuse:
         console.print("[bold]resumed or cached[/]: why each task ran or was reused")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._context import TaskContext, _current
+from .._deferred import is_deferred, settle
 from .._errors import TaskAborted, describe_error
 from ..observe.sizes import measure
 from . import interrupts
@@ -42,6 +43,7 @@ __all__ = ["Call", "Probe", "TimedOut", "execute", "failed_attempt", "mark_remot
 
 log = logging.getLogger("bubbles")
 _MAIN = threading.main_thread()
+_CONTAINERS = frozenset({list, tuple, dict})
 _BUILTIN_METRICS = frozenset({"execution_time", "cpu_time", "peak_memory", "rows_in", "rows_out", "bytes_in", "bytes_out"})
 
 
@@ -81,6 +83,7 @@ class Call:
     settings: Settings | None = None
     secrets: SecretRegistry | None = None  # the run's; pickles as an empty one (see bubbles._secrets)
     checkpoint: Any = None  # where to keep the output (a session's CheckpointTarget: ``store(attempt, ctx)``)
+    settle: bool = False  # nothing in the run consumes the output: a deferred output is computed here (bubbles._deferred)
 
     def context(self) -> TaskContext:
         """The :class:`TaskContext` this attempt runs in."""
@@ -194,6 +197,8 @@ def _execute(call: Call, ctx: TaskContext, interrupted: int | None) -> Attempt:
         if _has_kept(args, kwargs):  # outputs reused from an earlier run are loaded here, where they are used
             args, kwargs = _load_kept(args), {k: _load_kept((v,))[0] for k, v in kwargs.items()}
         value = call.fn(*args, **kwargs)
+        if ctx.deferred or (call.settle and is_deferred(value)) or (call.settle and type(value) in _CONTAINERS):
+            value = settle(value, ctx, final=call.settle)
         attempt = Attempt(call.key, call.attempt, "succeeded", run_id=call.run_id, value=value)
     except Exception as exc:
         if interrupted is not None and interrupts.count() != interrupted:

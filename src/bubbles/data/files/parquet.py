@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from .. import lineage
+from ..lazy import LazyTable, is_lazy, wanted
+from ..lazy.engine import restartable
+from ..lazy.parquetscan import plan_parquet
+from ..lazy.write import copies, copy_file
 from ._atomic import atomic_dir, atomic_file, temp_name
 from ._common import NOT_RETRIED, WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_arrow
 from ._fileset import publish_swap, remote_members
@@ -36,8 +40,12 @@ _ZSTD_RATIO = 0.3  # typical on-disk / in-memory size of zstd Parquet, to turn b
 
 def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None = None, filters: Any = None,
                  partitioning: str | None = "hive", batch_size: int | None = None,
-                 storage_options: dict[str, Any] | None = None, output: str = "arrow") -> Any:
+                 storage_options: dict[str, Any] | None = None, output: str = "arrow", lazy: bool | None = None) -> Any:
     """Read a Parquet file or a (Hive-partitioned) directory of them.
+
+    Inside a task (local files) the read is planned: the result is a
+    :class:`~bubbles.data.lazy.LazyTable` that DuckDB scans in place where it is used (only the
+    columns and row groups a query needs), or that reads itself in full when Python uses it.
 
     Args:
         path: a file, or a directory of ``.parquet`` files (local or fsspec URL).
@@ -49,6 +57,7 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
         batch_size: stream record batches of at most this many rows instead of one table.
         storage_options: passed to fsspec for URLs.
         output: ``"arrow"`` (default), ``"pandas"`` or ``"polars"`` for a frame; streams stay Arrow.
+        lazy: plan the read (``True``) or read now (``False``); default: the ``lazy`` setting.
 
     Example:
         >>> import bubbles
@@ -72,6 +81,11 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
             scanner = dataset.scanner(columns=list(columns) if columns else None, filter=expression,
                                       batch_size=batch_size)
             return lineage.read_file(counted(scanner.to_reader()), loc, "parquet")
+        if output == "arrow" and wanted(lazy):
+            scan = plan_parquet(loc, source, dataset, list(columns) if columns else None, expression, partitioning,
+                                loc.path.rstrip("/") if members is not None else None)
+            if scan is not None:
+                return lineage.read_file(LazyTable(scan), loc, "parquet")
         table = dataset.to_table(columns=list(columns) if columns else None, filter=expression)
     except FileNotFoundError:
         raise missing_file("Parquet path", loc) from None
@@ -138,14 +152,19 @@ def write_parquet(data: Any, path: str | os.PathLike[str], *, partition_by: Sequ
     if mode == "append" and loc.exists() and not loc.isdir():
         raise ConfigError(f"write_parquet(mode='append'): {loc} is a file; appending needs a dataset directory. "
                           "Write to a directory (with partition_by or not), or use mode='overwrite'.")
-    arrow = to_arrow(data, what="write_parquet data")
     compression = compression or "none"
-    if not partition_by and not target_file_size and mode == "overwrite" and not loc.isdir():
-        written, dataset = [_write_file(arrow, loc, compression, compression_level, row_group_size)], None
-    else:
-        written = _write_dataset(arrow, loc, list(partition_by or []), compression, compression_level,
-                                 target_file_size, row_group_size, mode)
-        dataset = loc  # one dataset, the directory
+    single = not partition_by and not target_file_size and mode == "overwrite" and not loc.isdir()
+
+    def write() -> tuple[list[WrittenFile], Location | None]:
+        if single and is_lazy(data) and not data.is_read and copies(data.schema, loc, compression):
+            return [copy_file(data.plan, data.schema, loc, compression, compression_level, row_group_size)], None
+        arrow = to_arrow(data, what="write_parquet data")
+        if single:
+            return [_write_file(arrow, loc, compression, compression_level, row_group_size)], None
+        return _write_dataset(arrow, loc, list(partition_by or []), compression, compression_level, target_file_size,
+                              row_group_size, mode), loc  # one dataset, the directory
+
+    written, dataset = restartable(data, write)
     count_written(written)
     lineage.files_written(data, written, "parquet", dataset=dataset)
     return written
