@@ -89,6 +89,7 @@ from .data.http import (
     Retry,
     read_api,
 )
+from .data.lazy import LazyTable, SourceChangedError
 from .data.transform import sql
 from .engine.result import RunResult, TaskRun, TaskState
 from .engine.runner import Future
@@ -129,6 +130,7 @@ __all__ = [
     "Future",
     "GraphError",
     "Incremental",
+    "LazyTable",
     "LinkHeader",
     "MetricsCollector",
     "MissingDependencyError",
@@ -149,6 +151,7 @@ __all__ = [
     "RunResult",
     "SchemaDriftError",
     "SignatureError",
+    "SourceChangedError",
     "TaskAborted",
     "TaskContext",
     "TaskError",

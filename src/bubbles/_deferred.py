@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["is_deferred", "made", "settle"]
+__all__ = ["is_deferred", "keeps_plan", "made", "settle"]
 
 _MAX_DEPTH = 4
 _MAX_ITEMS = 256  # containers longer than this are not searched (deferred values in them are computed where used)
@@ -40,6 +40,12 @@ _MAX_ITEMS = 256  # containers longer than this are not searched (deferred value
 def is_deferred(value: Any) -> bool:
     """Whether ``value`` is a deferred value (implements ``__bubbles_resolve__``)."""
     return hasattr(type(value), "__bubbles_resolve__")
+
+
+def keeps_plan(value: Any) -> bool:
+    """Whether resume may keep ``value``'s plan instead of its data (``__bubbles_keep__`` gives one)."""
+    keep = getattr(value, "__bubbles_keep__", None)
+    return keep is not None and keep() is not None
 
 
 def made(value: Any) -> None:

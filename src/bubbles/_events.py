@@ -137,7 +137,8 @@ class Checkpoint(TaskEvent):
             fingerprint of its output), so a rerun can say what changed.
         fingerprint: of the output itself (what downstream keys are made of).
         format: ``arrow`` (an Arrow IPC file), ``pickle`` (a file), ``json`` (small values, inline
-            in ``value``) or ``none`` (the task returned ``None``).
+            in ``value``), ``plan`` (a lazy table's plan, a small file: see
+            :mod:`bubbles.session.checkpoints`) or ``none`` (the task returned ``None``).
         location: the file, or ``None`` when inline.
         bytes: size of the file.
         expires_at: for a cached task (``cache=``), when the entry stops being reused.

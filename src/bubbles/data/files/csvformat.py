@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import ConfigError, DataError
 from .. import lineage
 from ..lazy import is_lazy
-from ..lazy.engine import restartable, run
+from ..lazy.engine import restartable, result_schema, run
 from ._atomic import atomic_file
 from ._common import WrittenFile, count_written, quote_ident, sql_string, to_arrow, to_table
 from ._fileset import FileSet
@@ -157,15 +157,19 @@ def _write(data: Any, target: str, fmt: CsvFormat, compression: str | None,
             # the plan's statement writes the file: reads, query and write in one DuckDB statement
             schema = data.schema
             with atomic_file(loc) as tmp:
-                return [run(data.plan, lambda con, text, params: _copy(con, text, params, schema, loc, tmp, fmt, compression),
-                            consumer="write_csv", target=str(loc), rows=lambda w: w.rows)], schema
+                def copy(con: Any, text: str, params: Any) -> WrittenFile:
+                    actual = result_schema(con, text, params)  # (a file that fell back may have other types than planned)
+                    return _copy(con, text, params, actual, loc, tmp, fmt, compression)
+
+                one = run(data.plan, copy, consumer="write_csv", target=str(loc), rows=lambda w: w.rows)
+                return [one], schema  # (for lineage: its column names, which a fallback never changes)
         arrow = to_arrow(data, what="write_csv data")
         with _con() as con, atomic_file(loc) as tmp:
             return [_write_one(con, arrow, loc, tmp, fmt, compression)], arrow.schema
     table = to_table(data, what="write_csv data")
     parts = list(_split(table, fmt, target))
     first = locate(parts[0][0], storage_options)
-    written = []
+    written: list[WrittenFile] = []
     with _con() as con:
         if not first.is_local:  # object storage: each part is one atomic upload; the set is not (see docs/files.md)
             for name, part in parts:

@@ -195,47 +195,52 @@ def _dictionary_columns(sample: pa.Table | pa.RecordBatch) -> list[str]:
 
 def _write_file(data: pa.Table | pa.RecordBatchReader, loc: Location, compression: str, level: int | None,
                 row_group_size: int | None) -> WrittenFile:
+    with atomic_file(loc) as tmp:
+        rows = write_file_at(tmp, data, compression, level, row_group_size)
+        size = os.path.getsize(tmp)
+    return WrittenFile(str(loc), rows, size, schema_of(data.schema))
+
+
+def write_file_at(tmp: str, data: pa.Table | pa.RecordBatchReader, compression: str, level: int | None,
+                  row_group_size: int | None) -> int:
+    """Write one Parquet file at the local path ``tmp`` (a temporary name, published by the caller); returns its rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if isinstance(data, pa.Table):
-        with atomic_file(loc) as tmp:
-            pq.write_table(data, tmp, compression=compression, compression_level=level,
-                           row_group_size=row_group_size or 1024 * 1024, use_dictionary=_dictionary_columns(data))
-            size = os.path.getsize(tmp)
-        return WrittenFile(str(loc), data.num_rows, size, schema_of(data.schema))
+        pq.write_table(data, tmp, compression=compression, compression_level=level,
+                       row_group_size=row_group_size or 1024 * 1024, use_dictionary=_dictionary_columns(data))
+        return data.num_rows
     reader = data
     group_rows = row_group_size or _ROW_GROUP
     rows = 0
     pending: list[pa.RecordBatch] = []
     buffered = 0
     writer: pq.ParquetWriter | None = None
-    with atomic_file(loc) as tmp:
-        try:
-            # streams often come in small batches; a row group per batch would make a slow, badly compressed
-            # file, so batches are gathered into row groups of ``group_rows`` (memory: one row group)
-            for batch in reader:
-                pending.append(batch)
-                buffered += batch.num_rows
-                rows += batch.num_rows
-                if buffered >= group_rows:
-                    group = pa.Table.from_batches(pending, reader.schema)
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level,
-                                                  use_dictionary=_dictionary_columns(group))
-                    writer.write_table(group, row_group_size=group_rows)
-                    pending, buffered = [], 0
-            if pending or writer is None:
+    try:
+        # streams often come in small batches; a row group per batch would make a slow, badly compressed
+        # file, so batches are gathered into row groups of ``group_rows`` (memory: one row group)
+        for batch in reader:
+            pending.append(batch)
+            buffered += batch.num_rows
+            rows += batch.num_rows
+            if buffered >= group_rows:
                 group = pa.Table.from_batches(pending, reader.schema)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level,
                                               use_dictionary=_dictionary_columns(group))
                 writer.write_table(group, row_group_size=group_rows)
-        finally:
-            if writer is not None:
-                writer.close()
-        size = os.path.getsize(tmp)
-    return WrittenFile(str(loc), rows, size, schema_of(reader.schema))
+                pending, buffered = [], 0
+        if pending or writer is None:
+            group = pa.Table.from_batches(pending, reader.schema)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level,
+                                          use_dictionary=_dictionary_columns(group))
+            writer.write_table(group, row_group_size=group_rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def _write_dataset(arrow: Any, loc: Location, partition_by: list[str], compression: str, level: int | None,

@@ -312,8 +312,10 @@ class attributed:
         return None
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, BubblesError) and not getattr(exc, "planned_by", None):
-            raise with_planner(exc, self.node) from exc
+        if isinstance(exc, BubblesError):
+            attributed_exc = with_planner(exc, self.node)
+            if attributed_exc is not exc:
+                raise attributed_exc from exc
 
 
 def with_planner(exc: BubblesError, node: Node) -> BubblesError:
@@ -323,7 +325,7 @@ def with_planner(exc: BubblesError, node: Node) -> BubblesError:
     ctx = current_task()
     running = ctx.task if ctx is not None else None
     planner = node.planned_by
-    if planner is None or planner == running:
+    if planner is None or planner == running or getattr(exc, "planned_by", None):
         return exc
     text = (f"{where(planner).capitalize()} planned this {node.step} (of {node.source()}); it ran in {where(running)}, "
             f"fused with the steps that use it. {exc.message}")

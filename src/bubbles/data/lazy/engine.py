@@ -42,7 +42,7 @@ from .plan import Binder, Node, Query
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Restart", "connect", "materialize", "plan_schema", "restartable", "run", "stream"]
+__all__ = ["Restart", "connect", "materialize", "plan_schema", "restartable", "result_schema", "run", "stream"]
 
 T = TypeVar("T")
 _LIMITS = ("LIMIT", "STREAMING_LIMIT", "LIMIT_PERCENT")
@@ -116,6 +116,11 @@ def plan_schema(node: Node) -> pa.Schema:
         return con.sql(f"SELECT * FROM {text} AS __bubbles_plan LIMIT 0", params=b.bound_params()).to_arrow_table().schema
     finally:
         con.close()
+
+
+def result_schema(con: Any, text: str, params: Any) -> pa.Schema:
+    """The schema of a bound plan's result, as it will run (a file that fell back may have other types than planned)."""
+    return con.sql(f"SELECT * FROM {text} AS __bubbles_schema LIMIT 0", params=params).to_arrow_table().schema
 
 
 # -- running ------------------------------------------------------------------------------------------
@@ -213,7 +218,9 @@ def stream(node: Node, *, consumer: str, target: str | None = None, batch_size: 
                 try:
                     with native_work(con.interrupt):
                         batch = next(it, None)
-                except duckdb.Error as exc:
+                except BubblesError:
+                    raise
+                except Exception as exc:  # DuckDB's error, or the same seen through Arrow's C stream (an OSError)
                     if b.guarded and not isinstance(exc, duckdb.InterruptException):
                         _fall_back(b, exc)
                         raise Restart(f"the plan of {consumer} must start over: {exc}") from None
@@ -236,15 +243,23 @@ def stream(node: Node, *, consumer: str, target: str | None = None, batch_size: 
 
 
 def restartable(data: Any, body: Callable[[], T]) -> T:
-    """Run ``body`` (a writer consuming ``data``); if a plan in ``data`` stopped at a guard, run it once more."""
+    """Run ``body`` (a writer consuming ``data``); if a CSV file of ``data``'s plan fell back meanwhile, once more.
+
+    The writer may have met the stop as :class:`Restart` or wrapped in its own error (DuckDB scanning
+    the stream, a database driver pulling it): what counts is that a guarded file fell back, so the
+    second run reads it with the bubbles reader, and nothing can stop it again.
+    """
     from .table import LazyTable
 
-    if not isinstance(data, LazyTable):
+    if not isinstance(data, LazyTable) or data.is_read:
         return body()
+    scans = [n for n in data.plan.walk() if isinstance(n, CsvScan) and not n.exact]
     try:
         return body()
-    except Restart:
-        return body()  # the files that stopped it are now read by the bubbles reader: no guard can stop it again
+    except Exception:
+        if not any(n.exact for n in scans):
+            raise
+    return body()
 
 
 # -- guards -------------------------------------------------------------------------------------------
@@ -314,7 +329,6 @@ def _report(node: Node, b: Binder, scans: dict[str, int], consumer: str, target:
     if ctx is None:
         return
     from ..._events import Fused
-    from .. import lineage
     from ..files._common import count_read
 
     steps: list[dict[str, Any]] = []
@@ -328,8 +342,7 @@ def _report(node: Node, b: Binder, scans: dict[str, int], consumer: str, target:
                 step["fallback"] = part.exact_reason
             if not part.exact:  # (the bubbles reader counts what it reads itself)
                 count_read(rows or 0, part.identity.size)
-                lineage.read(None, *_dataset(part), kind="file", format="csv", rows=rows, nbytes=part.identity.size,
-                             schema=part.schema)
+            _record_read(ctx, part, rows)
         steps.append(step)
     steps.append({"task": ctx.task, "step": consumer, "source": target, "rows": rows_out})
     fallbacks = [s["fallback"] for s in steps if s.get("fallback")]
@@ -343,10 +356,25 @@ def _report(node: Node, b: Binder, scans: dict[str, int], consumer: str, target:
     ))
 
 
-def _dataset(scan: CsvScan) -> tuple[str, str]:
-    from ... import _naming as naming
+def _record_read(ctx: Any, scan: CsvScan, rows: int | None) -> None:
+    """The dataset the plan read: the planned read's record when this attempt planned it (rows added), else a new one."""
+    import dataclasses
 
-    return naming.file_dataset(scan.spec.loc)
+    from ... import _naming as naming
+    from ..._events import Dataset
+    from .. import lineage
+
+    if lineage.active() is None:
+        return
+    namespace, name = naming.file_dataset(scan.spec.loc)
+    events = ctx.events or []
+    for i, event in enumerate(events):
+        if (isinstance(event, Dataset) and event.direction == "read" and event.rows is None
+                and (event.namespace, event.name) == (namespace, name)):
+            events[i] = dataclasses.replace(event, rows=rows)
+            return
+    lineage.read(None, namespace, name, kind="file", format="csv", rows=rows, nbytes=scan.identity.size,
+                 schema=scan.schema)
 
 
 def _steps(node: Node) -> list[Node]:

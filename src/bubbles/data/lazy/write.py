@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..files._common import WrittenFile, quote_ident, schema_of, sql_string
-from .engine import run
+from .engine import result_schema, run
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,13 +68,25 @@ def copy_file(node: Node, schema: pa.Schema, loc: Location, compression: str, le
     if row_group_size:
         options.append(f"ROW_GROUP_SIZE {int(row_group_size)}")
 
+    written: list[pa.Schema] = []
+
     with atomic_file(loc) as tmp:
         def copy(con: Any, text: str, params: Any) -> int:
-            con.execute(f"COPY (SELECT {_select(schema)} FROM {text} AS __bubbles_out) TO {sql_string(tmp)} "
+            actual = result_schema(con, text, params)  # (the planned one, unless a file fell back with other types)
+            written.append(actual)
+            if not all(_same_in_parquet(f.type) for f in actual):  # pyarrow's writer, from the plan's batches
+                from ..files.parquet import write_file_at
+
+                reader = con.sql(f"SELECT * FROM {text} AS __bubbles_out", params=params).to_arrow_reader(_ROW_GROUP)
+                return write_file_at(tmp, reader, compression, level, row_group_size)
+            con.execute(f"COPY (SELECT {_select(actual)} FROM {text} AS __bubbles_out) TO {sql_string(tmp)} "
                         f"({', '.join(options)})", params)
             row = con.fetchone()
             return int(row[0]) if row else 0
 
         rows = run(node, copy, consumer="write_parquet", target=str(loc), rows=lambda n: n)
         size = os.path.getsize(tmp)
-    return WrittenFile(str(loc), rows, size, schema_of(schema))
+    return WrittenFile(str(loc), rows, size, schema_of(written[-1] if written else schema))
+
+
+_ROW_GROUP = 128 * 1024
