@@ -494,3 +494,119 @@ def test_a_lazy_table_behaves_like_the_table_and_pickles_as_its_plan(tmp_path: P
     with pytest.raises(AttributeError, match=r"to_arrow\(\)\.flatten"):
         lazy.flatten  # noqa: B018
     assert bubbles.read_csv(csv) is not None and isinstance(bubbles.read_csv(csv), pa.Table)  # outside a task: a table
+
+
+# -- the malformed corpus, read by a plan -------------------------------------------------------------------------------
+def _padded(case: Any, size: int) -> tuple[bytes, int]:
+    """The case's file with good rows (``size`` bytes of them) after its header: its lines lie past the first block."""
+    import csv as pycsv
+    import io
+
+    lines = case.data.split(b"\n")
+    bad = {line for line, _ in case.bad}
+    good = next(lines[i] for i in range(1, len(lines)) if lines[i] and (i + 1) not in bad)
+    fields = next(pycsv.reader(io.StringIO(good.decode())))
+    out = io.StringIO()
+    writer = pycsv.writer(out, lineterminator="\n")
+    rows = size // (len(good) + 3)
+    for i in range(rows):
+        writer.writerow([str(10_000_000 + i), *fields[1:]])
+    return lines[0] + b"\n" + out.getvalue().encode() + b"\n".join(lines[1:]), rows
+
+
+@pytest.mark.parametrize("policy", ["quarantine", "error"])
+def test_the_malformed_corpus_gives_the_same_on_both_paths(tmp_path: Path, policy: str) -> None:
+    from .files.corpus import CSV
+
+    for case in [c for c in CSV if c.suffix == ".csv" and not c.options.get("newlines_in_values")]:
+        data, pad = _padded(case, (1 << 20) + (1 << 18))
+        path = tmp_path / "case.csv"
+        path.write_bytes(data)
+        results = []
+        for lazy in (False, True):
+            quarantine = tmp_path / f"bad-{lazy}.jsonl"
+            quarantine.unlink(missing_ok=True)
+            try:
+                table = bubbles.read_csv(path, lazy=lazy, on_bad_lines=policy, quarantine=str(quarantine), **case.options)
+                assert isinstance(table, LazyTable) == lazy, case.name  # planned: its lines lie past the first block
+                got: Any = bubbles.sql("SELECT * FROM t", t=table, lazy=lazy)
+                got = got.to_arrow() if lazy else got
+            except BadLineError as exc:
+                got = ("error", exc.line, exc.column)
+            bad = [json.loads(x) for x in quarantine.read_text().splitlines()] if quarantine.exists() else []
+            results.append((got, [(b["line"], b["column"], b["reason"]) for b in bad]))
+        (eager, eager_bad), (fused, fused_bad) = results
+        assert fused_bad == eager_bad, case.name
+        if isinstance(eager, tuple):
+            assert fused == eager == ("error", case.bad[0][0] + pad, case.bad[0][1]), case.name
+        else:
+            assert isinstance(fused, pa.Table) and fused.equals(eager) and fused.schema == eager.schema, case.name
+            assert fused.column("id").to_pylist()[pad:] == case.ids, case.name
+            assert [(line - pad, column) for line, column, _ in fused_bad] == case.bad, case.name
+
+
+# -- the guards: what DuckDB converts, the reader converts alike --------------------------------------------------------
+def _shapes() -> Any:
+    import datetime as dt
+
+    from hypothesis import strategies as st
+
+    junk = st.text(alphabet="0123456789-+.eE: T_xZ", min_size=1, max_size=14)
+    stamps = st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31))
+
+    def stamp(t: dt.datetime, sep: str, fraction: int) -> str:
+        text = t.strftime(f"%Y-%m-%d{sep}%H:%M:%S")
+        return text + (f".{t.microsecond:06d}"[: fraction + 1] if fraction else "")
+
+    return {
+        pa.int64(): st.one_of(st.integers(-(10**18), 10**18).map(str), st.integers(0, 999).map(lambda i: f"{i:05d}"), junk),
+        pa.int16(): st.one_of(st.integers(-40_000, 40_000).map(str), junk),
+        pa.uint8(): st.one_of(st.integers(-5, 300).map(str), junk),
+        pa.float64(): st.one_of(st.floats(allow_nan=False, allow_infinity=False).map(repr),
+                                st.floats(-1e6, 1e6).map(lambda f: f"{f:.3f}"), st.floats(-1e30, 1e30).map(lambda f: f"{f:e}"),
+                                st.sampled_from(["1.", ".5", "-0.0", "1e05", "1E-7", "00.5"]), junk),
+        pa.decimal128(10, 2): st.one_of(st.decimals(-(10**7), 10**7, places=2).map(str),
+                                        st.decimals(-100, 100, places=1).map(str), st.sampled_from(["5.", "-0", "007.10"]), junk),
+        pa.bool_(): st.sampled_from(["true", "false", "True", "FALSE", "1", "0", "t", "yes", "tRue"]),
+        pa.date32(): st.one_of(stamps.map(lambda t: t.strftime("%Y-%m-%d")), st.sampled_from(["2024-02-30", "2023-02-29"]), junk),
+        pa.timestamp("s"): st.one_of(stamps.map(lambda t: stamp(t, " ", 0)), stamps.map(lambda t: stamp(t, "T", 0)[:16]),
+                                     stamps.map(lambda t: t.strftime("%Y-%m-%d")), stamps.map(lambda t: stamp(t, " ", 3)), junk),
+        pa.timestamp("ms"): st.one_of(stamps.map(lambda t: stamp(t, " ", 3)), stamps.map(lambda t: stamp(t, "T", 1)), junk),
+        pa.timestamp("us"): st.one_of(stamps.map(lambda t: stamp(t, " ", 6)), stamps.map(lambda t: stamp(t, " ", 2)), junk),
+        pa.timestamp("ns"): st.one_of(stamps.map(lambda t: stamp(t, " ", 6) + "123"), stamps.map(lambda t: stamp(t, " ", 4)),
+                                      junk),
+    }
+
+
+@pytest.mark.parametrize("dtype", list(_shapes()), ids=str)
+def test_a_value_the_guard_lets_through_is_read_alike_by_both(dtype: pa.DataType) -> None:
+    import io
+
+    import duckdb
+    import pyarrow.csv as pacsv
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from bubbles.data.lazy.csvscan import duck_type
+
+    duck, shape = duck_type(dtype)  # type: ignore[misc]
+    con = duckdb.connect()
+
+    def arrow(text: str) -> Any:
+        options = pacsv.ConvertOptions(column_types={"x": dtype})
+        try:
+            return pacsv.read_csv(io.BytesIO(f"x\n{text}\n".encode()), convert_options=options).column("x")[0]
+        except pa.ArrowInvalid:
+            return "rejected"
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(_shapes()[dtype], min_size=1, max_size=40))
+    def check(values: list[str]) -> None:
+        got = con.sql(f"SELECT x, regexp_full_match(x, $shape) AS ok, TRY_CAST(x AS {duck}) AS y FROM (SELECT unnest($v) AS x)",
+                      params={"shape": shape, "v": values}).to_arrow_table()
+        assert got.schema.field("y").type == dtype  # DuckDB hands the reader's type back to Arrow
+        for text, passes, duck_value in zip(*(got.column(c).to_pylist() for c in ("x", "ok")), got.column("y"), strict=True):
+            if passes and duck_value.is_valid:  # (a shape DuckDB cannot convert stops the plan: the reader reads it)
+                assert arrow(text) == duck_value, (text, duck_value)
+
+    check()
