@@ -610,3 +610,29 @@ def test_a_value_the_guard_lets_through_is_read_alike_by_both(dtype: pa.DataType
                 assert arrow(text) == duck_value, (text, duck_value)
 
     check()
+
+
+def test_when_a_filter_runs_before_the_guard_the_file_is_checked_whole(tmp_path: Path) -> None:
+    """DuckDB puts a filter on a raw column before the guard (the plan's columns are never raw, so this
+    is forced here): the profile shows it, and the scan is finished by a count that meets the bad line."""
+    import re
+
+    import duckdb
+
+    from bubbles.data.lazy.engine import Binder, _complete, _profile, connect
+
+    csv = orders_csv(tmp_path / "orders.csv", lines={20_001: '19999,2025-01-01 00:00:00,oops,cancelled,de,"n"'})
+    lazy = bubbles.read_csv(csv, schema={"amount": "decimal(10,2)"}, lazy=True)
+    scan = lazy.plan
+    con = connect(scan)
+    b = Binder(con, "run")
+    text = b.relation(scan, memo=False)
+    raw = re.sub(r"coalesce\((\"\w+\"), error\('[^']*'\)\) AS", r"\1 AS", text)
+    assert raw != text
+    rows = con.sql(f"SELECT count(*) FROM {raw} AS o WHERE status IN ('paid', 'shipped')").fetchall()[0][0]
+    assert rows == 15_000  # the bad row was filtered out before the guard could see it
+    found, limited = _profile(con)
+    assert found == {str(csv): -1} and not limited
+    scan.scan_sql = lambda: raw  # type: ignore[method-assign]
+    with pytest.raises(duckdb.Error, match="bubbles-guard"):
+        _complete(con, b)

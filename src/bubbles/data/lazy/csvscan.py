@@ -47,8 +47,10 @@ _NO_NULL = "\x01bubbles-no-null\x01"  # DuckDB's null text: never in a file, so 
 _EXTRA = "__bubbles_extra"
 GUARD = "bubbles-guard"
 
-_DATE = r"[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
-_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]"
+# DuckDB refuses a month, day, minute or second out of range itself (the plan then stops); it reads hour 24 and
+# year 0 where the reader does not, so the shapes exclude those
+_DATE = r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
+_TIME = r"([01][0-9]|2[0-3]):[0-9]{2}"
 _FLOAT = r"-?[0-9]+([.][0-9]*)?([eE][-+]?[0-9]{1,2})?"
 _BOOL = "true|false|True|False|TRUE|FALSE|1|0"
 _INTS = {"int8": ("TINYINT", 3, True), "int16": ("SMALLINT", 5, True), "int32": ("INTEGER", 10, True),
@@ -75,7 +77,7 @@ def duck_type(t: pa.DataType) -> tuple[str, str | None] | None:
         return "DATE", _DATE
     if pa.types.is_timestamp(t) and t.tz is None:
         name, digits = _TIMESTAMPS[t.unit]
-        seconds = f"(:[0-5][0-9]([.][0-9]{{1,{digits}}})?)?" if digits else "(:[0-5][0-9])?"
+        seconds = f"(:[0-9]{{2}}([.][0-9]{{1,{digits}}})?)?" if digits else "(:[0-9]{2})?"
         return name, f"{_DATE}([ T]{_TIME}{seconds})?"
     if pa.types.is_decimal(t) and t.bit_width == 128 and 1 <= t.precision - t.scale and t.precision <= 38:
         whole = t.precision - t.scale

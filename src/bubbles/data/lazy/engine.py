@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..._context import current_task, native_work, record_event
 from ..._errors import BubblesError
-from .csvscan import CsvScan, with_planner
+from .csvscan import GUARD, CsvScan, with_planner
 from .plan import Binder, Node, Query
 
 if TYPE_CHECKING:
@@ -282,15 +282,19 @@ def _complete(con: Any, b: Binder) -> dict[str, int]:
     found, limited = _profile(con)
     for leaf in b.guarded:
         path = leaf.identity.path
-        if path in found and not limited and (found[path] > 0 or leaf.first_rows == 0):
-            continue
+        if path in found and not limited and (found[path] > 0 or (found[path] == 0 and leaf.first_rows == 0)):
+            continue  # the guard saw the whole file
         text = leaf.scan_sql()
         found[path] = int(con.sql(f"SELECT count(*) FROM {text} AS __bubbles_check").fetchall()[0][0])
     return found
 
 
 def _profile(con: Any) -> tuple[dict[str, int], bool]:
-    """From DuckDB's profile of the last statement: rows of each CSV scan by file, and whether a limit ran."""
+    """From DuckDB's profile of the last statement: rows of each CSV scan by file, and whether a limit ran.
+
+    A scan counts only if the guard saw every row it produced: the filter right above it begins with
+    the guard (and DuckDB pushed no filter into the scan itself). Otherwise its rows are -1 (unknown).
+    """
     try:
         info = json.loads(con.get_profiling_information(format="json"))
     except Exception:  # no profile (an older DuckDB): every scan is checked by a count
@@ -298,7 +302,7 @@ def _profile(con: Any) -> tuple[dict[str, int], bool]:
     found: dict[str, int] = {}
     limited = False
 
-    def walk(op: dict[str, Any]) -> None:
+    def walk(op: dict[str, Any], parent: dict[str, Any] | None) -> None:
         nonlocal limited
         kind = str(op.get("operator_type") or op.get("type") or "")
         extra = op.get("extra_info") or {}
@@ -307,14 +311,24 @@ def _profile(con: Any) -> tuple[dict[str, int], bool]:
         if isinstance(extra, dict) and extra.get("Function") == "READ_CSV":
             name = str(extra.get("Filename(s)") or extra.get("Filename") or "")
             rows = op.get("operator_cardinality", op.get("intermediate_rows"))
+            if any("filter" in str(key).lower() for key in extra) or not _guard_first(parent):
+                rows = -1  # rows the guard may not have seen: the scan's rows say nothing of the file
             if name and isinstance(rows, int):
-                found[name] = found.get(name, 0) + rows if name not in found else min(found[name], rows)
+                found[name] = rows if name not in found else min(found[name], rows)
         for child in op.get("children") or ():
-            walk(child)
+            walk(child, op)
 
     for op in info.get("children") or info.get("operator") or ():
-        walk(op)
+        walk(op, None)
     return found, limited
+
+
+def _guard_first(op: dict[str, Any] | None) -> bool:
+    """Whether ``op`` (the operator over a CSV scan) is a filter whose first condition is the guard."""
+    if op is None or str(op.get("operator_type") or op.get("type") or "") != "FILTER":
+        return False
+    expression = str((op.get("extra_info") or {}).get("Expression") or "").lstrip("( ")
+    return expression.startswith("CASE") and GUARD in expression
 
 
 # -- reports -----------------------------------------------------------------------------------------------
