@@ -89,6 +89,7 @@ from .data.http import (
     Retry,
     read_api,
 )
+from .data.lazy import LazyTable, SourceChangedError
 from .data.quality import (
     Check,
     Column,
@@ -152,6 +153,7 @@ __all__ = [
     "Future",
     "GraphError",
     "Incremental",
+    "LazyTable",
     "LinkHeader",
     "MetricsCollector",
     "MissingDependencyError",
@@ -174,6 +176,7 @@ __all__ = [
     "RunResult",
     "SchemaDriftError",
     "SignatureError",
+    "SourceChangedError",
     "TaskAborted",
     "TaskContext",
     "TaskError",

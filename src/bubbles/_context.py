@@ -40,6 +40,7 @@ class TaskContext:
         settings: the run's resolved :class:`~bubbles._settings.Settings`.
         secrets: the registry the attempt's secrets go to (masked in all it reports).
         events: typed events the attempt recorded (``record_event``), or ``None``.
+        deferred: deferred values the attempt made (:mod:`bubbles._deferred`), or ``None``.
     """
 
     run_id: str
@@ -55,6 +56,7 @@ class TaskContext:
     events: list[Any] | None = None
     cancelled: bool = False
     _native: list[Callable[[], Any] | None] | None = None
+    deferred: list[Any] | None = None
 
     def cancel(self) -> bool:
         """The run was cancelled: interrupt the native work in progress (called by the executor).

@@ -23,6 +23,7 @@ BubblesError                      root: catch this to catch anything bubbles rai
 │   └── DaskConnectionError       no Dask scheduler at the address        (engine.executors.dask)
 ├── DataError                     bad input data: file, line/row, column, what was expected
 │   ├── BadLineError              a malformed CSV line                    (data.files)
+│   ├── SourceChangedError        a file a planned read relies on changed (data.lazy)
 │   ├── SchemaDriftError          incoming columns do not fit the table   (data.db)
 │   └── ApiResponseError          an API answered garbage (also an ApiError)
 │       └── PaginationLoopError   an API returned the same cursor twice

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 __all__ = [
     "Checkpoint",
     "Dataset",
+    "Fused",
     "LineageEdge",
     "QualityResult",
     "QuarantineWrite",
@@ -148,7 +149,8 @@ class Checkpoint(TaskEvent):
             fingerprint of its output), so a rerun can say what changed.
         fingerprint: of the output itself (what downstream keys are made of).
         format: ``arrow`` (an Arrow IPC file), ``pickle`` (a file), ``json`` (small values, inline
-            in ``value``) or ``none`` (the task returned ``None``).
+            in ``value``), ``plan`` (a lazy table's plan, a small file: see
+            :mod:`bubbles.session.checkpoints`) or ``none`` (the task returned ``None``).
         location: the file, or ``None`` when inline.
         bytes: size of the file.
         expires_at: for a cached task (``cache=``), when the entry stops being reused.
@@ -365,3 +367,29 @@ class QuarantineWrite(TaskEvent):
             self.rows,
             self.at,
         )
+
+
+@dataclass(frozen=True)
+class Fused(TaskEvent):
+    """Steps of several tasks that ran as one engine plan in this task (see :mod:`bubbles.data.lazy`).
+
+    A read planned by one task and a query planned by another run where their result is used,
+    in one DuckDB statement; the task that ran it records this event. ``bubbles show`` prints it.
+
+    Attributes:
+        engine: ``duckdb``.
+        tasks: the tasks whose steps ran, in plan order (comma-separated).
+        plan: the steps, one line: ``extract: read_csv /data/orders.csv (2,000,000 rows) -> transform: sql -> ...``.
+        steps: the same as JSON: ``[{"task", "step", "source", "rows", "parsed_by", "fallback"}, ...]``.
+        fallback: why files were read by the bubbles reader instead of DuckDB's, when they were.
+        rows_out: rows the plan produced.
+    """
+
+    kind = "fused"
+    engine: str = "duckdb"
+    tasks: str = ""
+    plan: str = ""
+    steps: str = "[]"
+    fallback: str | None = None
+    rows_out: int | None = None
+    at: float = field(default_factory=time.time)

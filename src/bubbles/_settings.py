@@ -172,6 +172,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("quarantine_dir", _optional(_text), None, "where quarantine sinks go by default (default quarantine/ in the home)",
          path=True),
     Spec("mask_key_secret", _text, "BUBBLES_MASK_KEY", "the secret holding the key of hash masks (HMAC-SHA256)"),
+    Spec("lazy", _choice("auto", "on", "off"), "auto",
+         "readers and sql() hand on plans, run where used: inside tasks (auto), everywhere (on), never (off)"),
+    Spec("engine_threads", _workers, None, "DuckDB threads for plans and sql() (default: all cores)"),
+    Spec("engine_memory_limit", _optional(_text), None,
+         "DuckDB memory limit for plans and sql(), e.g. 4GB; beyond it sorts and joins spill (default: half the RAM)"),
+    Spec("engine_preserve_order", _bool, True,
+         "keep rows in input order through plans and sql() (off: faster, a query without ORDER BY has no order)"),
 )
 _BY_NAME = {s.name: s for s in SPECS}
 
@@ -218,6 +225,10 @@ class Settings:
     lineage_tasks: str = "data"
     quarantine_dir: str | None = None
     mask_key_secret: str = "BUBBLES_MASK_KEY"
+    lazy: str = "auto"
+    engine_threads: int | None = None
+    engine_memory_limit: str | None = None
+    engine_preserve_order: bool = True
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source(self, name: str) -> str:

@@ -99,9 +99,12 @@ def test_sql_lineage_from_csv_through_sql_to_parquet_across_tasks(tmp_path: Path
         datasets = store.datasets(run_id)
         edges = store.lineage(run_id)
     ns = f"file://{host()}"
-    read = next(d for d in datasets if d["direction"] == "read")
-    assert (read["task"], read["namespace"], read["name"], read["rows"], read["format"]) == ("extract", ns, csv, 3, "csv")
-    assert json.loads(read["schema"])[0] == ["id", "int64"]
+    # extract planned the read (its schema is known, its rows not yet); load ran it, fused with the query
+    planned = next(d for d in datasets if d["direction"] == "read" and d["task"] == "extract")
+    assert (planned["namespace"], planned["name"], planned["rows"], planned["format"]) == (ns, csv, None, "csv")
+    assert json.loads(planned["schema"])[0] == ["id", "int64"]
+    read = next(d for d in datasets if d["direction"] == "read" and d["task"] == "load")
+    assert (read["namespace"], read["name"], read["rows"], read["format"]) == (ns, csv, 3, "csv")
     wrote = next(d for d in datasets if d["direction"] == "write")
     assert (wrote["task"], wrote["name"], wrote["rows"], wrote["kind"]) == ("load", str(out), 2, "file")
     assert wrote["content_hash"] == "xxh3:" + xxhash.xxh3_128_hexdigest(out.read_bytes())

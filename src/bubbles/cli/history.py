@@ -86,6 +86,19 @@ def _reuse_lines(events: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _fused_lines(events: list[dict[str, Any]]) -> list[str]:
+    """Which steps ran fused, in which task (its ``fused`` events: one engine plan each)."""
+    lines = []
+    for e in events:
+        if e.get("kind") != "fused":
+            continue
+        data = e.get("payload") or {}
+        lines.append(f"  {e['task']} ran, as one {data.get('engine') or 'engine'} plan: {data.get('plan') or ''}")
+        if data.get("fallback"):
+            lines.append(f"    (read by the bubbles reader instead of the engine's: {data['fallback']})")
+    return lines
+
+
 @click.command("runs")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs.")
 @click.option("--workflow", default=None, help="Only runs of this workflow.")
@@ -206,6 +219,11 @@ def show_command(run_id: str, show_logs: bool | None, only_task: str | None, sho
     console.print(table)
     if quality:  # (its first line is the heading)
         for line in quality:
+            console.print(line, markup=False, highlight=False)
+    fused = _fused_lines(events)
+    if fused:
+        console.print("[bold]fused[/]: steps of several tasks run together where their result was used")
+        for line in fused:
             console.print(line, markup=False, highlight=False)
     reuse = _reuse_lines(events)
     if reuse:

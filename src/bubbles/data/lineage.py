@@ -17,7 +17,8 @@ to the CSV, across tasks too when the tasks hand the objects over in one process
 and threads executors). Origins are held by weak reference, keyed by object identity: nothing is
 kept alive, and an object that crossed a process boundary (processes, Dask) arrives without its
 origin; the write then falls back to table-level edges from the datasets its own task read
-(noted as such).
+(noted as such). A lazy table (:mod:`bubbles.data.lazy`) carries its origin with its plan, so its
+lineage survives the crossing.
 
 Hashes are ``xxh3:<128-bit hex>`` (xxhash, ~10 GB/s) or, without xxhash, ``sha256:<hex>``.
 Files on object storage are recorded without a content hash (it would mean reading them back).
@@ -100,6 +101,8 @@ def remember(obj: Any, origin: Origin | None) -> Any:
     """
     if origin is None or obj is None or active() is None:
         return obj
+    if getattr(type(obj), "__bubbles_lazy__", False):
+        obj._origin = origin  # a lazy table carries its origin with its plan (across processes too)
     key = id(obj)
 
     def gone(ref: weakref.ref[Any]) -> None:
@@ -122,6 +125,8 @@ def _forget(key: int, ref: weakref.ref[Any]) -> None:
 def origin_of(obj: Any) -> Origin | None:
     entry = _origins.get(id(obj))
     if entry is None or entry[0]() is not obj:
+        if getattr(type(obj), "__bubbles_lazy__", False):
+            return getattr(obj, "__bubbles_origin__", None)
         kept = _kept.loaded(obj).get("origin")  # an output a resumed run reused: its origin was kept with it
         return _origin_from_text(kept) if kept else None
     return entry[1]

@@ -8,6 +8,11 @@ push-down. The plan is built lazily by DuckDB and runs vectorized on all cores.
 With ``stream=True`` the result comes back as a ``RecordBatchReader`` produced batch by batch,
 so ``read_csv(..., batch_size=...) -> sql -> write_parquet`` runs in bounded memory when the
 query allows it (filters, projections, derived columns; a sort or a join builds its state first).
+
+Inside a task (or over a lazy input) the query is planned instead: the result is a
+:class:`~bubbles.data.lazy.LazyTable` whose plan is this query over its inputs' plans; it runs
+where it is used, as one DuckDB statement with the reads and the write (:mod:`bubbles.data.lazy`).
+The query is bound when planned, so a wrong column or table is reported by the task that wrote it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from .._errors import ConfigError, DataError
 from . import lineage
 from .files._common import as_output, is_stream, missing_file, prefetch, to_arrow
 from .files._fs import is_url
+from .lazy import LazyTable, is_lazy, wanted
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,7 +41,8 @@ _FILE_READERS = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "rea
 
 
 def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: int = 122_880,
-        threads: int | None = None, memory_limit: str | None = None, params: Any = None, **tables: Any) -> Any:
+        threads: int | None = None, memory_limit: str | None = None, params: Any = None, lazy: bool | None = None,
+        **tables: Any) -> Any:
     """Run a DuckDB SQL query over the given tables and return the result as Arrow.
 
     Args:
@@ -47,6 +54,8 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
         threads, memory_limit: DuckDB settings for this query (e.g. ``memory_limit="300MB"``,
             which makes sorts and joins spill to disk instead of growing).
         params: bound parameters of the query.
+        lazy: plan the query (``True``) or run it now (``False``); default: the ``lazy`` setting
+            (``auto``: plan inside tasks, or when an input is a lazy table).
         **tables: name -> ``pyarrow.Table`` / ``RecordBatchReader`` / iterable of batches / pandas or
             polars frame / path of a Parquet, CSV or JSON file or of a Parquet directory (local or URL).
 
@@ -56,17 +65,24 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
         >>> bubbles.sql("SELECT id FROM orders WHERE amount > ?", orders=orders, params=[10]).column("id").to_pylist()
         [2, 3]
     """
-    import duckdb
-
     if output not in _OUTPUTS:
         raise ConfigError(f"sql(output={output!r}): use one of {', '.join(_OUTPUTS)}.")
-    con = duckdb.connect()
+    if lazy is not False and _plannable(tables) and (any(is_lazy(v) for v in tables.values())
+                                                     or (not stream and output == "arrow" and wanted(lazy))):
+        planned = _plan(query, params, tables, threads, memory_limit)
+        if planned is not None:
+            if stream:
+                from .lazy.engine import stream as run_stream
+
+                reader = run_stream(planned.plan, consumer="sql(stream=True)", batch_size=batch_size, mode="stream")
+                return lineage.copy_origin(prefetch(reader, depth=2), planned)
+            return planned if output == "arrow" else lineage.copy_origin(as_output(planned.to_arrow(), output), planned)
+    import duckdb
+
+    from .lazy.engine import connect
+
+    con = connect(_asked(threads, memory_limit))
     try:
-        con.execute("SET enable_progress_bar = false")
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        if memory_limit:
-            con.execute(f"SET memory_limit = '{_size(memory_limit)}'")
         sink = _Sink(current_task())
         inputs = _input_origins(tables)  # before registering: a stream's origin is the object given
         for name, value in tables.items():
@@ -90,6 +106,116 @@ def sql(query: str, *, stream: bool = False, output: str = "arrow", batch_size: 
         raise
     con.close()
     return lineage.remember(as_output(table, output), origin)
+
+
+def _asked(threads: int | None, memory_limit: str | None) -> Any:
+    """A plan node carrying the per-call engine settings (for :func:`~bubbles.data.lazy.engine.connect`)."""
+    from .lazy.plan import Query
+
+    settings = {k: v for k, v in (("threads", threads), ("memory_limit", memory_limit)) if v}
+    if memory_limit:
+        _size(memory_limit)
+    return Query("", None, {}, None, None, settings) if settings else None
+
+
+def _plannable(tables: dict[str, Any]) -> bool:
+    """Whether every input can be part of a plan: lazy tables, Arrow tables and batches, frames, local paths.
+
+    Streams (a ``RecordBatchReader``, an iterable of batches, a DuckDB relation) can be scanned once:
+    a query over one runs now.
+    """
+    import pyarrow as pa
+
+    for value in tables.values():
+        if is_lazy(value) or isinstance(value, pa.Table | pa.RecordBatch):
+            continue
+        if isinstance(value, str | os.PathLike) and not is_url(os.fspath(value)):
+            continue
+        module = type(value).__module__ or ""
+        if (module.startswith("pandas") and hasattr(value, "columns")) or (module.startswith("polars") and
+                                                                           type(value).__name__ == "DataFrame"):
+            continue
+        return False
+    return True
+
+
+def _plan(query: str, params: Any, tables: dict[str, Any], threads: int | None, memory_limit: str | None) -> Any:
+    """The query's plan as a lazy table, or ``None`` when it must run now (it cannot be written as one statement)."""
+    import duckdb
+
+    from .lazy.engine import plan_schema
+    from .lazy.plan import ArrowLeaf, Query, Uncomposable
+
+    ctx = current_task()
+    who = ctx.task if ctx is not None else None
+    inputs: dict[str, Any] = {}
+    for name, value in tables.items():
+        if is_lazy(value):
+            inputs[name] = value.node_for_plan()
+        elif isinstance(value, str | os.PathLike):
+            inputs[name] = _path_leaf(name, os.fspath(value), who)
+        else:
+            inputs[name] = ArrowLeaf(to_arrow(value, what=f"sql() table {name!r}"), who)  # type: ignore[arg-type]
+    settings = {k: v for k, v in (("threads", threads), ("memory_limit", memory_limit)) if v}
+    node = Query(query, params, inputs, None, who, settings)
+    try:
+        node.schema = plan_schema(node)
+    except Uncomposable:
+        return None
+    except duckdb.Error as exc:
+        if _binds_alone(query, params, inputs):
+            return None  # the query is fine on its own but not as part of one statement: it runs now
+        raise _translate(exc, query, tables) from None
+    lazy = LazyTable(node, inputs=tuple(v for v in tables.values() if is_lazy(v)))
+    origins = _input_origins(tables)
+    origin = None
+    if origins is not None:
+        try:
+            origin = lineage.query_origin(query, "duckdb", origins, {n: list(i.schema.names) for n, i in inputs.items()},
+                                          node.schema.names)
+        except Exception as exc:  # lineage is a record of the work, never a reason for it to fail
+            import logging
+
+            logging.getLogger("bubbles").debug("bubbles: no column lineage for a sql() query: %r", exc)
+    return lineage.remember(lazy, origin)
+
+
+def _path_leaf(name: str, text: str, who: str | None) -> Any:
+    import duckdb
+
+    from .lazy.plan import PathLeaf
+
+    path = Path(text)
+    if not path.exists():
+        raise missing_file(f"sql(): table {name!r} is the path", text)
+    con = duckdb.connect()
+    try:
+        relation = PathLeaf.relation_of(con, text)
+        if relation is None:
+            raise ConfigError(f"sql(): table {name!r} is {text}; only .parquet, .csv and .json files (or a Parquet "
+                              "directory) are read by path. Read it with a bubbles reader and pass the table.")
+        schema = relation.limit(0).to_arrow_table().schema
+    finally:
+        con.close()
+    return PathLeaf(str(path), schema, who)
+
+
+def _binds_alone(query: str, params: Any, inputs: dict[str, Any]) -> bool:
+    """Whether ``query`` binds over empty tables of its inputs' schemas (so that only composing it failed)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        for name, node in inputs.items():
+            con.register(name, node.schema.empty_table())
+        relation = con.sql(query, params=params) if params is not None else con.sql(query)
+        if relation is not None:
+            relation.limit(0).to_arrow_table()
+        return True
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
 
 
 def _input_origins(tables: dict[str, Any]) -> dict[str, lineage.Origin | None] | None:
@@ -163,6 +289,9 @@ def _attributed(reader: pa.RecordBatchReader, sink: _Sink) -> pa.RecordBatchRead
 
 
 def _register(con: Any, name: str, value: Any, sink: _Sink) -> None:
+    if is_lazy(value):  # a query that cannot be planned (a stream beside it): the lazy input is read for it
+        con.register(name, value.to_arrow())
+        return
     if isinstance(value, str | os.PathLike):
         text = os.fspath(value)
         if is_url(text):

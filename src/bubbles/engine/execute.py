@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._context import TaskContext, _current
+from .._deferred import is_deferred, keeps_plan, settle
 from .._errors import TaskAborted, describe_error
 from ..observe.sizes import measure
 from . import interrupts
@@ -42,6 +43,7 @@ __all__ = ["Call", "Probe", "TimedOut", "execute", "failed_attempt", "mark_remot
 
 log = logging.getLogger("bubbles")
 _MAIN = threading.main_thread()
+_CONTAINERS = frozenset({list, tuple, dict})
 _BUILTIN_METRICS = frozenset({"execution_time", "cpu_time", "peak_memory", "rows_in", "rows_out", "bytes_in", "bytes_out"})
 
 
@@ -81,6 +83,7 @@ class Call:
     settings: Settings | None = None
     secrets: SecretRegistry | None = None  # the run's; pickles as an empty one (see bubbles._secrets)
     checkpoint: Any = None  # where to keep the output (a session's CheckpointTarget: ``store(attempt, ctx)``)
+    settle: bool = False  # nothing in the run consumes the output: a deferred output is computed here (bubbles._deferred)
 
     def context(self) -> TaskContext:
         """The :class:`TaskContext` this attempt runs in."""
@@ -194,6 +197,8 @@ def _execute(call: Call, ctx: TaskContext, interrupted: int | None) -> Attempt:
         if _has_kept(args, kwargs):  # outputs reused from an earlier run are loaded here, where they are used
             args, kwargs = _load_kept(args), {k: _load_kept((v,))[0] for k, v in kwargs.items()}
         value = call.fn(*args, **kwargs)
+        if ctx.deferred or ((call.settle or call.checkpoint is not None) and (is_deferred(value) or type(value) in _CONTAINERS)):
+            value = settle(value, ctx, final=call.settle or _kept_as_data(call, value))
         attempt = Attempt(call.key, call.attempt, "succeeded", run_id=call.run_id, value=value)
     except Exception as exc:
         if interrupted is not None and interrupts.count() != interrupted:
@@ -239,6 +244,12 @@ def _execute(call: Call, ctx: TaskContext, interrupted: int | None) -> Attempt:
             log.debug("bubbles: probe %r failed", probe, exc_info=True)
     _leave_worker(attempt, ctx)
     return attempt
+
+
+def _kept_as_data(call: Call, value: Any) -> bool:
+    """Whether the output is kept for resume as data: a deferred one (but a plan that may be kept) is computed here."""
+    keep = call.checkpoint is not None and getattr(call.checkpoint, "keep", False)
+    return bool(keep) and not (is_deferred(value) and keeps_plan(value))
 
 
 def _has_kept(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:

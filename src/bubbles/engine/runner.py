@@ -231,6 +231,7 @@ class Runner:
         self._running = 0
         self._open = 0  # nodes not yet in a terminal state
         self._closed = not dynamic
+        self._dynamic = dynamic
         self._stopping = False
         self._cancelled = False
         self._body_error: BaseException | None = None
@@ -488,6 +489,20 @@ class Runner:
                 self._group_running[limit] = self._group_running.get(limit, 0) + 1
             self._submit(slot)
 
+    def _final(self, slot: _Slot) -> bool:
+        """Whether nothing in the run consumes the slot's output (a ``map`` item's: nothing consumes the map's).
+
+        A deferred output (the plan of a read, :mod:`bubbles._deferred`) is then computed in its task. In a
+        ``@bubbles`` flow consumers appear as the flow goes, so every output is computed in its task.
+        """
+        if self._dynamic:
+            return True
+        for key in slot.dependents:
+            dependent = self._slots[key]
+            if dependent.node.kind == "task" or not self._final(dependent):
+                return False
+        return True
+
     def _submit(self, slot: _Slot) -> None:
         node = slot.node
         spec = node.spec
@@ -523,6 +538,7 @@ class Runner:
             self.settings,
             self.secrets,
             slot.target,
+            self._final(slot),
         )
         self._running += 1
         if spec.timeout is not None and not self._reports_start:

@@ -4,7 +4,9 @@ Recognised: Arrow tables and record batches, pandas and polars frames and series
 arrays, lists and tuples (a list of Arrow tables or record batches counts their rows and bytes,
 a list of records — dicts, tuples — or plain values its items; a list of other objects, such as
 the files a writer wrote, is not rows of data), ``bytes``/``bytearray``/``memoryview`` and ``str``. Anything else
-counts as unknown (``None``), never as zero. A ``pyarrow.RecordBatchReader`` or a generator is
+counts as unknown (``None``), never as zero. A deferred value (the plan of a read, see
+:mod:`bubbles._deferred`) reports what it knows without being computed (``__bubbles_size__``).
+A ``pyarrow.RecordBatchReader`` or a generator is
 not counted here — counting would consume it; wrap it in :func:`counted` (or let the data
 layer's readers do it), which reports the rows and bytes as they stream through, via
 ``log_metric``.
@@ -68,6 +70,8 @@ def measure(value: Any) -> tuple[int | None, int | None]:
     if module.startswith("numpy"):
         shape = getattr(value, "shape", None) or ()
         return (shape[0] if shape else None), getattr(value, "nbytes", None)
+    if hasattr(kind, "__bubbles_size__"):  # a deferred value (bubbles._deferred): what is known without computing it
+        return value.__bubbles_size__()  # type: ignore[no-any-return]
     return None, None
 
 

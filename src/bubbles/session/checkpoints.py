@@ -7,6 +7,11 @@ crosses processes twice:
 * Arrow tables and record batches — and pandas and polars frames, through Arrow — as Arrow IPC
   files (read back memory-mapped: a 1 GB table costs a few milliseconds to "load");
 * ``None`` and small JSON values inline in the ``checkpoints`` row of the run store;
+* a lazy table whose plan reads only files it can check (``__bubbles_keep__``, see
+  :mod:`bubbles._deferred`) as its plan alone (``format = "plan"``: a small pickle of the plan
+  and the identity of each file it reads; its fingerprint is of the plan and the files' content
+  hashes). A resumed run reuses it only if every file is still as it was; it reads the files
+  where the plan is used, as the first run would have;
 * any other Python object as a pickle.
 
 An inline value or pickle that holds one of the run's secrets (a connection, a token) is not
@@ -64,6 +69,9 @@ def _kind_of(value: Any) -> str | None:
     """How ``value`` is kept: ``arrow``, ``arrow-pandas``, ``arrow-polars``, ``none``, ``json``, ``pickle``; None: not kept."""
     if value is None:
         return "none"
+    keep = getattr(value, "__bubbles_keep__", None)
+    if keep is not None:
+        return "plan" if keep() is not None else None  # (a plan that cannot be kept is computed before, in its task)
     module = type(value).__module__ or ""
     if module.startswith("pyarrow"):
         if type(value).__name__ in ("Table", "RecordBatch"):
@@ -200,10 +208,10 @@ class CheckpointTarget:
             path = (
                 Path(self.directory)
                 / attempt.run_id
-                / f"{_file_name(attempt.task)}.{'arrow' if kind.startswith('arrow') else 'pickle'}"
+                / f"{_file_name(attempt.task)}.{'arrow' if kind.startswith('arrow') else kind}"
             )
-            if kind == "pickle":
-                data = _pickle(value)
+            if kind in ("pickle", "plan"):
+                data = _pickle(value.__bubbles_keep__() if kind == "plan" else value)
                 if registry and registry.mask(data.decode("latin-1")) != data.decode("latin-1"):
                     return self._not_kept_secret(attempt, ctx, fingerprint)
                 size, digest = _secure_write(path, lambda fh: fh.write(data))
@@ -347,6 +355,17 @@ class CheckpointRef:
                 pa.ipc.open_file(pa.memory_map(str(path))).schema  # noqa: B018 (reads the footer)
             except Exception as exc:
                 raise CheckpointError(f"The checkpoint of {self.task!r} from run {self.run_id} is damaged ({exc}).") from exc
+        if self.format == "plan":  # a kept plan is good only while every file it reads is as it was
+            try:
+                plan = pickle.loads(path.read_bytes())
+            except Exception as exc:
+                raise CheckpointError(f"The checkpoint of {self.task!r} from run {self.run_id} is damaged ({exc}).") from exc
+            try:
+                plan.__bubbles_check__()
+            except Exception as exc:
+                raise CheckpointError(
+                    f"The kept plan of {self.task!r} from run {self.run_id} reads a file that changed since: {exc}"
+                ) from exc
 
     def __bubbles_load__(self) -> Any:
         if self.format == "none":
@@ -355,7 +374,7 @@ class CheckpointRef:
             return json.loads(self.value or "null")
         path = self.path()
         try:
-            if self.format == "pickle":
+            if self.format in ("pickle", "plan"):
                 return pickle.loads(path.read_bytes())
             return _read_arrow(path, self.format)
         except Exception as exc:

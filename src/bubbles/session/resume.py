@@ -182,12 +182,12 @@ class Planner:
             decision = Decision()
         if cache is not None and cache is not False:
             if key is None:
-                unknown = [name for name, fp in inputs.items() if fp is None] or ["its constant arguments"]
+                unknowns = [name for name, fp in inputs.items() if fp is None] or ["its constant arguments"]
                 log.warning(
                     "bubbles: task %r is cached, but %s cannot be fingerprinted (a stream, a connection, an object of "
                     "unknown kind): it runs, and its output is not cached.",
                     node.key,
-                    ", ".join(map(repr, unknown)),
+                    ", ".join(map(repr, unknowns)),
                 )
             else:
                 hit = self._cache_hit(key, parse_ttl(cache))

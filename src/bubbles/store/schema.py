@@ -55,7 +55,7 @@ tests). Times are epoch seconds (``DOUBLE PRECISION``); JSON columns hold text.
     task outputs kept for resume and the cache: ``run_id``, ``task``, ``attempt``, ``key`` (the
     fingerprint of what the output depends on: code, parameters, inputs), ``code``, ``params``,
     ``inputs`` (JSON: upstream task → fingerprint of its output), ``fingerprint`` (of the output),
-    ``format`` (``arrow``, ``pickle``, ``json``, ``none``), ``location`` (the file), ``value`` (a
+    ``format`` (``arrow``, ``pickle``, ``json``, ``plan``, ``none``), ``location`` (the file), ``value`` (a
     small output's JSON), ``bytes``, ``expires_at`` (a cached task's), ``at``, ``content_hash``
     (``xxh3:`` of the file: a file whose bytes differ is never reused).
 ``quality_results``

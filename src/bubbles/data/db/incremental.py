@@ -139,7 +139,7 @@ def _read_incremental(
         where = f" WHERE {quote_ident(cursor)} > :bubbles_watermark"
     order = ", ".join([quote_ident(cursor), *(quote_ident(k) for k in keys)])
     sql = f"SELECT * FROM {source}{where} ORDER BY {order}"
-    result = read_sql(conn, sql, values or None)
+    result = read_sql(conn, sql, values or None, lazy=False)  # the watermark is of the rows read now
     if cursor not in result.column_names:
         raise ConfigError(
             f"read_incremental(): cursor column {cursor!r} is not in the result (columns: {', '.join(result.column_names)})."

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..._context import log_metric
 from .. import lineage
+from ..lazy import LazyTable, wanted
+from ..lazy.dbscan import plan_query
 from .base import Connection, display_table, qualified, using
 from .connect import connect
 
@@ -81,16 +83,23 @@ def read_batches(
     return lineage.remember(pa.RecordBatchReader.from_batches(reader.schema, stream()), origin)
 
 
-def read_sql(conn: Connection | str, query: str, params: Params = None, *, batch_size: int | None = None) -> pa.Table:
+def read_sql(conn: Connection | str, query: str, params: Params = None, *, batch_size: int | None = None,
+             lazy: bool | None = None) -> pa.Table:
     """Run ``query`` and return its result as an Arrow table.
 
-    For results bigger than memory use :func:`read_batches`, which streams.
+    For results bigger than memory use :func:`read_batches`, which streams. Inside a task the
+    query is planned instead (its columns are asked for, which checks it): the result is a
+    :class:`~bubbles.data.lazy.LazyTable` that runs the query where it is used — streamed into the
+    DuckDB statement of the ``bubbles.sql`` or writer it is handed to, without a full copy, or
+    read whole when Python uses it. It then reads the tables as they are at that moment.
 
     Args:
         conn: a connection, URL or connection name (``"warehouse"``).
         query: SQL with ``?`` or ``:name`` placeholders.
         params: the values, bound (never pasted into the SQL).
         batch_size: rows per batch while reading.
+        lazy: plan the query (``True``) or run it now (``False``); default: the ``lazy`` setting
+            (``auto``: plan inside tasks). In-memory DuckDB databases are always read now.
 
     Raises:
         QueryError: the database rejected the query; the message quotes the database, the task
@@ -102,6 +111,11 @@ def read_sql(conn: Connection | str, query: str, params: Params = None, *, batch
         >>> bubbles.read_sql(conn, "SELECT ? + 1 AS n", [41]).column("n").to_pylist()
         [42]
     """
+    if wanted(lazy):
+        with using(conn) as c:
+            scan = plan_query(c, query, params, batch_size)
+            if scan is not None:
+                return lineage.remember(LazyTable(scan), lineage.db_query(c, query, scan.schema.names))  # type: ignore[no-any-return]
     reader = read_batches(conn, query, params, batch_size=batch_size)
     return lineage.copy_origin(reader.read_all(), reader)
 

@@ -37,6 +37,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..._context import log_metric
 from ..._errors import BubblesError, ConfigError, DataError
 from .. import lineage
+from ..files._common import to_arrow
+from ..lazy import is_lazy
+from ..lazy.engine import restartable
 from .base import (
     DEFAULT_BATCH_ROWS,
     Connection,
@@ -67,6 +70,10 @@ def as_reader(data: Any, batch_size: int = 65_536) -> pa.RecordBatchReader:
 
     if isinstance(data, pa.RecordBatchReader):
         return data
+    if is_lazy(data):  # its plan streams (a read table: its batches)
+        data = to_arrow(data, what="write_table data")
+        if isinstance(data, pa.RecordBatchReader):
+            return data
     if isinstance(data, pa.Table):
         return data.to_reader(max_chunksize=batch_size)
     if isinstance(data, pa.RecordBatch):
@@ -146,6 +153,11 @@ def write_table(
         raise ConfigError(
             f"write_table({display_table(table)!r}, mode='merge') needs key=[...]: the column(s) that identify a row."
         )
+    return restartable(data, lambda: _load(conn, table, data, mode, keys, schema, batch_size))
+
+
+def _load(conn: Connection | str, table: str | Sequence[str], data: Any, mode: Mode, keys: list[str], schema: SchemaPolicy,
+          batch_size: int) -> int:
     reader = as_reader(data, batch_size)
     missing_keys = [k for k in keys if k not in reader.schema.names]
     if missing_keys:

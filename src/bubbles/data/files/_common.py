@@ -2,7 +2,8 @@
 
 Inputs accepted wherever the data plane takes data: ``pyarrow.Table``, ``RecordBatch``,
 ``RecordBatchReader``, an iterable of record batches, pandas and polars frames (polars
-``LazyFrame`` too), DuckDB relations, and lists of dicts. pandas/polars convert through Arrow
+``LazyFrame`` too), DuckDB relations, lists of dicts, and lazy tables (their plan streams out of
+DuckDB; a writer taking one is wrapped in :func:`~bubbles.data.lazy.engine.restartable`). pandas/polars convert through Arrow
 without copying where the libraries allow (polars shares its buffers; pandas copies only
 object columns).
 """
@@ -121,6 +122,12 @@ def to_arrow(obj: Any, *, what: str = "data") -> pa.Table | pa.RecordBatchReader
 
     if isinstance(obj, pa.Table | pa.RecordBatchReader):
         return obj
+    if getattr(type(obj), "__bubbles_lazy__", False):  # a lazy table: its plan streams (in a writer, see lazy.engine)
+        if obj.is_read:
+            return obj.to_arrow()  # type: ignore[no-any-return]
+        from ..lazy.engine import stream
+
+        return stream(obj.plan, consumer=what.removesuffix(" data"))
     if isinstance(obj, pa.RecordBatch):
         return pa.Table.from_batches([obj])
     module = type(obj).__module__ or ""

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from .csv import _Spec
 
-__all__ = ["Bad", "RawChunk", "convert", "infer", "raw_chunks", "targets_for"]
+__all__ = ["Bad", "RawChunk", "convert", "infer", "raw_chunks", "settled", "targets_for"]
 
 CHUNK_ROWS = 65_536
 # a column is inferred as a type if at most this share of its values do not fit it (and they become bad lines)
@@ -324,6 +324,27 @@ def _two_misfits(head: pa.Array, convert: Callable[[pa.Array], pa.Array]) -> boo
         except errors:
             failed += 1
     return failed == 2
+
+
+def settled(arr: pa.Array, spec: _Spec) -> bool:
+    """Whether a text column stays text whatever follows it: no narrower type fits its first values.
+
+    :func:`infer` tries each candidate on the first values first; when none fits them, the
+    column is text however many rows follow. Otherwise the share of misfits over the whole
+    column decides, which a first block of the file cannot tell.
+    """
+    sample = _values(arr.slice(0, 4000)).slice(0, 1000)
+    if not len(sample):
+        return False
+    head = sample.slice(0, 16)
+    for candidate in _candidates():
+        convert = converter(candidate, spec)
+        if _two_misfits(head, convert):
+            continue
+        if _count_bad(sample, convert, _allowed(len(sample))) is None:
+            continue
+        return False
+    return True
 
 
 def bent_type(arr: pa.Array, spec: _Spec) -> pa.DataType | None:

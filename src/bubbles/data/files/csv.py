@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError
 from .. import lineage
+from ..lazy import LazyTable, wanted
+from ..lazy.csvscan import plan_csv
 from . import _csvsafe as exact
 from ._badlines import BadLines
 from ._common import (
@@ -184,8 +186,15 @@ def read_csv(
     block_size: int | None = None,
     storage_options: dict[str, Any] | None = None,
     output: str = "arrow",
+    lazy: bool | None = None,
 ) -> Any:
     """Read a CSV file into an Arrow table, or with ``batch_size`` into a stream of record batches.
+
+    Inside a task the read is planned, not run: the result is a :class:`~bubbles.data.lazy.LazyTable`
+    that reads the file where it is used — inside the DuckDB statement of a ``bubbles.sql`` or a
+    writer it is handed to (in this task or a later one), or in full, once, when Python code uses
+    it (``.num_rows``, ``.column(...)``, ``.to_pandas()``). DuckDB parses the file there only where
+    it reads it exactly as this reader does; everything below holds either way (docs/lazy.md).
 
     Args:
         path: local path or fsspec URL (``s3://bucket/key.csv``). ``.gz``, ``.bz2`` and ``.zst``
@@ -216,10 +225,12 @@ def read_csv(
         block_size: bytes parsed per block (Arrow's unit of parallelism and of streaming memory).
         storage_options: passed to fsspec for URLs (credentials, ``endpoint_url``...).
         output: ``"arrow"`` (default), ``"pandas"`` or ``"polars"`` for a frame; streams stay Arrow.
+        lazy: plan the read (``True``) or read now (``False``); default: the ``lazy`` setting
+            (``auto``: plan inside tasks, read now elsewhere). Frames and streams are read now.
 
     Returns:
-        A ``pyarrow.Table`` (or frame, see ``output``), or a ``pyarrow.RecordBatchReader`` when
-        ``batch_size`` is given.
+        A ``pyarrow.Table`` (or frame, see ``output``), a ``LazyTable`` when the read is planned, or
+        a ``pyarrow.RecordBatchReader`` when ``batch_size`` is given.
 
     Example:
         >>> import bubbles
@@ -257,6 +268,10 @@ def read_csv(
         if not block_size:
             spec.block_size = 1 << 20  # larger blocks make Arrow read further ahead: memory grows with the file
         return lineage.read_file(_read_stream(spec, batch_size, storage_options), loc, "csv")
+    if output == "arrow" and wanted(lazy):
+        scan = plan_csv(spec)
+        if scan is not None:
+            return lineage.read_file(LazyTable(scan), loc, "csv")
     table = _read_table(spec, storage_options)
     return lineage.read_file(as_output(table, output), loc, "csv", table=table)
 

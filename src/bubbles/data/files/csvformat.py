@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from .. import lineage
+from ..lazy import is_lazy
+from ..lazy.engine import restartable, result_schema, run
 from ._atomic import atomic_file
 from ._common import WrittenFile, count_written, quote_ident, sql_string, to_arrow, to_table
 from ._fileset import FileSet
@@ -137,22 +139,37 @@ def write_csv(data: Any, path: str | os.PathLike[str], format: CsvFormat | None 
         'x\\n1,5\\nNULL\\n'
     """
     fmt = (format or CsvFormat()).replace(**options) if options else (format or CsvFormat())
-    arrow = to_arrow(data, what="write_csv data")
     target = os.fspath(path)
     compression = fmt.compression
     if compression == "infer":
         compression = next((c for s, c in _COMPRESSION_SUFFIX.items() if target.endswith(s)), None)
+    written, schema = restartable(data, lambda: _write(data, target, fmt, compression, storage_options))
+    count_written(written)
+    lineage.files_written(data, written, "csv", columns=[(out, src) for src, out in _output_names(schema, fmt)])
+    return written
+
+
+def _write(data: Any, target: str, fmt: CsvFormat, compression: str | None,
+           storage_options: dict[str, Any] | None) -> tuple[list[WrittenFile], pa.Schema]:
     if not (fmt.split_by or fmt.split_rows):
-        with _con() as con:
-            loc = locate(target, storage_options)
+        loc = locate(target, storage_options)
+        if is_lazy(data) and not data.is_read and loc.is_local and not _zoned(data.schema):
+            # the plan's statement writes the file: reads, query and write in one DuckDB statement
+            schema = data.schema
             with atomic_file(loc) as tmp:
-                written = [_write_one(con, arrow, loc, tmp, fmt, compression)]
-        count_written(written)
-        lineage.files_written(data, written, "csv", columns=[(out, src) for src, out in _output_names(arrow.schema, fmt)])
-        return written
-    parts = list(_split(to_table(arrow), fmt, target))
+                def copy(con: Any, text: str, params: Any) -> WrittenFile:
+                    actual = result_schema(con, text, params)  # (a file that fell back may have other types than planned)
+                    return _copy(con, text, params, actual, loc, tmp, fmt, compression)
+
+                one = run(data.plan, copy, consumer="write_csv", target=str(loc), rows=lambda w: w.rows)
+                return [one], schema  # (for lineage: its column names, which a fallback never changes)
+        arrow = to_arrow(data, what="write_csv data")
+        with _con() as con, atomic_file(loc) as tmp:
+            return [_write_one(con, arrow, loc, tmp, fmt, compression)], arrow.schema
+    table = to_table(data, what="write_csv data")
+    parts = list(_split(table, fmt, target))
     first = locate(parts[0][0], storage_options)
-    written = []
+    written: list[WrittenFile] = []
     with _con() as con:
         if not first.is_local:  # object storage: each part is one atomic upload; the set is not (see docs/files.md)
             for name, part in parts:
@@ -170,9 +187,14 @@ def write_csv(data: Any, path: str | os.PathLike[str], format: CsvFormat | None 
             except BaseException:
                 fileset.discard()
                 raise
-    count_written(written)
-    lineage.files_written(data, written, "csv", columns=[(out, src) for src, out in _output_names(arrow.schema, fmt)])
-    return written
+    return written, table.schema
+
+
+def _zoned(schema: pa.Schema) -> bool:
+    """Whether a column holds zoned timestamps (written in UTC: by a connection set to UTC, not in a plan's statement)."""
+    import pyarrow as pa
+
+    return any(pa.types.is_timestamp(f.type) and f.type.tz is not None for f in schema)
 
 
 def _set_of(template: str) -> tuple[str, str]:
@@ -234,28 +256,35 @@ def _part_name(target: str, field: str, value: str) -> str:
 
 def _write_one(con: Any, data: Any, loc: Location, tmp: str, fmt: CsvFormat, compression: str | None) -> WrittenFile:
     """Write one CSV file at ``tmp`` (which becomes ``loc``) with DuckDB's writer; transcode if needed."""
-    import duckdb
-
     con.register("src", data)
     try:
-        schema = data.schema
-        select = _select(schema, fmt)
-        transcode = fmt.encoding.lower().replace("_", "-") not in ("utf-8", "utf8")
-        options = _copy_options(schema, fmt, None if transcode else compression)
-        raw = tmp + ".utf8" if transcode else tmp
-        try:
-            con.execute(f"COPY ({select} FROM src) TO {sql_string(raw)} ({options})")
-        except duckdb.Error as exc:
-            raise DataError(f"Writing CSV {loc} failed: {exc}", source=str(loc)) from exc
-        rows = _count_rows(con)
-        if transcode:
-            try:
-                _transcode(raw, tmp, fmt.encoding, compression)
-            finally:
-                os.unlink(raw)
-        size = os.path.getsize(tmp)
+        return _copy(con, "src", None, data.schema, loc, tmp, fmt, compression)
     finally:
         con.unregister("src")
+
+
+def _copy(con: Any, source: str, params: Any, schema: pa.Schema, loc: Location, tmp: str, fmt: CsvFormat,
+          compression: str | None) -> WrittenFile:
+    """``COPY`` the relation ``source`` (a registered name, or a plan's statement with its ``params``) to ``tmp``."""
+    import duckdb
+
+    select = _select(schema, fmt)
+    transcode = fmt.encoding.lower().replace("_", "-") not in ("utf-8", "utf8")
+    options = _copy_options(schema, fmt, None if transcode else compression)
+    raw = tmp + ".utf8" if transcode else tmp
+    try:
+        con.execute(f"COPY ({select} FROM {source} AS src) TO {sql_string(raw)} ({options})", params)
+    except duckdb.Error as exc:
+        if params is not None or source != "src":
+            raise  # a plan's statement: its engine translates (and may run it again)
+        raise DataError(f"Writing CSV {loc} failed: {exc}", source=str(loc)) from exc
+    rows = _count_rows(con)
+    if transcode:
+        try:
+            _transcode(raw, tmp, fmt.encoding, compression)
+        finally:
+            os.unlink(raw)
+    size = os.path.getsize(tmp)
     pairs = _output_names(schema, fmt)
     columns = tuple((out, str(schema.field(src).type)) for src, out in pairs)
     return WrittenFile(str(loc), rows, size, columns)

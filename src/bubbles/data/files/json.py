@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from .. import lineage
+from ..lazy.engine import restartable
 from . import _jsonsafe as exact
 from ._atomic import atomic_file
 from ._badlines import BadLines
@@ -198,14 +199,18 @@ def write_json(data: Any, path: str | os.PathLike[str], *, lines: bool = True, c
         >>> open("/tmp/x.ndjson").read()
         '{"id":1,"tags":["a","b"]}\\n'
     """
-    import duckdb
-
     loc = locate(path, storage_options)
     if compression == "infer":
         text = str(loc)
         compression = "gzip" if text.endswith(".gz") else "zstd" if text.endswith(".zst") else None
     if compression not in (None, "gzip", "zstd"):
         raise ConfigError(f"write_json compression={compression!r}: use None, 'gzip' or 'zstd'.")
+    return restartable(data, lambda: _write_json(data, loc, lines, compression))
+
+
+def _write_json(data: Any, loc: Location, lines: bool, compression: str | None) -> list[WrittenFile]:
+    import duckdb
+
     arrow = to_arrow(data, what="write_json data")
     con = duckdb.connect()
     try:

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError, MissingDependencyError
 from .. import lineage
+from ..lazy.engine import restartable
 from ._atomic import atomic_file
 from ._common import WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_reader
-from ._fs import locate
+from ._fs import Location, locate
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -67,10 +68,14 @@ def write_orc(data: Any, path: str | os.PathLike[str], *, compression: str = "zs
         >>> import bubbles, pyarrow as pa
         >>> _ = bubbles.write_orc(pa.table({"x": [1, 2]}), "/tmp/x.orc")
     """
+    loc = locate(path, storage_options)
+    return restartable(data, lambda: _write_orc(data, loc, compression))
+
+
+def _write_orc(data: Any, loc: Location, compression: str) -> list[WrittenFile]:
     import pyarrow as pa
     import pyarrow.orc as orc
 
-    loc = locate(path, storage_options)
     reader = to_reader(data, what="write_orc data")
     rows = 0
     with atomic_file(loc) as tmp:
@@ -238,8 +243,13 @@ def write_avro(data: Any, path: str | os.PathLike[str], *, codec: str = "deflate
         >>> import bubbles, pyarrow as pa
         >>> _ = bubbles.write_avro(pa.table({"x": [1, 2]}), "/tmp/x.avro")
     """
-    fastavro = _fastavro()
+    _fastavro()
     loc = locate(path, storage_options)
+    return restartable(data, lambda: _write_avro(data, loc, codec, name))
+
+
+def _write_avro(data: Any, loc: Location, codec: str, name: str) -> list[WrittenFile]:
+    fastavro = _fastavro()
     reader = to_reader(data, what="write_avro data")
     schema = fastavro.parse_schema(avro_schema(reader.schema, name))
     rows = 0

@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError, DataError
 from .. import lineage
+from ..lazy import LazyTable, is_lazy, wanted
+from ..lazy.engine import restartable
+from ..lazy.parquetscan import plan_parquet
+from ..lazy.write import copies, copy_file
 from ._atomic import atomic_dir, atomic_file, temp_name
 from ._common import NOT_RETRIED, WrittenFile, as_output, count_read, count_written, counted, missing_file, schema_of, to_arrow
 from ._fileset import publish_swap, remote_members
@@ -36,8 +40,12 @@ _ZSTD_RATIO = 0.3  # typical on-disk / in-memory size of zstd Parquet, to turn b
 
 def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None = None, filters: Any = None,
                  partitioning: str | None = "hive", batch_size: int | None = None,
-                 storage_options: dict[str, Any] | None = None, output: str = "arrow") -> Any:
+                 storage_options: dict[str, Any] | None = None, output: str = "arrow", lazy: bool | None = None) -> Any:
     """Read a Parquet file or a (Hive-partitioned) directory of them.
+
+    Inside a task (local files) the read is planned: the result is a
+    :class:`~bubbles.data.lazy.LazyTable` that DuckDB scans in place where it is used (only the
+    columns and row groups a query needs), or that reads itself in full when Python uses it.
 
     Args:
         path: a file, or a directory of ``.parquet`` files (local or fsspec URL).
@@ -49,6 +57,7 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
         batch_size: stream record batches of at most this many rows instead of one table.
         storage_options: passed to fsspec for URLs.
         output: ``"arrow"`` (default), ``"pandas"`` or ``"polars"`` for a frame; streams stay Arrow.
+        lazy: plan the read (``True``) or read now (``False``); default: the ``lazy`` setting.
 
     Example:
         >>> import bubbles
@@ -72,6 +81,11 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
             scanner = dataset.scanner(columns=list(columns) if columns else None, filter=expression,
                                       batch_size=batch_size)
             return lineage.read_file(counted(scanner.to_reader()), loc, "parquet")
+        if output == "arrow" and wanted(lazy):
+            scan = plan_parquet(loc, source, dataset, list(columns) if columns else None, expression, partitioning,
+                                loc.path.rstrip("/") if members is not None else None)
+            if scan is not None:
+                return lineage.read_file(LazyTable(scan), loc, "parquet")
         table = dataset.to_table(columns=list(columns) if columns else None, filter=expression)
     except FileNotFoundError:
         raise missing_file("Parquet path", loc) from None
@@ -138,14 +152,19 @@ def write_parquet(data: Any, path: str | os.PathLike[str], *, partition_by: Sequ
     if mode == "append" and loc.exists() and not loc.isdir():
         raise ConfigError(f"write_parquet(mode='append'): {loc} is a file; appending needs a dataset directory. "
                           "Write to a directory (with partition_by or not), or use mode='overwrite'.")
-    arrow = to_arrow(data, what="write_parquet data")
     compression = compression or "none"
-    if not partition_by and not target_file_size and mode == "overwrite" and not loc.isdir():
-        written, dataset = [_write_file(arrow, loc, compression, compression_level, row_group_size)], None
-    else:
-        written = _write_dataset(arrow, loc, list(partition_by or []), compression, compression_level,
-                                 target_file_size, row_group_size, mode)
-        dataset = loc  # one dataset, the directory
+    single = not partition_by and not target_file_size and mode == "overwrite" and not loc.isdir()
+
+    def write() -> tuple[list[WrittenFile], Location | None]:
+        if single and is_lazy(data) and not data.is_read and copies(data.schema, loc, compression):
+            return [copy_file(data.plan, data.schema, loc, compression, compression_level, row_group_size)], None
+        arrow = to_arrow(data, what="write_parquet data")
+        if single:
+            return [_write_file(arrow, loc, compression, compression_level, row_group_size)], None
+        return _write_dataset(arrow, loc, list(partition_by or []), compression, compression_level, target_file_size,
+                              row_group_size, mode), loc  # one dataset, the directory
+
+    written, dataset = restartable(data, write)
     count_written(written)
     lineage.files_written(data, written, "parquet", dataset=dataset)
     return written
@@ -176,47 +195,52 @@ def _dictionary_columns(sample: pa.Table | pa.RecordBatch) -> list[str]:
 
 def _write_file(data: pa.Table | pa.RecordBatchReader, loc: Location, compression: str, level: int | None,
                 row_group_size: int | None) -> WrittenFile:
+    with atomic_file(loc) as tmp:
+        rows = write_file_at(tmp, data, compression, level, row_group_size)
+        size = os.path.getsize(tmp)
+    return WrittenFile(str(loc), rows, size, schema_of(data.schema))
+
+
+def write_file_at(tmp: str, data: pa.Table | pa.RecordBatchReader, compression: str, level: int | None,
+                  row_group_size: int | None) -> int:
+    """Write one Parquet file at the local path ``tmp`` (a temporary name, published by the caller); returns its rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if isinstance(data, pa.Table):
-        with atomic_file(loc) as tmp:
-            pq.write_table(data, tmp, compression=compression, compression_level=level,
-                           row_group_size=row_group_size or 1024 * 1024, use_dictionary=_dictionary_columns(data))
-            size = os.path.getsize(tmp)
-        return WrittenFile(str(loc), data.num_rows, size, schema_of(data.schema))
+        pq.write_table(data, tmp, compression=compression, compression_level=level,
+                       row_group_size=row_group_size or 1024 * 1024, use_dictionary=_dictionary_columns(data))
+        return data.num_rows
     reader = data
     group_rows = row_group_size or _ROW_GROUP
     rows = 0
     pending: list[pa.RecordBatch] = []
     buffered = 0
     writer: pq.ParquetWriter | None = None
-    with atomic_file(loc) as tmp:
-        try:
-            # streams often come in small batches; a row group per batch would make a slow, badly compressed
-            # file, so batches are gathered into row groups of ``group_rows`` (memory: one row group)
-            for batch in reader:
-                pending.append(batch)
-                buffered += batch.num_rows
-                rows += batch.num_rows
-                if buffered >= group_rows:
-                    group = pa.Table.from_batches(pending, reader.schema)
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level,
-                                                  use_dictionary=_dictionary_columns(group))
-                    writer.write_table(group, row_group_size=group_rows)
-                    pending, buffered = [], 0
-            if pending or writer is None:
+    try:
+        # streams often come in small batches; a row group per batch would make a slow, badly compressed
+        # file, so batches are gathered into row groups of ``group_rows`` (memory: one row group)
+        for batch in reader:
+            pending.append(batch)
+            buffered += batch.num_rows
+            rows += batch.num_rows
+            if buffered >= group_rows:
                 group = pa.Table.from_batches(pending, reader.schema)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level,
                                               use_dictionary=_dictionary_columns(group))
                 writer.write_table(group, row_group_size=group_rows)
-        finally:
-            if writer is not None:
-                writer.close()
-        size = os.path.getsize(tmp)
-    return WrittenFile(str(loc), rows, size, schema_of(reader.schema))
+                pending, buffered = [], 0
+        if pending or writer is None:
+            group = pa.Table.from_batches(pending, reader.schema)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, reader.schema, compression=compression, compression_level=level,
+                                          use_dictionary=_dictionary_columns(group))
+            writer.write_table(group, row_group_size=group_rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def _write_dataset(arrow: Any, loc: Location, partition_by: list[str], compression: str, level: int | None,
