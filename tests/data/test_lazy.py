@@ -564,7 +564,11 @@ def _shapes() -> Any:
 
     from hypothesis import strategies as st
 
-    junk = st.text(alphabet="0123456789-+.eE: T_xZ", min_size=1, max_size=14)
+    # (with texts DuckDB reads and renders, some of which the reader does not read: what a shape must refuse)
+    rendered = st.sampled_from(["inf", "-inf", "nan", "infinity", "1e-300", "0999-01-01", "12025-01-01", "0001-01-01 (BC)",
+                                "0999-01-01 00:00:00", "12025-01-01 00:00:00", "9223372036854775807", "-9223372036854775808",
+                                "255", "256", "-0"])
+    junk = st.one_of(st.text(alphabet="0123456789-+.eE: T_xZ", min_size=1, max_size=14), rendered)
     stamps = st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31))
 
     def stamp(t: dt.datetime, sep: str, fraction: int) -> str:
