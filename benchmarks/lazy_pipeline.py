@@ -310,16 +310,18 @@ def main() -> None:
         if not base:
             continue
         fastest = min(base, key=lambda e: statistics.median(r["seconds"] for r in results[(job, e)]))
-        for engine in (e for e in engines if e.startswith("bubbles")):
-            pairs = list(zip(results[(job, engine)], results[(job, fastest)], strict=True))
-            per_round = [b["seconds"] / f["seconds"] for b, f in pairs]
-            mem = [b["peak_mb"] / f["peak_mb"] for b, f in pairs]
-            t_ratio = statistics.median(r["seconds"] for r in results[(job, engine)]) / statistics.median(
-                r["seconds"] for r in results[(job, fastest)])
-            m_ratio = statistics.median(r["peak_mb"] for r in results[(job, engine)]) / statistics.median(
-                r["peak_mb"] for r in results[(job, fastest)])
-            print(f"  {engine} / {fastest}: time {t_ratio:.2f}x (per round {min(per_round):.2f}-{max(per_round):.2f}), "
-                  f"peak RSS {m_ratio:.2f}x (per round {min(mem):.2f}-{max(mem):.2f})")
+        # against the fastest engine (the target), and against DuckDB (the engine bubbles' plans run on)
+        for reference in dict.fromkeys([fastest, *(["duckdb"] if "duckdb" in base else [])]):
+            for engine in (e for e in engines if e.startswith("bubbles")):
+                pairs = list(zip(results[(job, engine)], results[(job, reference)], strict=True))
+                per_round = [b["seconds"] / f["seconds"] for b, f in pairs]
+                mem = [b["peak_mb"] / f["peak_mb"] for b, f in pairs]
+                t_ratio = statistics.median(r["seconds"] for r in results[(job, engine)]) / statistics.median(
+                    r["seconds"] for r in results[(job, reference)])
+                m_ratio = statistics.median(r["peak_mb"] for r in results[(job, engine)]) / statistics.median(
+                    r["peak_mb"] for r in results[(job, reference)])
+                print(f"  {engine} / {reference}: time {t_ratio:.2f}x (per round {min(per_round):.2f}-{max(per_round):.2f}), "
+                      f"peak RSS {m_ratio:.2f}x (per round {min(mem):.2f}-{max(mem):.2f})")
 
 
 if __name__ == "__main__":

@@ -653,3 +653,30 @@ def test_when_a_filter_runs_before_the_guard_the_file_is_checked_whole(tmp_path:
     scan.scan_sql = lambda: raw  # type: ignore[method-assign]
     with pytest.raises(duckdb.Error, match="bubbles-guard"):
         _complete(con, b)
+
+
+@pytest.mark.parametrize("lazy", ["off", "on"])
+def test_bytes_read_is_the_size_of_the_files_on_both_paths(tmp_path: Path, lazy: str) -> None:
+    csv = orders_csv(tmp_path / "orders.csv", rows=20_000)
+    pq.write_table(pa.table({"id": list(range(1000))}), tmp_path / "ids.parquet")
+
+    def read_both() -> int:
+        orders = bubbles.read_csv(csv, schema={"amount": "decimal(10,2)"})
+        ids = bubbles.read_parquet(tmp_path / "ids.parquet")
+        return int(orders.num_rows) + int(ids.num_rows)  # Python uses the values: both are read here
+
+    def fused(orders: Any) -> int:
+        return load(transform(orders), str(tmp_path / "out.parquet"))
+
+    wf = Workflow("bytes")
+    wf.add_task(read_both)
+    e = wf.add_task(extract, kwargs={"csv": str(csv)})
+    wf.add_task(fused, requires=[e])
+    result = wf.run(settings={"lazy": lazy, "resources": False})
+    assert result.ok, result.summary()
+    sizes = os.path.getsize(csv) + os.path.getsize(tmp_path / "ids.parquet")
+    assert result.tasks["read_both"].metrics["bytes_read"] == sizes
+    assert result.tasks["read_both"].metrics["rows_read"] == 21_000
+    reader = "extract" if lazy == "off" else "fused"  # (lazy: the plan reads the file where it is used)
+    assert result.tasks[reader].metrics["bytes_read"] == os.path.getsize(csv)
+    assert result.tasks[reader].metrics["rows_read"] == 20_000

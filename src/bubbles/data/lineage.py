@@ -191,21 +191,13 @@ def read_file(obj: Any, loc: Any, format: str, *, table: Any = None) -> Any:
     if active() is None:
         return obj
     namespace, name = naming.file_dataset(loc)
-    size = _size_on_disk(loc)
+    from .files._common import size_on_disk
+
+    size = size_on_disk(loc)
     if table is not None:
         return read(obj, namespace, name, kind="file", format=format, rows=table.num_rows, nbytes=size,
                     schema=table.schema)
     return read(obj, namespace, name, kind="file", format=format, nbytes=size, schema=getattr(obj, "schema", None))
-
-
-def _size_on_disk(loc: Any) -> int | None:
-    """The bytes of a local file read (what a write of it reports too); ``None`` for a directory or remote file."""
-    if not getattr(loc, "is_local", False):
-        return None
-    try:
-        return os.path.getsize(loc.path) if os.path.isfile(loc.path) else None
-    except OSError:
-        return None
 
 
 def came_from(obj: Any, namespace: str, name: str) -> Any:

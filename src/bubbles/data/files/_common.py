@@ -10,6 +10,7 @@ object columns).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -96,11 +97,33 @@ def check_on_bad_lines(value: str) -> str:
     return value
 
 
-def count_read(rows: int, nbytes: int | None = None) -> None:
-    """Feed rows (and bytes) read into the running task's metrics; a no-op outside a task."""
+def count_read(rows: int, nbytes: int | None = None, *, files: Iterable[Any] = ()) -> None:
+    """Feed rows and bytes read into the running task's metrics; a no-op outside a task.
+
+    ``bytes_read`` is the size on disk of the local ``files`` read (a :class:`Location` or a path),
+    as the lazy path and the lineage records count it; ``nbytes`` (the data's Arrow size) where
+    that is unknown: a remote file, a stream.
+    """
     log_metric("rows_read", rows, add=True)
+    sizes = [size_on_disk(f) for f in files]
+    if sizes and all(s is not None for s in sizes):
+        nbytes = sum(s for s in sizes if s is not None)
     if nbytes is not None:
         log_metric("bytes_read", nbytes, add=True)
+
+
+def size_on_disk(loc: Any) -> int | None:
+    """The bytes of a local file (a :class:`Location` or a path); ``None`` for a directory, a remote or missing file."""
+    if isinstance(loc, str | os.PathLike):
+        path = os.fspath(loc)
+    elif getattr(loc, "is_local", False):
+        path = loc.path
+    else:
+        return None
+    try:
+        return os.path.getsize(path) if os.path.isfile(path) else None
+    except OSError:
+        return None
 
 
 def count_written(files: Iterable[WrittenFile]) -> None:

@@ -282,7 +282,7 @@ def _read_table(spec: _Spec, storage_options: dict[str, Any] | None) -> pa.Table
 
     table, targets = _fast_table(spec)
     if table is not None:
-        count_read(table.num_rows, table.nbytes)
+        count_read(table.num_rows, table.nbytes, files=[spec.loc])
         return table
     bad = _bad_lines(spec)
     if targets is not None:  # Arrow's types hold (after un-bending): convert chunk by chunk
@@ -293,7 +293,7 @@ def _read_table(spec: _Spec, storage_options: dict[str, Any] | None) -> pa.Table
         batches = [exact.convert(whole, targets, spec, bad)]
     bad.finish(storage_options)
     table = pa.Table.from_batches(batches, schema=targets)
-    count_read(table.num_rows, table.nbytes)
+    count_read(table.num_rows, table.nbytes, files=[spec.loc])
     return table
 
 

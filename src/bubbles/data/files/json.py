@@ -96,7 +96,7 @@ def read_json(path: str | os.PathLike[str], *, schema: Any = None, lines: bool |
             merged.bad += chunk.bad
         table = exact.convert(merged, exact.schema_for(merged, sch), bad)
         bad.finish(storage_options)
-    count_read(table.num_rows, table.nbytes)
+    count_read(table.num_rows, table.nbytes, files=[loc])
     return lineage.read_file(as_output(table, output), loc, "json", table=table)
 
 
@@ -185,7 +185,7 @@ def _read_array(body: bytes, loc: Location, schema: pa.Schema | None) -> pa.Tabl
         table = pa.Table.from_pylist(records, schema=schema) if schema is not None else pa.Table.from_pylist(records)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DataError(f"JSON file {loc}: values do not fit the declared schema: {exc}.", source=str(loc)) from None
-    count_read(table.num_rows, table.nbytes)
+    count_read(table.num_rows, table.nbytes, files=[loc])
     return table
 
 

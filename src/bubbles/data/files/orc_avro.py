@@ -56,7 +56,7 @@ def read_orc(path: str | os.PathLike[str], *, columns: Sequence[str] | None = No
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{loc} is not a readable ORC file: {exc}. Check the path and that it was written whole.",
                         source=str(loc)) from None
-    count_read(table.num_rows, table.nbytes)
+    count_read(table.num_rows, table.nbytes, files=[loc])
     return lineage.read_file(as_output(table, output), loc, "orc", table=table)
 
 
@@ -231,7 +231,7 @@ def read_avro(path: str | os.PathLike[str], *, columns: Sequence[str] | None = N
     if batch_size:
         return lineage.read_file(counted(reader), loc, "avro")
     table = reader.read_all()
-    count_read(table.num_rows, table.nbytes)
+    count_read(table.num_rows, table.nbytes, files=[loc])
     return lineage.read_file(as_output(table, output), loc, "avro", table=table)
 
 

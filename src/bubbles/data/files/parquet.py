@@ -91,7 +91,7 @@ def read_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None 
         raise missing_file("Parquet path", loc) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise _translate(exc, loc) from None
-    count_read(table.num_rows, table.nbytes)
+    count_read(table.num_rows, table.nbytes, files=dataset.files if loc.is_local else ())
     return lineage.read_file(as_output(table, output), loc, "parquet", table=table)
 
 

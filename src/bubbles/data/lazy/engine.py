@@ -137,7 +137,7 @@ def materialize(node: Node) -> pa.Table:
         table = node.read_exact()
     elif isinstance(node, ParquetScan):
         table = node.read()
-        _count(table)
+        _count(table, [f.path for f in node.files] if node.loc.is_local else [])
     elif isinstance(node, DbScan):
         table = node.reader().read_all()
     else:
@@ -148,10 +148,10 @@ def materialize(node: Node) -> pa.Table:
     return table
 
 
-def _count(table: pa.Table) -> None:
+def _count(table: pa.Table, files: list[str]) -> None:
     from ..files._common import count_read
 
-    count_read(table.num_rows, table.nbytes)
+    count_read(table.num_rows, table.nbytes, files=files)
 
 
 def run(node: Node, action: Callable[[Any, str, Any], T], *, consumer: str, target: str | None = None,
