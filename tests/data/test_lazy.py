@@ -680,3 +680,20 @@ def test_bytes_read_is_the_size_of_the_files_on_both_paths(tmp_path: Path, lazy:
     reader = "extract" if lazy == "off" else "fused"  # (lazy: the plan reads the file where it is used)
     assert result.tasks[reader].metrics["bytes_read"] == os.path.getsize(csv)
     assert result.tasks[reader].metrics["rows_read"] == 20_000
+
+
+def test_num_rows_after_a_write_is_the_rows_written_not_a_new_read(tmp_path: Path) -> None:
+    csv = orders_csv(tmp_path / "orders.csv")
+
+    def write_then_count(table: Any, out: str) -> tuple[int, int, bool]:
+        written = load(table, out)
+        return written, table.num_rows, table.is_read  # (a user's "return table.num_rows" after the write)
+
+    wf = Workflow("count-after-write")
+    e = wf.add_task(extract, kwargs={"csv": str(csv)})
+    t = wf.add_task(transform, requires=[e])
+    wf.add_task(write_then_count, requires=[t], name="load", kwargs={"out": str(tmp_path / "out.parquet")})
+    result = wf.run(settings={"lazy": "on", "resources": False})
+    assert result.tasks["load"].result == (15_000, 15_000, False)  # the plan ran once: in the writer
+    [event] = fused_events(result)
+    assert json.loads(event.steps)[0]["rows"] == 30_000

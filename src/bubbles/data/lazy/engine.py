@@ -339,6 +339,8 @@ def _mark_used(node: Node) -> None:
 
 def _report(node: Node, b: Binder, scans: dict[str, int], consumer: str, target: str | None, rows_out: int | None) -> None:
     _mark_used(node)
+    if rows_out is not None:
+        node.rows = rows_out  # (``num_rows`` of the lazy table after a writer wrote it: that run's count, not a new read)
     ctx = current_task()
     if ctx is None:
         return

@@ -40,6 +40,7 @@ class Node:
     schema: pa.Schema
     planned_by: str | None = None
     used: bool = False  # a plan holding this node ran (or its data was read for Python)
+    rows: int | None = None  # rows this node's plan produced when it last ran whole into a consumer (a writer)
     step = "read"  # what the step is, for `bubbles show`: read_csv, sql, read_sql, ...
 
     def parts(self) -> tuple[Node, ...]:

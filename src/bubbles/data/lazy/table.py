@@ -128,6 +128,9 @@ class LazyTable:
     # -- the pyarrow.Table it stands for ----------------------------------------------------------------
     @property
     def num_rows(self) -> int:
+        """The rows. After the plan ran whole into a writer, the rows that run produced (nothing is read again)."""
+        if self._table is None and self._node.rows is not None:
+            return self._node.rows
         return self.to_arrow().num_rows
 
     @property
