@@ -697,3 +697,24 @@ def test_num_rows_after_a_write_is_the_rows_written_not_a_new_read(tmp_path: Pat
     assert result.tasks["load"].result == (15_000, 15_000, False)  # the plan ran once: in the writer
     [event] = fused_events(result)
     assert json.loads(event.steps)[0]["rows"] == 30_000
+
+
+def test_rows_in_counts_lazy_inputs_once_read_and_stays_unknown_otherwise(tmp_path: Path) -> None:
+    csv = orders_csv(tmp_path / "orders.csv", rows=1_000)
+
+    def extract_two() -> list[Any]:
+        return [extract(str(csv)), extract(str(csv))]  # a list of plans, handed on as it is
+
+    def both(tables: list[Any]) -> int:
+        return sum(int(t.num_rows) for t in tables)  # Python reads both plans here
+
+    def neither(tables: list[Any]) -> int:
+        return len(tables)  # reads nothing: the size of its input is unknown, never zero
+
+    wf = Workflow("rows-in")
+    wf.add_task(both, requires=[wf.add_task(extract_two, name="two")])
+    wf.add_task(neither, requires=[wf.add_task(extract_two, name="other_two")])
+    result = wf.run(settings={"lazy": "on", "resources": False}, executor="serial")
+    assert result.ok, result.summary()
+    assert result.tasks["both"].metrics["rows_in"] == 2_000 and result.tasks["both"].result == 2_000
+    assert "rows_in" not in result.tasks["neither"].metrics

@@ -36,8 +36,9 @@ def measure(value: Any) -> tuple[int | None, int | None]:
         if not value:
             return 0, None
         first = type(value[0])
-        if (first.__module__ or "").startswith("pyarrow") and hasattr(value[0], "num_rows"):
-            return _sum_arrow(value)
+        arrow = (first.__module__ or "").startswith("pyarrow") and hasattr(value[0], "num_rows")
+        if arrow or hasattr(first, "__bubbles_size__"):
+            return _sum_tables(value)  # Arrow tables or batches, and deferred values (lazy tables) among them
         if first in _RECORD_TYPES:  # records (dicts, tuples) or plain values: each item is a row
             return len(value), None
         return None, None  # a list of other objects (files written, handles): not rows of data
@@ -75,11 +76,18 @@ def measure(value: Any) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _sum_arrow(parts: list[Any] | tuple[Any, ...]) -> tuple[int | None, int | None]:
+def _sum_tables(parts: list[Any] | tuple[Any, ...]) -> tuple[int | None, int | None]:
+    """Rows and bytes of a list of tables. A deferred value counts what it knows (it is never read to be
+    counted); one that does not know makes the total unknown. A list with other items counts its items."""
     rows = nbytes = 0
     for part in parts:
-        n, b = getattr(part, "num_rows", None), getattr(part, "nbytes", None)
-        if n is None:
+        if hasattr(type(part), "__bubbles_size__"):
+            n, b = part.__bubbles_size__()
+            if n is None:
+                return None, None
+        elif (type(part).__module__ or "").startswith("pyarrow") and hasattr(part, "num_rows"):
+            n, b = part.num_rows, getattr(part, "nbytes", None)
+        else:
             return len(parts), None  # a mixed list: count items
         rows += n
         nbytes += b or 0
