@@ -718,3 +718,33 @@ def test_rows_in_counts_lazy_inputs_once_read_and_stays_unknown_otherwise(tmp_pa
     assert result.ok, result.summary()
     assert result.tasks["both"].metrics["rows_in"] == 2_000 and result.tasks["both"].result == 2_000
     assert "rows_in" not in result.tasks["neither"].metrics
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
+def test_read_sql_from_embedded_databases_reads_at_once(tmp_path: Path, kind: str, executor: str) -> None:
+    """A planned SQLite read deadlocked in DuckDB's pull threads; a planned DuckDB-file read could not be opened
+    by another worker process (the file's lock): embedded databases are read where read_sql is called."""
+    url = f"{kind}:///{tmp_path / f'db.{kind}'}"
+    with bubbles.connect(url) as conn:
+        bubbles.write_table(conn, "t", pa.table({"id": list(range(100)), "txt": [f"s{i}" for i in range(100)]}))
+    out = tmp_path / "out.parquet"
+
+    def extract_db() -> Any:
+        table = bubbles.read_sql(url, "SELECT id, txt FROM t")
+        assert isinstance(table, pa.Table)  # not a plan
+        return table
+
+    def transform_db(t: Any) -> Any:
+        return bubbles.sql("SELECT * FROM t WHERE id % 2 = 0", t=t)
+
+    def load_db(t: Any) -> int:
+        return sum(f.rows for f in bubbles.write_parquet(t, out))
+
+    wf = Workflow("embedded")
+    e = wf.add_task(extract_db)
+    t = wf.add_task(transform_db, requires=[e])
+    wf.add_task(load_db, requires=[t], timeout=60)  # (the deadlock: the run would not end)
+    result = wf.run(executor=executor, settings={"lazy": "on", "resources": False}, raise_on_error=False)
+    assert result.ok, result.summary()
+    assert result.tasks["load_db"].result == 50 and pq.read_table(out).column("id").to_pylist() == list(range(0, 100, 2))

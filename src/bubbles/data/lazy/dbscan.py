@@ -9,9 +9,9 @@ nothing is copied whole. A plan that reads the same query twice runs it twice.
 
 The query runs when the plan runs, in the task that uses its result: it sees the tables as they
 are then. A query over tables that another task changes in between should be read at once
-(``read_sql(..., lazy=False)``). In-memory DuckDB databases are always read at once (another
-connection would not see them). A query plan is never kept for resume (the tables may change
-in between): a kept output is the query's result.
+(``read_sql(..., lazy=False)``). Only PostgreSQL queries are planned: DuckDB and SQLite
+databases are read at once (see :func:`plan_query`). A query plan is never kept for resume (the
+tables may change in between): a kept output is the query's result.
 """
 
 from __future__ import annotations
@@ -96,7 +96,11 @@ def plan_query(conn: Connection, query: str, params: Any, batch_size: int | None
     """The planned query, or ``None`` when it is read at once (in-memory DuckDB, or its columns cannot be asked for)."""
     from ..._context import current_task
 
-    if conn.dialect == "duckdb" and conn.spec.path in ("", ":memory:"):
+    if conn.dialect != "postgresql":
+        # Embedded databases are read at once. An in-memory DuckDB is not seen by another connection;
+        # a DuckDB file is locked by the process that has it open (a plan run in another worker process
+        # could not open it); a SQLite connection's reader holds its lock on the thread that opened it,
+        # and DuckDB pulls a planned stream on threads of its own (closing it there deadlocked the run).
         return None
     wrapped = f"SELECT * FROM (\n{query.strip().rstrip(';')}\n) AS bubbles_columns LIMIT 0"
     try:  # (a session, not read_batches: asking for the columns is no read, for metrics and lineage)
