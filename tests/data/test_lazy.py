@@ -748,3 +748,32 @@ def test_read_sql_from_embedded_databases_reads_at_once(tmp_path: Path, kind: st
     result = wf.run(executor=executor, settings={"lazy": "on", "resources": False}, raise_on_error=False)
     assert result.ok, result.summary()
     assert result.tasks["load_db"].result == 50 and pq.read_table(out).column("id").to_pylist() == list(range(0, 100, 2))
+
+
+def test_duckdb_types_parquet_would_store_otherwise_are_written_by_pyarrow(tmp_path: Path) -> None:
+    """sum() of integers is a HUGEINT, which DuckDB's Parquet writer stores as a double (losing digits past 2^53):
+    such results, and UUID / JSON / BIT columns, go through pyarrow's writer as on the eager path."""
+    csv = tmp_path / "big.csv"
+    csv.write_text("id\n" + "\n".join(str(2**53 + 1) for _ in range(3)) + "\n")
+    query = "SELECT sum(id) AS s, '00000000-0000-0000-0000-000000000001'::UUID AS u, '{\"a\":1}'::JSON AS j FROM t"
+    tables = {}
+    for lazy in ("on", "off"):
+        out = tmp_path / f"{lazy}.parquet"
+
+        def extract_big() -> Any:
+            return bubbles.read_csv(csv)
+
+        def transform_big(t: Any) -> Any:
+            return bubbles.sql(query, t=t)
+
+        def load_big(t: Any, out: str) -> int:
+            return sum(f.rows for f in bubbles.write_parquet(t, out))
+
+        wf = Workflow("types")
+        e = wf.add_task(extract_big)
+        t = wf.add_task(transform_big, requires=[e])
+        wf.add_task(load_big, requires=[t], kwargs={"out": str(out)})
+        assert wf.run(settings={"lazy": lazy, "resources": False}).ok
+        tables[lazy] = pq.read_table(out)
+    assert tables["on"].equals(tables["off"]) and tables["on"].schema == tables["off"].schema
+    assert tables["on"].column("s").to_pylist() == [3 * (2**53 + 1)]  # exact

@@ -13,6 +13,7 @@ anyway). Both write aside and publish atomically, as for any other data.
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..files._common import WrittenFile, quote_ident, schema_of, sql_string
@@ -42,6 +43,22 @@ def _same_in_parquet(t: pa.DataType) -> bool:
 def copies(schema: pa.Schema, loc: Location, compression: str) -> bool:
     """Whether DuckDB writes this schema to ``loc`` as ``pyarrow`` would (see the module docstring)."""
     return loc.is_local and compression in _COMPRESSION and all(_same_in_parquet(f.type) for f in schema)
+
+
+# DuckDB types its Parquet writer stores as pyarrow stores their Arrow form (HUGEINT is written as a double
+# but reaches Arrow as decimal128(38, 0); UUID, JSON and BIT come out as other types; nested types differ)
+_PLAIN_DUCK = re.compile(r"BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|VARCHAR"
+                         r"|BLOB|DATE|TIMESTAMP|TIMESTAMP_S|TIMESTAMP_MS|TIMESTAMP_NS|DECIMAL\(\d+,\s*\d+\)")
+
+
+def duckdb_writes_alike(con: Any, text: str, params: Any, schema: pa.Schema) -> bool:
+    """Whether DuckDB's COPY writes the plan's result as ``pyarrow`` writes its Arrow form: every column of a
+    plain DuckDB type and of an Arrow type both store alike. (One difference stays: DuckDB marks columns it
+    knows hold no null — constants, ``count(*)`` — as required in the file; their values are the same.)"""
+    if not all(_same_in_parquet(f.type) for f in schema):
+        return False
+    types = con.sql(f"SELECT * FROM {text} AS __bubbles_types LIMIT 0", params=params).types
+    return all(_PLAIN_DUCK.fullmatch(str(t)) for t in types)
 
 
 def _select(schema: pa.Schema) -> str:
@@ -74,7 +91,7 @@ def copy_file(node: Node, schema: pa.Schema, loc: Location, compression: str, le
         def copy(con: Any, text: str, params: Any) -> int:
             actual = result_schema(con, text, params)  # (the planned one, unless a file fell back with other types)
             written.append(actual)
-            if not all(_same_in_parquet(f.type) for f in actual):  # pyarrow's writer, from the plan's batches
+            if not duckdb_writes_alike(con, text, params, actual):  # pyarrow's writer, from the plan's batches
                 from ..files.parquet import write_file_at
 
                 reader = con.sql(f"SELECT * FROM {text} AS __bubbles_out", params=params).to_arrow_reader(_ROW_GROUP)
