@@ -813,3 +813,36 @@ def pacsv_first_name(style: str) -> str:
 
     header = "id,name,extra" if style.endswith(",x") else "id,name"
     return str(pacsv.read_csv(io.BytesIO((header + "\n" + style.format(i=0) + "\n").encode())).column("name")[0])
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads"])
+def test_a_bad_line_is_quarantined_once_by_two_consumers_and_a_failing_write(tmp_path: Path, executor: str) -> None:
+    csv = orders_csv(tmp_path / "orders.csv", lines={25_000: '24998,2025-01-01 00:00:00,zz,paid,de,"x"'})
+    where = {"quarantine_dir": str(tmp_path / "quarantine")}
+    sink = tmp_path / "quarantine" / "orders.csv"
+
+    def extract_q() -> Any:
+        return bubbles.read_csv(csv, schema={"amount": "decimal(10,2)"}, on_bad_lines="quarantine")
+
+    def load_a(t: Any) -> int:
+        return load(t, str(tmp_path / "a.parquet"))
+
+    def load_b(t: Any) -> int:
+        return load(transform(t), str(tmp_path / "b.parquet"))
+
+    def load_bad(t: Any) -> int:  # fails after the plan fell back: the writer's second run reads the file again
+        return load(bubbles.sql("SELECT CAST(note AS INTEGER) AS n FROM t", t=t), str(tmp_path / "c.parquet"))
+
+    wf = Workflow("once")
+    e = wf.add_task(extract_q)
+    wf.add_task(load_a, requires=[e])
+    wf.add_task(load_b, requires=[e])
+    result = wf.run(executor=executor, settings={"lazy": "on", "resources": False, **where})
+    assert result.ok, result.summary()
+    assert [row[0] for row in set_aside(sink, result.run_id)] == [25_000]  # once, not once per consumer
+
+    wf = Workflow("once-failing")
+    wf.add_task(load_bad, requires=[wf.add_task(extract_q)])
+    failed = wf.run(executor=executor, settings={"lazy": "on", "resources": False, **where}, raise_on_error=False)
+    assert failed.tasks["load_bad"].state == "failed"
+    assert [row[0] for row in set_aside(sink, failed.run_id)] == [25_000]

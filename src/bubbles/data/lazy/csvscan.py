@@ -25,6 +25,7 @@ reader gives: DuckDB only ever makes it faster. See docs/lazy.md for the table o
 from __future__ import annotations
 
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import BubblesError
@@ -34,6 +35,8 @@ from .identity import FileIdentity, where
 from .plan import Binder, Node
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pyarrow as pa
 
     from ..files.csv import _Spec
@@ -222,12 +225,14 @@ class CsvScan(Node):
         self.schema = schema  # the columns read, with the reader's types
         self.planned_by = planned_by
         self.exact = False  # DuckDB could not read it as the reader does: from now on the reader reads it
+        self.set_aside = False  # the reader read it whole and put its bad lines in quarantine (see _reading_spec)
         self.exact_reason: str | None = None
         self._hash: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state.pop("_hash", None)
+        state.pop("_lock", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -301,8 +306,9 @@ class CsvScan(Node):
         from ..files.csv import _read_table
 
         self.check()
-        with attributed(self):
-            table = _read_table(self.spec, None)
+        with _reading_lock(self), attributed(self):  # (two consumers at once: one quarantines, the other skips)
+            table = _read_table(self._reading_spec(), None)
+            self.set_aside = self.spec.on_bad_lines == "quarantine"
         self.check()
         return table
 
@@ -310,17 +316,48 @@ class CsvScan(Node):
         """The file streamed by the bubbles reader, with the planned types (values that do not fit are bad lines)."""
         import dataclasses
 
+        import pyarrow as pa
+
         from ..files.csv import _read_stream
 
         self.check()
-        spec = dataclasses.replace(self.spec, column_types={f.name: f.type for f in self.schema}, block_size=1 << 20)
+        spec = dataclasses.replace(self._reading_spec(), column_types={f.name: f.type for f in self.schema},
+                                   block_size=1 << 20)
         with attributed(self):
-            return _read_stream(spec, batch_size, None)
+            reader = _read_stream(spec, batch_size, None)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            yield from reader
+            self.set_aside = self.spec.on_bad_lines == "quarantine"  # (read to its end: its bad lines are set aside)
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def _reading_spec(self) -> _Spec:
+        """How the reader reads the file: once its bad lines are in quarantine, a read again (a second consumer
+        of the plan, a writer starting over, a retry) skips them instead of quarantining them twice."""
+        import dataclasses
+
+        if getattr(self, "set_aside", False):  # (a plan kept by an earlier version has no such field)
+            return dataclasses.replace(self.spec, on_bad_lines="skip")
+        return self.spec
 
     def fall_back(self, reason: str) -> None:
         """DuckDB stopped: from now on, this file is read by the bubbles reader."""
         self.exact = True
         self.exact_reason = reason
+
+
+_LOCKS_GUARD = threading.Lock()
+
+
+def _reading_lock(scan: CsvScan) -> threading.Lock:
+    """The lock that makes reads of one planned file by the reader one at a time (made on first use: a plan
+    that travelled to another process has its own)."""
+    with _LOCKS_GUARD:
+        lock = scan.__dict__.get("_lock")
+        if lock is None:
+            lock = scan.__dict__["_lock"] = threading.Lock()
+        return lock
 
 
 class attributed:
