@@ -226,6 +226,7 @@ class CsvScan(Node):
         self.planned_by = planned_by
         self.exact = False  # DuckDB could not read it as the reader does: from now on the reader reads it
         self.set_aside = False  # the reader read it whole and put its bad lines in quarantine (see _reading_spec)
+        self.exact_reads = 0  # reads of it by the reader (see engine.restartable)
         self.exact_reason: str | None = None
         self._hash: str | None = None
 
@@ -306,6 +307,7 @@ class CsvScan(Node):
         from ..files.csv import _read_table
 
         self.check()
+        self.exact_reads = getattr(self, "exact_reads", 0) + 1
         with _reading_lock(self), attributed(self):  # (two consumers at once: one quarantines, the other skips)
             table = _read_table(self._reading_spec(), None)
             self.set_aside = self.spec.on_bad_lines == "quarantine"
@@ -323,6 +325,7 @@ class CsvScan(Node):
         self.check()
         spec = dataclasses.replace(self._reading_spec(), column_types={f.name: f.type for f in self.schema},
                                    block_size=1 << 20)
+        self.exact_reads = getattr(self, "exact_reads", 0) + 1
         with attributed(self):
             reader = _read_stream(spec, batch_size, None)
 

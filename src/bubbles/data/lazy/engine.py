@@ -254,10 +254,13 @@ def restartable(data: Any, body: Callable[[], T]) -> T:
     if not isinstance(data, LazyTable) or data.is_read:
         return body()
     scans = [n for n in data.plan.walk() if isinstance(n, CsvScan) and not n.exact]
+    reads = [getattr(n, "exact_reads", 0) for n in scans]
     try:
         return body()
     except Exception:
-        if not any(n.exact for n in scans):
+        # once more only for a file that fell back and was not yet read by the reader in this run of the
+        # writer: an error after that is the writer's own (running it again would read the file again)
+        if not any(n.exact and getattr(n, "exact_reads", 0) == before for n, before in zip(scans, reads, strict=True)):
             raise
     return body()
 
