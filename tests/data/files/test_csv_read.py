@@ -213,3 +213,17 @@ def test_a_bad_decimal_is_a_bad_line_like_any_other_type(tmp_path, batch_size) -
     assert kept.column("amount").to_pylist() == [Decimal("10.50"), Decimal("7.25")]
     bad = bad_lines(current_settings().home_path() / "quarantine" / "amounts.csv")
     assert [(b["line"], b["column"]) for b in bad] == [(3, "amount")]
+
+
+def test_lines_pythons_csv_module_refuses_are_bad_lines_or_read(tmp_path) -> None:
+    """A lone carriage return inside an unquoted field, and a field over Python's 128 KiB csv limit, ended
+    in a bare _csv.Error (no file, no line) on the exact path."""
+    cr = _write(tmp_path / "cr.csv", b"id,v,s\n1,2,x\n3,4,a\rb,5,c\n")
+    with pytest.raises(BadLineError) as err:
+        read_csv(cr)
+    assert err.value.line == 3 and "cr.csv" in str(err.value)
+    q = tmp_path / "quarantine"
+    t = read_csv(cr, on_bad_lines="quarantine", quarantine=str(q))
+    assert t.num_rows == 1 and [b["line"] for b in bad_lines(q)] == [3]
+    long = _write(tmp_path / "long.csv", b"id,v,s\n1,2,x\n3,4," + b"y" * 3_000_000 + b"\n")
+    assert read_csv(long).column("s").to_pylist() == ["x", "y" * 3_000_000]

@@ -107,7 +107,12 @@ def _lines(spec: _Spec) -> Iterator[tuple[int, str | None, bytes]]:
         stream.close()
 
 
+_FIELD_LIMIT = 1 << 30  # Python's csv module refuses fields over 128 KiB by default; Arrow reads them
+
+
 def _dialect(spec: _Spec) -> dict[str, Any]:
+    if _pycsv.field_size_limit() < _FIELD_LIMIT:  # (a process-wide setting: raised, never lowered)
+        _pycsv.field_size_limit(_FIELD_LIMIT)
     return {"delimiter": spec.delimiter, "quotechar": spec.quotechar or '"',
             "quoting": _pycsv.QUOTE_MINIMAL if spec.quotechar else _pycsv.QUOTE_NONE,
             "escapechar": spec.escapechar, "doublequote": True, "strict": True}
@@ -137,7 +142,11 @@ def _records(spec: _Spec) -> Iterator[tuple[int, str, list[str] | Bad]]:
                     yield number, body, Bad(number, f"a quote is not closed on this line ({exc})", body)
                     continue
                 # text after a closing quote (``"a"b``): joined to the value, as Arrow's reader does
-                fields = next(_pycsv.reader([body], **{**dialect, "strict": False}))
+                try:
+                    fields = next(_pycsv.reader([body], **{**dialect, "strict": False}))
+                except _pycsv.Error as again:  # a lone carriage return inside an unquoted field, ...
+                    yield number, body, Bad(number, f"malformed line ({again})", body)
+                    continue
             yield number, body, fields
         return
     yield from _multiline_records(spec, lines, dialect, skip)
