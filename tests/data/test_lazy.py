@@ -346,6 +346,17 @@ def test_resume_reuses_the_plans_and_reads_the_file_once_where_it_is_used(tmp_pa
     third = workflow().run(settings=settings, resume=first.run_id)
     assert third.tasks["extract"].reused_from is None and third.tasks["load"].result == 15_001
 
+    # same size, same modification time, same inode, other bytes: the content hash tells
+    stat = csv.stat()
+    text = csv.read_text()
+    with open(csv, "r+") as f:  # (in place: the inode stays)
+        f.write(text.replace(",paid,", ",PAID,", 1))
+    os.utime(csv, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert csv.stat().st_size == stat.st_size and csv.stat().st_ino == stat.st_ino
+    fourth = workflow().run(settings=settings, resume=third.run_id)
+    assert fourth.tasks["extract"].reused_from is None and fourth.tasks["transform"].reused_from is None
+    assert fourth.tasks["load"].result == 15_000  # the row now says PAID: the query does not keep it
+
 
 # -- lineage, and bubbles show ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("executor", ["threads", "processes"])

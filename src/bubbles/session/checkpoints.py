@@ -361,11 +361,17 @@ class CheckpointRef:
             except Exception as exc:
                 raise CheckpointError(f"The checkpoint of {self.task!r} from run {self.run_id} is damaged ({exc}).") from exc
             try:
-                plan.__bubbles_check__()
+                plan.__bubbles_check__()  # size, modification time, inode
+                now = fingerprint_value(plan)  # (of the content hash of every file it reads, computed anew)
             except Exception as exc:
                 raise CheckpointError(
                     f"The kept plan of {self.task!r} from run {self.run_id} reads a file that changed since: {exc}"
                 ) from exc
+            if self.fingerprint is not None and now != self.fingerprint:
+                raise CheckpointError(
+                    f"The kept plan of {self.task!r} from run {self.run_id} reads a file whose content changed since "
+                    "(same size and modification time, other bytes)."
+                )
 
     def __bubbles_load__(self) -> Any:
         if self.format == "none":
