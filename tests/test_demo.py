@@ -67,3 +67,10 @@ def test_demo_fails_at_a_load_and_resumes_only_it(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "reporting.sqlite") as db:
         (orders,) = db.execute("SELECT sum(orders) FROM revenue_by_country").fetchone()
     assert orders == rows == warehouse_rows(tmp_path)  # loaded once, from the kept transform output
+
+
+def test_demo_resume_with_nothing_to_resume_says_so_without_a_traceback(tmp_path: Path) -> None:
+    resumed = run_demo(tmp_path, "--resume")
+    assert resumed.returncode == 2  # a usage error
+    text = " ".join(resumed.stderr.split())
+    assert "Nothing to resume" in text and "Run `bubbles demo`" in text and "Traceback" not in resumed.stderr

@@ -29,9 +29,15 @@ __all__ = ["commands"]
 def demo(rows: int, workdir: str, executor: str, fail_at: str | None, resume: bool) -> None:
     """Run the demo ETL: extract in parallel, check a contract, transform in DuckDB, load DuckDB + SQLite + Parquet,
     deliver CSV files; every output kept so a failed run resumes."""
+    from .._errors import ConfigError
     from ..demo import run_demo
 
-    raise SystemExit(run_demo(rows=rows, workdir=workdir, executor=executor, fail_at=fail_at, resume=resume))
+    try:
+        code = run_demo(rows=rows, workdir=workdir, executor=executor, fail_at=fail_at, resume=resume)
+    except ConfigError as exc:  # (--resume with no demo run to resume, a bad setting): the message, no traceback
+        hint = " Run `bubbles demo` (or `bubbles demo --fail-at load_warehouse`) first." if resume else ""
+        raise click.UsageError(f"{exc}{hint}") from None
+    raise SystemExit(code)
 
 
 commands = [demo]
