@@ -365,6 +365,8 @@ def _report(node: Node, b: Binder, scans: dict[str, int], consumer: str, target:
         steps.append(step)
     steps.append({"task": ctx.task, "step": consumer, "source": target, "rows": rows_out})
     fallbacks = [s["fallback"] for s in steps if s.get("fallback")]
+    if len({s["task"] for s in steps if s["task"]}) < 2 and all(s["step"] in ("table", "sql") for s in steps[:-1]):
+        return  # one task's own query over tables it holds: nothing was fused (no read ran inside the plan)
     record_event(Fused(
         engine="duckdb",
         tasks=", ".join(dict.fromkeys(str(s["task"]) for s in steps if s["task"])),
