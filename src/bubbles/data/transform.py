@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _naming as naming
-from .._context import TaskContext, _current, current_task
+from .._context import TaskContext, current_task
 from .._errors import ConfigError, DataError
 from . import lineage
-from .files._common import as_output, is_stream, missing_file, prefetch, to_arrow
+from .files._common import as_output, is_stream, missing_file, prefetch, pulled_for, to_arrow
 from .files._fs import is_url
 from .lazy import LazyTable, is_lazy, wanted
 
@@ -269,25 +269,6 @@ class _Sink:
         self.ctx = ctx
 
 
-def _attributed(reader: pa.RecordBatchReader, sink: _Sink) -> pa.RecordBatchReader:
-    import pyarrow as pa
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        it = iter(reader)
-        while True:
-            token = _current.set(sink.ctx) if sink.ctx is not None and current_task() is None else None
-            try:
-                batch = next(it, None)
-            finally:
-                if token is not None:
-                    _current.reset(token)
-            if batch is None:
-                return
-            yield batch
-
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
-
-
 def _register(con: Any, name: str, value: Any, sink: _Sink) -> None:
     if is_lazy(value):  # a query that cannot be planned (a stream beside it): the lazy input is read for it
         con.register(name, value.to_arrow())
@@ -314,7 +295,7 @@ def _register(con: Any, name: str, value: Any, sink: _Sink) -> None:
         return
     data = to_arrow(value, what=f"sql() table {name!r}")
     if is_stream(data):
-        data = _attributed(data, sink)
+        data = pulled_for(data, sink.ctx)
     con.register(name, data)
 
 
@@ -331,7 +312,7 @@ def _register_url(con: Any, name: str, url: str, sink: _Sink) -> None:
         data = read_json(url)
     else:
         data = read_parquet(url, batch_size=65_536)
-    con.register(name, _attributed(data, sink) if is_stream(data) else data)
+    con.register(name, pulled_for(data, sink.ctx) if is_stream(data) else data)
 
 
 def _owning_reader(reader: pa.RecordBatchReader, con: Any, sink: _Sink) -> pa.RecordBatchReader:

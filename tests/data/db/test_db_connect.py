@@ -241,3 +241,30 @@ def test_tls_options_reach_libpq(pg_url: str) -> None:
         db.connect(pg_url + "?sslmode=require")
     with db.connect(pg_url + "?sslmode=disable&application_name=bubbles-test") as conn:
         assert db.read_sql(conn, "SELECT current_setting('application_name') AS a").to_pylist() == [{"a": "bubbles-test"}]
+
+
+def test_a_connection_error_pickles_where_tblib_pickles_exceptions(pg_url: str) -> None:
+    """Dask installs tblib's exception pickling, which keeps an error's context: a ConnectionFailed raised while
+    ADBC's error was being handled failed to unpickle after Dask tests had run (ADBC's __init__ wants keyword
+    arguments). The translated error keeps no driver exception. In a fresh interpreter, so that tblib's global
+    hook stays out of the other tests."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, pickle\n"
+        "import adbc_driver_manager\n"
+        "import bubbles.data.db as db\n"
+        "from tblib import pickling_support\n"
+        "pickling_support.install()  # (after the classes exist, as when distributed is imported later)\n"
+        "os.environ['BUBBLES_TEST_PGPASSWORD'] = 'wrong-secret-123'\n"
+        "try:\n"
+        f"    db.connect({pg_url!r})\n"
+        "except db.ConnectionFailed as exc:\n"
+        "    assert exc.__context__ is None and exc.__cause__ is None, repr(exc.__context__)  # no driver error kept\n"
+        "    back = pickle.loads(pickle.dumps(exc))\n"
+        "    assert type(back) is type(exc) and back.database == exc.database and back.transient, back\n"
+        "    print('round trip ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "round trip ok" in done.stdout, done.stderr[-2000:]

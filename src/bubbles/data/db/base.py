@@ -290,19 +290,26 @@ def transaction(s: Session, *, action: str, query: str | None = None, table: str
     try:
         yield s
         s.commit()
+        return
     except BaseException as exc:
         try:
             s.rollback()
         except Exception:  # the connection may be gone; the original error is what matters
             pass
-        if isinstance(exc, Exception) and not _is_bubbles(exc):
-            translated = s.translate(exc, action=action, query=query, table=table)
-            if translated is not exc:
-                raise translated from exc
-        raise
+        translated = s.translate(exc, action=action, query=query, table=table) if _driver_error(exc) else exc
+        if translated is exc:
+            raise
+    raise translated  # (outside the handler: see errors.py, drivers' exceptions are not kept)
 
 
-def _is_bubbles(exc: BaseException) -> bool:
+def _driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a driver's error that a session translates into a bubbles one.
+
+    A translated error is raised outside the handler that caught the driver's, so that it carries no
+    driver exception as its context: ADBC's do not unpickle (their __init__ wants keyword arguments),
+    and tblib (installed by Dask) pickles an error with its context — a task's ConnectionFailed then
+    failed to reach the caller from a Dask worker. The driver's message is in the bubbles error's own.
+    """
     from ..._errors import BubblesError
 
-    return isinstance(exc, BubblesError)
+    return isinstance(exc, Exception) and not isinstance(exc, BubblesError)

@@ -313,7 +313,8 @@ class PostgresConnection(Connection):
         try:
             return self._driver.connect(self.spec.libpq_uri())
         except Exception as exc:
-            raise translate(exc, self.spec, action="connect") from None
+            error = translate(exc, self.spec, action="connect")
+        raise error  # (outside the handler: see errors.py, drivers' exceptions are not kept)
 
     def _take(self) -> Any:
         with self._lock:

@@ -9,7 +9,7 @@ from ..._context import log_metric
 from .. import lineage
 from ..lazy import LazyTable, wanted
 from ..lazy.dbscan import plan_query
-from .base import Connection, display_table, qualified, using
+from .base import Connection, _driver_error, display_table, qualified, using
 from .connect import connect
 
 if TYPE_CHECKING:
@@ -54,13 +54,14 @@ def read_batches(
 
     try:
         reader = session.query_reader(query, params, rows)
+        translated = None
     except BaseException as exc:
         release()
-        if isinstance(exc, Exception) and not _is_bubbles(exc):
-            translated = session.translate(exc, action="run a query", query=query)
-            if translated is not exc:
-                raise translated from exc
-        raise
+        translated = session.translate(exc, action="run a query", query=query) if _driver_error(exc) else exc
+        if translated is exc:
+            raise
+    if translated is not None:
+        raise translated  # (outside the handler: see base._driver_error)
 
     origin = lineage.db_query(conn, query, reader.schema.names)
 
@@ -72,13 +73,15 @@ def read_batches(
                 yield batch
             lineage.db_read_done(origin, total, reader.schema)
         except Exception as exc:
-            translated = exc if _is_bubbles(exc) else session.translate(exc, action="read a query result", query=query)
-            if translated is exc:
+            failed = session.translate(exc, action="read a query result", query=query) if _driver_error(exc) else exc
+            if failed is exc:
                 raise
-            raise translated from exc
+        else:
+            return
         finally:
             release()
             log_metric("db_rows_read", total, add=True)
+        raise failed  # (outside the handler: see base._driver_error)
 
     return lineage.remember(pa.RecordBatchReader.from_batches(reader.schema, stream()), origin)
 
@@ -156,9 +159,3 @@ def read_tables(
         result = wf.run(executor=executor, max_workers=max_concurrent)
         outputs = result.tasks["read_table"].result
     return {display_table(t): out for t, out in zip(tables, outputs, strict=True)}
-
-
-def _is_bubbles(exc: BaseException) -> bool:
-    from ..._errors import BubblesError
-
-    return isinstance(exc, BubblesError)

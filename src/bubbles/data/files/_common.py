@@ -11,11 +11,11 @@ object columns).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..._context import log_metric
+from ..._context import TaskContext, _current, current_task, log_metric
 from ..._errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -124,6 +124,33 @@ def size_on_disk(loc: Any) -> int | None:
         return os.path.getsize(path) if os.path.isfile(path) else None
     except OSError:
         return None
+
+
+def pulled_for(reader: pa.RecordBatchReader, ctx: TaskContext | None,
+               on_end: Callable[[], Any] | None = None) -> pa.RecordBatchReader:
+    """``reader``'s batches, each pulled as if by the task of ``ctx``: DuckDB pulls a registered stream on
+    threads of its own, where no task is current, and the rows read there are the consuming task's.
+    ``on_end`` runs once the stream is done with (read to its end, failed or dropped)."""
+    import pyarrow as pa
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        it = iter(reader)
+        try:
+            while True:
+                token = _current.set(ctx) if ctx is not None and current_task() is None else None
+                try:
+                    batch = next(it, None)
+                finally:
+                    if token is not None:
+                        _current.reset(token)
+                if batch is None:
+                    return
+                yield batch
+        finally:
+            if on_end is not None:
+                on_end()
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def count_written(files: Iterable[WrittenFile]) -> None:

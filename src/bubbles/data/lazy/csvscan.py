@@ -160,7 +160,9 @@ def _first_block(spec: _Spec) -> tuple[pa.Table, list[str]] | None:
             convert.include_columns = []
             table = pacsv.read_csv(pa.BufferReader(data), spec.read_options(), spec.parse_options(rejected), convert)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, BubblesError):
-        return None  # the reader finds and names what is wrong, now
+        # Not planned: read_csv then reads the file at once with the bubbles reader, which raises the
+        # error that names the file and line (or quarantines the lines) as it does without plans.
+        return None
     if rejected.count or _lost_rows(data, table.num_rows + rejected.count, spec, first=True):
         return None
     if not eof and table.num_rows < _SCREEN_ROWS:

@@ -55,6 +55,7 @@ class DbScan(Node):
         """The query's result as a stream, on a connection of its own (closed when the stream ends)."""
         from ..db.connect import connect
         from ..db.read import read_batches
+        from ..files._common import pulled_for
         from .csvscan import attributed
 
         with attributed(self):
@@ -64,32 +65,7 @@ class DbScan(Node):
             except BaseException:
                 fresh.close()
                 raise
-        return _closing(stream, fresh, sink)
-
-
-def _closing(reader: pa.RecordBatchReader, conn: Connection, sink: Any) -> pa.RecordBatchReader:
-    import pyarrow as pa
-
-    from ..._context import _current, current_task
-
-    def batches() -> Any:
-        it = iter(reader)
-        try:
-            while True:
-                # DuckDB pulls the stream on its own threads: the rows are the consuming task's
-                token = _current.set(sink) if sink is not None and current_task() is None else None
-                try:
-                    batch = next(it, None)
-                finally:
-                    if token is not None:
-                        _current.reset(token)
-                if batch is None:
-                    return
-                yield batch
-        finally:
-            conn.close()
-
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+        return pulled_for(stream, sink, on_end=fresh.close)
 
 
 def plan_query(conn: Connection, query: str, params: Any, batch_size: int | None) -> DbScan | None:

@@ -18,6 +18,7 @@ then runs eagerly, as it always did.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ class Uncomposable(Exception):
     """The plan cannot be written as one DuckDB statement (see the module docstring)."""
 
 
-class Node:
+class Node(ABC):
     """One step of a plan. Subclasses set ``schema`` and ``planned_by`` and implement :meth:`bind`."""
 
     schema: pa.Schema
@@ -51,9 +52,9 @@ class Node:
         for part in self.parts():
             yield from part.walk()
 
+    @abstractmethod
     def bind(self, b: Binder) -> str:
         """The text of this node's relation in ``b``'s connection (a name or a parenthesised query)."""
-        raise NotImplementedError
 
     def source(self) -> str:
         """What it reads, for messages (a path, a table, a query)."""
