@@ -295,7 +295,7 @@ def _register(con: Any, name: str, value: Any, sink: _Sink) -> None:
         return
     data = to_arrow(value, what=f"sql() table {name!r}")
     if is_stream(data):
-        data = pulled_for(data, sink.ctx)
+        data = pulled_for(data, lambda: sink.ctx)
     con.register(name, data)
 
 
@@ -312,7 +312,7 @@ def _register_url(con: Any, name: str, url: str, sink: _Sink) -> None:
         data = read_json(url)
     else:
         data = read_parquet(url, batch_size=65_536)
-    con.register(name, pulled_for(data, sink.ctx) if is_stream(data) else data)
+    con.register(name, pulled_for(data, lambda: sink.ctx) if is_stream(data) else data)
 
 
 def _owning_reader(reader: pa.RecordBatchReader, con: Any, sink: _Sink) -> pa.RecordBatchReader:

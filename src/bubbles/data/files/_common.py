@@ -126,10 +126,11 @@ def size_on_disk(loc: Any) -> int | None:
         return None
 
 
-def pulled_for(reader: pa.RecordBatchReader, ctx: TaskContext | None,
+def pulled_for(reader: pa.RecordBatchReader, owner: Callable[[], TaskContext | None],
                on_end: Callable[[], Any] | None = None) -> pa.RecordBatchReader:
-    """``reader``'s batches, each pulled as if by the task of ``ctx``: DuckDB pulls a registered stream on
-    threads of its own, where no task is current, and the rows read there are the consuming task's.
+    """``reader``'s batches, each pulled as if by the task ``owner()`` names at that moment: DuckDB pulls
+    a registered stream on threads of its own, where no task is current, and the rows read there are the
+    consuming task's (which may change: a planned query's result is pulled by the next task).
     ``on_end`` runs once the stream is done with (read to its end, failed or dropped)."""
     import pyarrow as pa
 
@@ -137,7 +138,8 @@ def pulled_for(reader: pa.RecordBatchReader, ctx: TaskContext | None,
         it = iter(reader)
         try:
             while True:
-                token = _current.set(ctx) if ctx is not None and current_task() is None else None
+                ctx = owner() if current_task() is None else None
+                token = _current.set(ctx) if ctx is not None else None
                 try:
                     batch = next(it, None)
                 finally:

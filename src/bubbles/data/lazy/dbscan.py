@@ -65,7 +65,7 @@ class DbScan(Node):
             except BaseException:
                 fresh.close()
                 raise
-        return pulled_for(stream, sink, on_end=fresh.close)
+        return pulled_for(stream, lambda: sink, on_end=fresh.close)
 
 
 def plan_query(conn: Connection, query: str, params: Any, batch_size: int | None) -> DbScan | None:
